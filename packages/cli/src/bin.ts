@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+import { createRequire } from 'node:module';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_COORDINATOR, MmgridClientError } from '@mmgrid/client';
+import { cancel, result, status, submit, watch } from './commands/jobs.js';
+import { demo, dev, launch } from './commands/grid.js';
+import { CommandContext, type GlobalOptions } from './context.js';
+import { CliError } from './errors.js';
+import { ExitCode, exitCodeFor } from './exit-codes.js';
+
+const require = createRequire(import.meta.url);
+const VERSION = (require('../package.json') as { version: string }).version;
+
+function integer(name: string, min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+const program = new Command('mmgrid')
+  .description('mmgrid: an open compute grid for multimodal AI work')
+  .version(VERSION, '-V, --version', 'print the version')
+  .addOption(new Option('--coordinator <host:port>', 'coordinator to talk to').env('MMGRID_COORDINATOR').default(DEFAULT_COORDINATOR))
+  .addOption(new Option('--token <token>', 'bearer token').env('MMGRID_TOKEN'))
+  .option('--json', 'print data as JSON (stable shapes, see docs/cli.md)', false)
+  .option('-q, --quiet', 'print no progress notes on stderr', false)
+  .option('--debug', 'print stack traces for errors', false)
+  .showHelpAfterError()
+  .exitOverride();
+
+let exitCode: number = ExitCode.OK;
+const context = (): CommandContext => new CommandContext(program.opts<GlobalOptions>());
+const run = (fn: (ctx: CommandContext) => Promise<number>) => async (): Promise<void> => {
+  const ctx = context();
+  try {
+    exitCode = await fn(ctx);
+  } finally {
+    ctx.close();
+  }
+};
+
+program
+  .command('submit')
+  .description('upload files and submit a job (modality is detected from each file\'s bytes)')
+  .argument('[files...]', 'images, recordings, text files')
+  .option('-p, --prompt <text>', 'what you want to know about the inputs')
+  .option('--pipeline <name>', 'built-in pipeline', 'describe')
+  .option('--priority <n>', 'from -10 to 10; higher runs sooner', integer('--priority', -10, 10))
+  .option('--label <key=value>', 'a label for your own bookkeeping (repeatable)', collect)
+  .option('--idempotency-key <key>', 'retrying with the same key returns the same job')
+  .option('-w, --wait', 'wait for the job to end and print its result', false)
+  .action(async (files: string[], flags: Parameters<typeof submit>[2]) => run((ctx) => submit(ctx, files, flags))());
+
+program
+  .command('status')
+  .description("show a job's state and its tasks")
+  .argument('<job>', 'job id')
+  .action(async (job: string) => run((ctx) => status(ctx, job))());
+
+program
+  .command('result')
+  .description("print a finished job's result")
+  .argument('<job>', 'job id')
+  .option('-o, --output <dir>', 'also write result.json, summary.txt and the result\'s blobs into DIR')
+  .option('-w, --wait', 'wait for the job to end first', false)
+  .action(async (job: string, flags: { output?: string; wait?: boolean }) => run((ctx) => result(ctx, job, flags))());
+
+program
+  .command('watch')
+  .description("follow a job's events until it ends")
+  .argument('<job>', 'job id')
+  .action(async (job: string) => run((ctx) => watch(ctx, job))());
+
+program
+  .command('cancel')
+  .description('cancel a job: queued tasks are removed, running ones stopped')
+  .argument('<job>', 'job id')
+  .option('--reason <text>', 'why (recorded with the job)')
+  .action(async (job: string, flags: { reason?: string }) => run((ctx) => cancel(ctx, job, flags.reason))());
+
+program
+  .command('dev')
+  .description('run a local grid in the foreground: redis (private unless REDIS_URL is set), a coordinator and workers')
+  .option('--workers <n>', 'worker processes', integer('--workers', 0, 64), 2)
+  .option('--port <port>', 'coordinator port (0: any free port)', integer('--port', 0, 65535), 7070)
+  .option('--data-dir <dir>', 'where redis data, blobs and worker state live', '.mmgrid/dev')
+  .action(async (flags: { workers: number; port: number; dataDir: string }) => run((ctx) => dev(ctx, flags))());
+
+program
+  .command('demo')
+  .description('run the sample job (a receipt photo, a spoken complaint, a prompt) on a temporary local grid')
+  .option('--workers <n>', 'worker processes', integer('--workers', 1, 16), 2)
+  .action(async (flags: { workers: number }) => run((ctx) => demo(ctx, flags))());
+
+program
+  .command('coordinator')
+  .description('run a coordinator replica (see: mmgrid coordinator --help)')
+  .helpOption(false)
+  .allowUnknownOption()
+  .allowExcessArguments()
+  .argument('[args...]')
+  .action(async (args: string[]) => {
+    exitCode = await launch('@mmgrid/coordinator', args);
+  });
+
+program
+  .command('worker')
+  .description('run a worker daemon on this machine (see: mmgrid worker --help)')
+  .helpOption(false)
+  .allowUnknownOption()
+  .allowExcessArguments()
+  .argument('[args...]')
+  .action(async (args: string[]) => {
+    exitCode = await launch('@mmgrid/worker', args);
+  });
+
+program
+  .command('version')
+  .description('print the version')
+  .action(() => {
+    if (program.opts<GlobalOptions>().json) process.stdout.write(`${JSON.stringify({ version: VERSION, node: process.version })}\n`);
+    else process.stdout.write(`mmgrid ${VERSION} (node ${process.version})\n`);
+  });
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  exitCode = report(err);
+}
+process.exitCode = exitCode;
+
+/** The one place where errors become a sentence and an exit code. */
+function report(err: unknown): number {
+  const debug = program.opts<GlobalOptions>().debug;
+  if (err instanceof CommanderError) {
+    // Commander has already printed the usage error (or help/version output).
+    return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+  }
+  if (err instanceof CliError || err instanceof MmgridClientError) {
+    process.stderr.write(`mmgrid: ${err.message}\n`);
+    if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
+    return err instanceof CliError ? err.exitCode : exitCodeFor(err.code);
+  }
+  process.stderr.write(`mmgrid: unexpected error: ${err instanceof Error ? err.message : String(err)}\n`);
+  if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  else process.stderr.write('mmgrid: run again with --debug for details\n');
+  return ExitCode.INTERNAL;
+}

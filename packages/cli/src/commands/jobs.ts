@@ -1,0 +1,127 @@
+import { access, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { JobView } from '@mmgrid/client';
+import type { CommandContext } from '../context.js';
+import { CliError } from '../errors.js';
+import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
+import { formatEvent, formatResult, formatStatus } from '../format.js';
+
+export interface SubmitFlags {
+  readonly prompt?: string;
+  readonly pipeline?: string;
+  readonly priority?: number;
+  readonly label?: readonly string[];
+  readonly wait?: boolean;
+  readonly idempotencyKey?: string;
+}
+
+/** Exit code for a finished (or unfinished) job. */
+export function exitCodeOf(job: JobView): ExitCodeValue {
+  if (job.state === 'completed') return ExitCode.OK;
+  if (job.state === 'failed' || job.state === 'cancelled') return ExitCode.JOB_FAILED;
+  return ExitCode.NOT_READY;
+}
+
+function parseLabels(labels: readonly string[] = []): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const label of labels) {
+    const eq = label.indexOf('=');
+    if (eq <= 0) throw new CliError(`--label "${label}" is not KEY=VALUE`, ExitCode.USAGE);
+    out[label.slice(0, eq)] = label.slice(eq + 1);
+  }
+  return out;
+}
+
+export async function submit(ctx: CommandContext, files: readonly string[], flags: SubmitFlags): Promise<ExitCodeValue> {
+  for (const file of files) {
+    try {
+      await access(file);
+    } catch {
+      throw new CliError(`no such file: ${file}`, ExitCode.USAGE);
+    }
+  }
+  if (files.length === 0 && !flags.prompt) throw new CliError('nothing to submit: give one or more files and/or --prompt TEXT', ExitCode.USAGE);
+  const client = ctx.connect();
+  const job = await client.submit(
+    files.map((f) => ({ path: f })),
+    {
+      ...(flags.prompt !== undefined ? { prompt: flags.prompt } : {}),
+      ...(flags.pipeline !== undefined ? { pipeline: flags.pipeline } : {}),
+      ...(flags.priority !== undefined ? { priority: flags.priority } : {}),
+      ...(flags.idempotencyKey !== undefined ? { idempotencyKey: flags.idempotencyKey } : {}),
+      labels: parseLabels(flags.label),
+      onUploadProgress: (name, done, total) => {
+        if (done === total) ctx.note(`uploaded ${name} (${total} bytes)`);
+      },
+    },
+  );
+  if (!flags.wait) {
+    if (ctx.json) ctx.printJson(job);
+    else {
+      ctx.print(job.id);
+      ctx.note(`submitted job ${job.id} (${job.tasks.length} tasks). Follow it with: mmgrid status ${job.id}`);
+    }
+    return ExitCode.OK;
+  }
+  ctx.note(`submitted job ${job.id} (${job.tasks.length} tasks); waiting for it`);
+  const done = await client.waitForJob(job.id, (event) => ctx.note(formatEvent(event)));
+  if (ctx.json) ctx.printJson(done);
+  else ctx.print(formatResult(done));
+  return exitCodeOf(done);
+}
+
+export async function status(ctx: CommandContext, jobId: string): Promise<ExitCodeValue> {
+  const job = await ctx.connect().getJob(jobId);
+  if (ctx.json) ctx.printJson(job);
+  else ctx.print(formatStatus(job));
+  return ExitCode.OK;
+}
+
+export async function watch(ctx: CommandContext, jobId: string): Promise<ExitCodeValue> {
+  const client = ctx.connect();
+  for await (const event of client.watch(jobId)) {
+    if (ctx.json) process.stdout.write(`${JSON.stringify(event)}\n`);
+    else ctx.print(formatEvent(event));
+  }
+  return exitCodeOf(await client.getJob(jobId));
+}
+
+export async function cancel(ctx: CommandContext, jobId: string, reason: string | undefined): Promise<ExitCodeValue> {
+  const job = await ctx.connect().cancel(jobId, reason ?? '');
+  if (ctx.json) ctx.printJson(job);
+  else ctx.print(`job ${job.id} is ${job.state}`);
+  return ExitCode.OK;
+}
+
+function safeName(name: string): string {
+  const base = path.basename(name).replace(/[^\w.-]+/g, '_');
+  return base === '' || base === '.' || base === '..' ? 'blob' : base;
+}
+
+export async function result(ctx: CommandContext, jobId: string, flags: { output?: string; wait?: boolean }): Promise<ExitCodeValue> {
+  const client = ctx.connect();
+  const job = flags.wait ? await client.waitForJob(jobId) : await client.getJob(jobId);
+  if (!job.result) {
+    if (job.state === 'queued' || job.state === 'running') {
+      throw new CliError(`job ${job.id} is ${job.state}; wait for it with: mmgrid result ${job.id} --wait`, ExitCode.NOT_READY);
+    }
+    if (ctx.json) ctx.printJson(job);
+    else ctx.print(formatResult(job));
+    return exitCodeOf(job);
+  }
+  if (flags.output) {
+    const dir = flags.output;
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'result.json'), `${JSON.stringify(job.result.doc, null, 2)}\n`);
+    await writeFile(path.join(dir, 'summary.txt'), `${job.result.summary}\n`);
+    for (const blob of job.result.blobs) {
+      const target = path.join(dir, safeName(blob.name || blob.sha256));
+      await client.blobs.download(blob.sha256, target);
+      ctx.note(`wrote ${target}`);
+    }
+    ctx.note(`wrote ${path.join(dir, 'result.json')} and ${path.join(dir, 'summary.txt')}`);
+  }
+  if (ctx.json) ctx.printJson(job);
+  else ctx.print(formatResult(job));
+  return exitCodeOf(job);
+}

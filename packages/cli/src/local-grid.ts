@@ -1,0 +1,181 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { openSync, closeSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { CliError } from './errors.js';
+import { ExitCode } from './exit-codes.js';
+import { startRedisServer, type LocalRedis } from './local-redis.js';
+
+const require = createRequire(import.meta.url);
+
+/** The path of a sibling package's executable (the CLI launches them; it never imports them). */
+export function binOf(pkg: '@mmgrid/coordinator' | '@mmgrid/worker'): string {
+  const manifestPath = require.resolve(`${pkg}/package.json`);
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { bin: Record<string, string> };
+  const bin = Object.values(manifest.bin)[0];
+  if (!bin) throw new Error(`${pkg} declares no executable`);
+  return path.join(path.dirname(manifestPath), bin);
+}
+
+export interface LocalGridOptions {
+  /** Folder for Redis data, blobs, worker state and logs. */
+  readonly dataDir: string;
+  /** Worker processes to start. @default 2 */
+  readonly workers?: number;
+  /** Coordinator listen address. @default "127.0.0.1:0" (a free port) */
+  readonly listen?: string;
+  /** Use this Redis instead of starting a private redis-server. */
+  readonly redisUrl?: string;
+  /** Extra arguments for the coordinator. */
+  readonly coordinatorArgs?: readonly string[];
+  /** Extra arguments for every worker. */
+  readonly workerArgs?: readonly string[];
+  /** Where children's logs go: this terminal, or one file each under dataDir/logs. @default "files" */
+  readonly logs?: 'inherit' | 'files';
+  /** Extra environment for the children. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+interface ChildMessage {
+  readonly type?: string;
+  readonly address?: string;
+}
+
+/**
+ * A whole grid on this machine: a private redis-server (unless a Redis URL is given), a
+ * coordinator process and worker processes, started and stopped together.
+ */
+export class LocalGrid {
+  readonly workers: ChildProcess[] = [];
+  private workerCount = 0;
+
+  private constructor(
+    readonly options: LocalGridOptions,
+    readonly redisUrl: string,
+    readonly redis: LocalRedis | undefined,
+    public coordinator: ChildProcess,
+    public address: string,
+  ) {}
+
+  static async start(options: LocalGridOptions): Promise<LocalGrid> {
+    await mkdir(path.join(options.dataDir, 'logs'), { recursive: true });
+    const redis = options.redisUrl ? undefined : await startRedisServer({ dir: path.join(options.dataDir, 'redis') });
+    const redisUrl = options.redisUrl ?? redis?.url ?? '';
+    try {
+      const { child, address } = await LocalGrid.launchCoordinator(options, redisUrl, options.listen ?? '127.0.0.1:0');
+      const grid = new LocalGrid(options, redisUrl, redis, child, address);
+      await Promise.all(Array.from({ length: options.workers ?? 2 }, () => grid.addWorker()));
+      return grid;
+    } catch (err) {
+      await redis?.stop();
+      throw err;
+    }
+  }
+
+  private static stdio(options: LocalGridOptions, name: string): ['ignore', 'inherit' | number, 'inherit' | number, 'ipc'] {
+    if (options.logs === 'inherit') return ['ignore', 'inherit', 'inherit', 'ipc'];
+    const fd = openSync(path.join(options.dataDir, 'logs', `${name}.log`), 'a');
+    return ['ignore', fd, fd, 'ipc'];
+  }
+
+  private static env(options: LocalGridOptions): NodeJS.ProcessEnv {
+    return { ...process.env, ...(options.env ?? {}) };
+  }
+
+  private static async launchCoordinator(options: LocalGridOptions, redisUrl: string, listen: string): Promise<{ child: ChildProcess; address: string }> {
+    const stdio = LocalGrid.stdio(options, 'coordinator');
+    const child = fork(
+      binOf('@mmgrid/coordinator'),
+      ['--listen', listen, '--redis', redisUrl, '--blob-dir', path.join(options.dataDir, 'blobs'), ...(options.coordinatorArgs ?? [])],
+      { stdio, env: LocalGrid.env(options) },
+    );
+    closeFds(stdio);
+    const address = await waitForMessage(child, 'ready', 30_000, 'the coordinator', options);
+    if (!address) throw new CliError('the coordinator started without telling its address', ExitCode.INTERNAL);
+    return { child, address };
+  }
+
+  /** Starts the coordinator again (after it was stopped or killed), on the same port. */
+  async restartCoordinator(): Promise<void> {
+    const port = this.address.split(':').pop() ?? '0';
+    const { child, address } = await LocalGrid.launchCoordinator(this.options, this.redisUrl, `127.0.0.1:${port}`);
+    this.coordinator = child;
+    this.address = address;
+  }
+
+  /** Starts one more worker process and resolves once it is connected. */
+  async addWorker(extraArgs: readonly string[] = []): Promise<ChildProcess> {
+    this.workerCount += 1;
+    const name = `worker-${this.workerCount}`;
+    const stdio = LocalGrid.stdio(this.options, name);
+    const child = fork(
+      binOf('@mmgrid/worker'),
+      [
+        '--coordinator', this.address,
+        '--name', name,
+        '--state-dir', path.join(this.options.dataDir, name),
+        ...(this.options.workerArgs ?? []),
+        ...extraArgs,
+      ],
+      { stdio, env: LocalGrid.env(this.options) },
+    );
+    closeFds(stdio);
+    this.workers.push(child);
+    await waitForMessage(child, 'connected', 60_000, name, this.options);
+    return child;
+  }
+
+  /** Stops workers (drain), then the coordinator, then the private Redis. */
+  async stop(): Promise<void> {
+    await Promise.all(this.workers.map((w) => stopChild(w, 'SIGTERM', 40_000)));
+    await stopChild(this.coordinator, 'SIGTERM', 10_000);
+    await this.redis?.stop();
+  }
+}
+
+function closeFds(stdio: readonly unknown[]): void {
+  for (const s of new Set(stdio)) if (typeof s === 'number') closeSync(s);
+}
+
+function waitForMessage(child: ChildProcess, type: string, timeoutMs: number, what: string, options: LocalGridOptions): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new CliError(`${what} did not become ready within ${timeoutMs / 1000} s${logHint(options, what)}`, ExitCode.UNAVAILABLE));
+    }, timeoutMs);
+    const onMessage = (message: ChildMessage): void => {
+      if (message.type !== type) return;
+      cleanup();
+      resolve(message.address);
+    };
+    const onExit = (code: number | null): void => {
+      cleanup();
+      reject(new CliError(`${what} exited (code ${code}) before it was ready${logHint(options, what)}`, ExitCode.UNAVAILABLE));
+    };
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    child.on('message', onMessage);
+    child.on('exit', onExit);
+  });
+}
+
+function logHint(options: LocalGridOptions, what: string): string {
+  if (options.logs === 'inherit') return '';
+  const name = what === 'the coordinator' ? 'coordinator' : what;
+  return `; see ${path.join(options.dataDir, 'logs', `${name}.log`)}`;
+}
+
+/** Signals a child and waits for it to exit, killing it if it takes longer than `timeoutMs`. */
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(timer);
+}

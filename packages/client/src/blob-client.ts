@@ -1,0 +1,168 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { BlobRef } from '@mmgrid/core';
+import { BlobServiceClient, type GetBlobResponse, type PutBlobRequest, type PutBlobResponse } from '@mmgrid/proto';
+import type { ResolvedConnection } from './connection.js';
+import { MmgridClientError, toClientError } from './errors.js';
+
+/** Bytes per upload message. */
+export const BLOB_CHUNK_BYTES = 64 * 1024;
+
+export interface UploadResult {
+  readonly blob: BlobRef;
+  /** The coordinator already held these bytes, so none were sent. */
+  readonly skipped: boolean;
+}
+
+export type ProgressCallback = (doneBytes: number, totalBytes: number) => void;
+
+/** Content-addressed uploads and downloads; hashes are checked on both ends. */
+export class BlobClient {
+  private readonly client: BlobServiceClient;
+
+  constructor(private readonly conn: ResolvedConnection) {
+    this.client = new BlobServiceClient(conn.address, conn.credentials, conn.channelOptions);
+  }
+
+  /** SHA-256 and size of a file, streamed. */
+  static async hashFile(file: string): Promise<{ sha256: string; size: number }> {
+    const hash = createHash('sha256');
+    let size = 0;
+    for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      size += chunk.length;
+    }
+    return { sha256: hash.digest('hex'), size };
+  }
+
+  /** Which of these blobs the coordinator already holds. */
+  async has(sha256s: readonly string[]): Promise<Set<string>> {
+    return new Promise((resolve, reject) => {
+      this.client.hasBlobs({ sha256: [...sha256s] }, this.conn.metadata(), (err, res) => {
+        if (err) reject(toClientError(err, this.conn.address));
+        else resolve(new Set(res.present));
+      });
+    });
+  }
+
+  /** Uploads a file unless the coordinator already has its bytes. */
+  async uploadFile(file: string, opts: { name?: string; mediaType?: string; onProgress?: ProgressCallback } = {}): Promise<UploadResult> {
+    const { sha256, size } = await BlobClient.hashFile(file);
+    const name = opts.name ?? path.basename(file);
+    const mediaType = opts.mediaType ?? '';
+    if ((await this.has([sha256])).has(sha256)) {
+      opts.onProgress?.(size, size);
+      return { blob: { sha256, size, mediaType, name }, skipped: true };
+    }
+    const chunks = createReadStream(file, { highWaterMark: BLOB_CHUNK_BYTES }) as AsyncIterable<Buffer>;
+    const res = await this.put({ sha256, size, name, mediaType }, chunks, opts.onProgress);
+    return { blob: refOf(res, { sha256, size, name, mediaType }), skipped: false };
+  }
+
+  /** Uploads bytes held in memory (outputs such as thumbnails). */
+  async uploadBytes(bytes: Uint8Array, opts: { name: string; mediaType: string }): Promise<UploadResult> {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const size = bytes.byteLength;
+    const chunks: Uint8Array[] = [];
+    for (let at = 0; at < size; at += BLOB_CHUNK_BYTES) chunks.push(bytes.subarray(at, Math.min(size, at + BLOB_CHUNK_BYTES)));
+    const res = await this.put({ sha256, size, name: opts.name, mediaType: opts.mediaType }, chunks);
+    return { blob: refOf(res, { sha256, size, name: opts.name, mediaType: opts.mediaType }), skipped: false };
+  }
+
+  private put(header: BlobRef, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, onProgress?: ProgressCallback): Promise<PutBlobResponse> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const call = this.client.putBlob(this.conn.metadata(), (err, res) => {
+        settled = true;
+        if (err) reject(toClientError(err, this.conn.address));
+        else resolve(res);
+      });
+      const send = async (): Promise<void> => {
+        const write = async (message: PutBlobRequest): Promise<void> => {
+          if (!call.write(message)) await once(call, 'drain');
+        };
+        await write({ part: { $case: 'header', header } });
+        let done = 0;
+        for await (const chunk of chunks) {
+          if (settled) return;
+          await write({ part: { $case: 'chunk', chunk: Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength) } });
+          done += chunk.byteLength;
+          onProgress?.(done, header.size);
+        }
+        call.end();
+      };
+      send().catch((err: unknown) => {
+        call.cancel();
+        if (!settled) reject(toClientError(err, this.conn.address));
+      });
+    });
+  }
+
+  /** Streams a blob into `file` (atomically), checking its hash. */
+  async download(sha256: string, file: string, opts: { onProgress?: ProgressCallback } = {}): Promise<{ size: number }> {
+    await mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${randomBytes(4).toString('hex')}.part`;
+    const handle = await open(tmp, 'w');
+    const hash = createHash('sha256');
+    let size = 0;
+    let total = 0;
+    try {
+      const stream = this.client.getBlob({ sha256, offset: 0 }, this.conn.metadata());
+      for await (const message of stream as AsyncIterable<GetBlobResponse>) {
+        const part = message.part;
+        if (part?.$case === 'info') {
+          total = part.info.size;
+        } else if (part?.$case === 'chunk') {
+          hash.update(part.chunk);
+          size += part.chunk.byteLength;
+          await handle.write(part.chunk);
+          opts.onProgress?.(size, total);
+        }
+      }
+      const actual = hash.digest('hex');
+      if (actual !== sha256 || size !== total) {
+        throw new MmgridClientError('INTEGRITY', `downloaded blob ${sha256} hashes to ${actual} (${size} of ${total} bytes); refusing it`);
+      }
+    } catch (err) {
+      await handle.close();
+      await rm(tmp, { force: true });
+      throw toClientError(err, this.conn.address);
+    }
+    await handle.close();
+    await rename(tmp, file);
+    return { size };
+  }
+
+  /** A blob's bytes in memory (for small blobs), hash-checked. */
+  async downloadBytes(sha256: string): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    try {
+      const stream = this.client.getBlob({ sha256, offset: 0 }, this.conn.metadata());
+      for await (const message of stream as AsyncIterable<GetBlobResponse>) {
+        if (message.part?.$case === 'chunk') parts.push(Buffer.from(message.part.chunk));
+      }
+    } catch (err) {
+      throw toClientError(err, this.conn.address);
+    }
+    const bytes = Buffer.concat(parts);
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== sha256) throw new MmgridClientError('INTEGRITY', `downloaded blob ${sha256} hashes to ${actual}; refusing it`);
+    return bytes;
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+function refOf(res: PutBlobResponse, fallback: BlobRef): BlobRef {
+  const b = res.blob;
+  return b ? { sha256: b.sha256, size: b.size, mediaType: b.mediaType, name: b.name } : fallback;
+}
+
+export async function fileSize(file: string): Promise<number> {
+  return (await stat(file)).size;
+}

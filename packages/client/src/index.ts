@@ -1,0 +1,25 @@
+/**
+ * @mmgrid/client — the TypeScript client for an mmgrid coordinator (the `mmgrid` CLI is built
+ * on it): submit jobs with their files, watch their events, fetch results and blobs.
+ *
+ * @example
+ * ```ts
+ * import { MmgridClient } from '@mmgrid/client';
+ *
+ * const client = new MmgridClient({ address: process.env.MMGRID_COORDINATOR ?? '127.0.0.1:7070' });
+ * const job = await client.submit([{ path: 'photo.png' }], { prompt: 'What does the label say?' });
+ * const done = await client.waitForJob(job.id);
+ * console.log(done.result?.summary);
+ * client.close();
+ * ```
+ */
+export { BLOB_CHUNK_BYTES, BlobClient } from './blob-client.js';
+export type { ProgressCallback, UploadResult } from './blob-client.js';
+export { DEFAULT_COORDINATOR, resolveConnection } from './connection.js';
+export type { ConnectionOptions, ResolvedConnection } from './connection.js';
+export { MmgridClientError, toClientError } from './errors.js';
+export type { ClientErrorCode } from './errors.js';
+export { MmgridClient } from './mmgrid-client.js';
+export type { ListOptions, SubmitInput, SubmitOptions } from './mmgrid-client.js';
+export { isTerminal, jobStateName, toEventView, toJobView } from './views.js';
+export type { ErrorView, InputView, JobEventView, JobView, ResultView, TaskView } from './views.js';

@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { InvalidOptionError } from '@mmgrid/core';
+import { Coordinator } from './coordinator.js';
+import type { CoordinatorOptions } from './coordinator-options.js';
+
+function integer(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number`);
+    return n;
+  };
+}
+
+const program = new Command('mmgrid coordinator')
+  .description('Run a coordinator replica: the gRPC API for submitters and workers, over Redis.')
+  .addOption(new Option('--listen <host:port>', 'address to listen on').env('MMGRID_LISTEN').default('0.0.0.0:7070'))
+  .addOption(new Option('--redis <url>', 'Redis URL').env('REDIS_URL').default('redis://127.0.0.1:6379'))
+  .addOption(new Option('--key-prefix <prefix>', 'prefix of every Redis key').env('MMGRID_KEY_PREFIX').default('mmgrid'))
+  .addOption(new Option('--blob-dir <dir>', 'folder of the blob store').env('MMGRID_BLOB_DIR').default('.mmgrid/blobs'))
+  .addOption(new Option('--lease-ms <ms>', 'task lease length without a heartbeat').argParser(integer('--lease-ms')))
+  .addOption(new Option('--heartbeat-ms <ms>', 'worker heartbeat interval').argParser(integer('--heartbeat-ms')))
+  .addOption(new Option('--stalled-check-ms <ms>', 'how often lapsed leases are looked for').argParser(integer('--stalled-check-ms')))
+  .addOption(new Option('--max-blob-bytes <bytes>', 'largest blob accepted').argParser(integer('--max-blob-bytes')))
+  .addOption(new Option('--id <name>', 'name of this replica in logs and worker views').env('MMGRID_COORDINATOR_ID'))
+  .showHelpAfterError();
+
+program.parse();
+const flags = program.opts<{
+  listen: string;
+  redis: string;
+  keyPrefix: string;
+  blobDir: string;
+  leaseMs?: number;
+  heartbeatMs?: number;
+  stalledCheckMs?: number;
+  maxBlobBytes?: number;
+  id?: string;
+}>();
+
+const options: CoordinatorOptions = {
+  listen: flags.listen,
+  redisUrl: flags.redis,
+  keyPrefix: flags.keyPrefix,
+  blobDir: flags.blobDir,
+  ...(flags.leaseMs !== undefined ? { leaseMs: flags.leaseMs } : {}),
+  ...(flags.heartbeatMs !== undefined ? { heartbeatIntervalMs: flags.heartbeatMs } : {}),
+  ...(flags.stalledCheckMs !== undefined ? { stalledCheckIntervalMs: flags.stalledCheckMs } : {}),
+  ...(flags.maxBlobBytes !== undefined ? { maxBlobBytes: flags.maxBlobBytes } : {}),
+  ...(flags.id !== undefined ? { coordinatorId: flags.id } : {}),
+};
+
+let coordinator: Coordinator;
+try {
+  coordinator = new Coordinator(options);
+} catch (err) {
+  if (err instanceof InvalidOptionError) {
+    process.stderr.write(`mmgrid coordinator: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}
+
+try {
+  const { address } = await coordinator.start();
+  // When launched by `mmgrid dev`, tell the parent where we listen.
+  process.send?.({ type: 'ready', address });
+} catch (err) {
+  process.stderr.write(`mmgrid coordinator: could not start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(5);
+}
+
+let stopping = false;
+const stop = (signal: NodeJS.Signals): void => {
+  if (stopping) {
+    process.exit(130);
+  }
+  stopping = true;
+  coordinator.logger.info({ signal }, 'stopping');
+  coordinator.stop().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+};
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+process.on('disconnect', () => stop('SIGTERM'));

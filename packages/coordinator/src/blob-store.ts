@@ -1,0 +1,122 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { isSha256 } from '@mmgrid/core';
+import { BadRequestError, BlobNotFoundError, LimitExceededError } from './errors.js';
+
+export interface BlobStat {
+  readonly sha256: string;
+  readonly size: number;
+}
+
+export interface PutBlobResult {
+  readonly stat: BlobStat;
+  /** The store already held these bytes; nothing new was kept. */
+  readonly deduplicated: boolean;
+}
+
+/**
+ * Where blobs live. Content-addressed: a blob's name is the SHA-256 of its bytes, so the same
+ * bytes are stored once. Every write is verified against the declared hash and size.
+ */
+export interface BlobStore {
+  stat(sha256: string): Promise<BlobStat | undefined>;
+  put(declared: BlobStat, chunks: AsyncIterable<Uint8Array>): Promise<PutBlobResult>;
+  /** Streams the bytes from `offset`. Throws BlobNotFoundError when absent. */
+  read(sha256: string, offset?: number): Promise<AsyncIterable<Buffer>>;
+  /** Up to `bytes` bytes from the start (for media detection). */
+  readHead(sha256: string, bytes: number): Promise<Buffer>;
+}
+
+/** The default BlobStore: files under one folder, `<dir>/<sha[0:2]>/<sha>`. */
+export class FsBlobStore implements BlobStore {
+  private readonly tmpDir: string;
+
+  constructor(
+    private readonly dir: string,
+    private readonly maxBlobBytes: number,
+  ) {
+    this.tmpDir = path.join(dir, 'tmp');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.tmpDir, { recursive: true });
+  }
+
+  private pathOf(sha256: string): string {
+    if (!isSha256(sha256)) throw new BadRequestError(`"${sha256}" is not a SHA-256 (64 lower-case hex characters)`);
+    return path.join(this.dir, sha256.slice(0, 2), sha256);
+  }
+
+  async stat(sha256: string): Promise<BlobStat | undefined> {
+    try {
+      const s = await stat(this.pathOf(sha256));
+      return { sha256, size: s.size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async put(declared: BlobStat, chunks: AsyncIterable<Uint8Array>): Promise<PutBlobResult> {
+    const finalPath = this.pathOf(declared.sha256);
+    if (declared.size > this.maxBlobBytes) {
+      throw new LimitExceededError('maxBlobBytes', this.maxBlobBytes, `blob of ${declared.size} bytes exceeds the limit of ${this.maxBlobBytes} bytes (maxBlobBytes)`);
+    }
+    const tmpPath = path.join(this.tmpDir, `${declared.sha256}.${randomBytes(6).toString('hex')}`);
+    const hash = createHash('sha256');
+    let size = 0;
+    const file = await open(tmpPath, 'w');
+    try {
+      for await (const chunk of chunks) {
+        size += chunk.byteLength;
+        if (size > declared.size) {
+          throw new BadRequestError(`blob ${declared.sha256}: received more than the declared ${declared.size} bytes`);
+        }
+        hash.update(chunk);
+        await file.write(chunk);
+      }
+      if (size !== declared.size) {
+        throw new BadRequestError(`blob ${declared.sha256}: received ${size} bytes, declared ${declared.size}`);
+      }
+      const actual = hash.digest('hex');
+      if (actual !== declared.sha256) {
+        throw new BadRequestError(`blob hash mismatch: the bytes received hash to ${actual}, not the declared ${declared.sha256}`);
+      }
+      await file.sync();
+    } catch (err) {
+      await file.close();
+      await rm(tmpPath, { force: true });
+      throw err;
+    }
+    await file.close();
+    if (await this.stat(declared.sha256)) {
+      await rm(tmpPath, { force: true });
+      return { stat: { sha256: declared.sha256, size }, deduplicated: true };
+    }
+    await mkdir(path.dirname(finalPath), { recursive: true });
+    await rename(tmpPath, finalPath);
+    return { stat: { sha256: declared.sha256, size }, deduplicated: false };
+  }
+
+  async read(sha256: string, offset = 0): Promise<AsyncIterable<Buffer>> {
+    const found = await this.stat(sha256);
+    if (!found) throw new BlobNotFoundError(sha256);
+    if (offset < 0 || offset > found.size) throw new BadRequestError(`offset ${offset} is outside blob ${sha256} of ${found.size} bytes`);
+    return createReadStream(this.pathOf(sha256), { start: offset, highWaterMark: 256 * 1024 });
+  }
+
+  async readHead(sha256: string, bytes: number): Promise<Buffer> {
+    const found = await this.stat(sha256);
+    if (!found) throw new BlobNotFoundError(sha256);
+    const file = await open(this.pathOf(sha256), 'r');
+    try {
+      const buffer = Buffer.alloc(Math.min(bytes, found.size));
+      const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await file.close();
+    }
+  }
+}

@@ -1,0 +1,102 @@
+import { durationOption, intOption, InvalidOptionError, nonEmptyOption, parseHostPort } from '@mmgrid/core';
+
+/** Options for a coordinator replica. Every field is optional; see each default. */
+export interface CoordinatorOptions {
+  /** Redis URL. @default "redis://127.0.0.1:6379" */
+  redisUrl?: string;
+  /** Prefix of every Redis key mmgrid writes (BullMQ queues included). @default "mmgrid" */
+  keyPrefix?: string;
+  /** gRPC listen address; port 0 picks a free port. @default "0.0.0.0:7070" */
+  listen?: string;
+  /** Folder of the local-filesystem blob store. @default ".mmgrid/blobs" */
+  blobDir?: string;
+  /** Largest blob accepted, in bytes. @default 2 GiB */
+  maxBlobBytes?: number;
+  /** Largest gRPC message accepted, in bytes. @default 8 MiB */
+  maxMessageBytes?: number;
+  /** How long a dispatched task's lease lasts without a heartbeat renewing it. @default 30 s */
+  leaseMs?: number;
+  /** How often workers send heartbeats. @default 5 s */
+  heartbeatIntervalMs?: number;
+  /** How often lapsed leases are looked for (BullMQ's stalled check). @default 10 s */
+  stalledCheckIntervalMs?: number;
+  /** A task whose worker vanishes this many times is failed as poison. @default 2 */
+  maxStalledCount?: number;
+  /** How long finished jobs, their tasks and events stay in Redis. @default 7 days */
+  jobRetentionMs?: number;
+  /** Assembly steps run at once by this replica. @default 4 */
+  assemblyConcurrency?: number;
+  /** Name of this replica in logs and worker views. @default "<hostname>-<pid>" */
+  coordinatorId?: string;
+}
+
+/** The validated, fully specified form of CoordinatorOptions. */
+export interface ResolvedCoordinatorOptions {
+  readonly redisUrl: string;
+  readonly keyPrefix: string;
+  readonly listenHost: string;
+  readonly listenPort: number;
+  readonly blobDir: string;
+  readonly maxBlobBytes: number;
+  readonly maxMessageBytes: number;
+  readonly leaseMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly stalledCheckIntervalMs: number;
+  readonly maxStalledCount: number;
+  readonly jobRetentionMs: number;
+  readonly assemblyConcurrency: number;
+  readonly coordinatorId: string;
+}
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+/** Fills defaults. Pure; validation is separate so defaults can be shown in --help. */
+export function withDefaults(options: CoordinatorOptions, defaultId: string): Required<CoordinatorOptions> {
+  return {
+    redisUrl: options.redisUrl ?? 'redis://127.0.0.1:6379',
+    keyPrefix: options.keyPrefix ?? 'mmgrid',
+    listen: options.listen ?? '0.0.0.0:7070',
+    blobDir: options.blobDir ?? '.mmgrid/blobs',
+    maxBlobBytes: options.maxBlobBytes ?? 2 * GiB,
+    maxMessageBytes: options.maxMessageBytes ?? 8 * MiB,
+    leaseMs: options.leaseMs ?? 30_000,
+    heartbeatIntervalMs: options.heartbeatIntervalMs ?? 5_000,
+    stalledCheckIntervalMs: options.stalledCheckIntervalMs ?? 10_000,
+    maxStalledCount: options.maxStalledCount ?? 2,
+    jobRetentionMs: options.jobRetentionMs ?? 7 * 24 * 3600_000,
+    assemblyConcurrency: options.assemblyConcurrency ?? 4,
+    coordinatorId: options.coordinatorId ?? defaultId,
+  };
+}
+
+/** Validates every option; throws InvalidOptionError naming the option and its range. */
+export function resolveCoordinatorOptions(options: CoordinatorOptions, defaultId: string): ResolvedCoordinatorOptions {
+  const o = withDefaults(options, defaultId);
+  if (!/^rediss?:\/\//.test(o.redisUrl)) throw new InvalidOptionError('redisUrl', 'a redis:// or rediss:// URL', o.redisUrl);
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(o.keyPrefix)) {
+    throw new InvalidOptionError('keyPrefix', '1 to 64 letters, digits, "_", "." or "-"', o.keyPrefix);
+  }
+  const { host, port } = parseHostPort('listen', o.listen);
+  const leaseMs = durationOption('leaseMs', o.leaseMs, 1_000, 3_600_000);
+  const heartbeatIntervalMs = durationOption('heartbeatIntervalMs', o.heartbeatIntervalMs, 100, 600_000);
+  if (heartbeatIntervalMs * 2 > leaseMs) {
+    throw new InvalidOptionError('heartbeatIntervalMs', `at most half of leaseMs (${leaseMs} ms) so a lease survives one lost heartbeat`, heartbeatIntervalMs);
+  }
+  return {
+    redisUrl: o.redisUrl,
+    keyPrefix: o.keyPrefix,
+    listenHost: host.replace(/^\[|\]$/g, ''),
+    listenPort: port,
+    blobDir: nonEmptyOption('blobDir', o.blobDir),
+    maxBlobBytes: intOption('maxBlobBytes', o.maxBlobBytes, 1, Number.MAX_SAFE_INTEGER),
+    maxMessageBytes: intOption('maxMessageBytes', o.maxMessageBytes, 64 * 1024, 512 * MiB),
+    leaseMs,
+    heartbeatIntervalMs,
+    stalledCheckIntervalMs: durationOption('stalledCheckIntervalMs', o.stalledCheckIntervalMs, 100, 600_000),
+    maxStalledCount: intOption('maxStalledCount', o.maxStalledCount, 1, 100),
+    jobRetentionMs: durationOption('jobRetentionMs', o.jobRetentionMs, 60_000, 365 * 24 * 3600_000),
+    assemblyConcurrency: intOption('assemblyConcurrency', o.assemblyConcurrency, 1, 256),
+    coordinatorId: nonEmptyOption('coordinatorId', o.coordinatorId),
+  };
+}

@@ -1,0 +1,189 @@
+import { hostname } from 'node:os';
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Redis } from 'ioredis';
+import { monotonicFactory } from 'ulid';
+import { AdminServiceService, BlobServiceService, JobServiceService, WorkerServiceService } from '@mmgrid/proto';
+import { AssemblyRunner } from './assembly-runner.js';
+import { OpenAuthenticator, type Authenticator } from './auth.js';
+import { FsBlobStore, type BlobStore } from './blob-store.js';
+import { resolveCoordinatorOptions, type CoordinatorOptions, type ResolvedCoordinatorOptions } from './coordinator-options.js';
+import { Dispatcher } from './dispatcher.js';
+import { EventHub } from './event-hub.js';
+import { JobStore } from './job-store.js';
+import { Keys } from './keys.js';
+import { createLogger, type Logger } from './logger.js';
+import { AdminServiceImpl } from './services/admin-service.js';
+import { BlobServiceImpl } from './services/blob-service.js';
+import { JobServiceImpl } from './services/job-service.js';
+import { WorkerServiceImpl } from './services/worker-service.js';
+import { TaskQueues } from './task-queues.js';
+import { WorkerDirectory } from './worker-directory.js';
+import { WorkerRegistry } from './worker-registry.js';
+
+export interface CoordinatorParts {
+  /** Defaults to an open grid (every caller in the default tenant). */
+  readonly auth?: Authenticator;
+  readonly blobs?: BlobStore;
+  readonly logger?: Logger;
+  readonly now?: () => number;
+}
+
+/**
+ * One coordinator replica: a gRPC server over Redis. Replicas share nothing but Redis (and
+ * the blob store), so any number may run side by side.
+ *
+ * @example
+ * ```ts
+ * const coordinator = new Coordinator({ redisUrl: 'redis://127.0.0.1:6379', listen: '127.0.0.1:0' });
+ * const { port } = await coordinator.start();
+ * // …
+ * await coordinator.stop();
+ * ```
+ */
+export class Coordinator {
+  readonly options: ResolvedCoordinatorOptions;
+  readonly logger: Logger;
+  private readonly redis: Redis;
+  private readonly keys: Keys;
+  private readonly server: Server;
+  private readonly registry = new WorkerRegistry();
+  private readonly jobs: JobStore;
+  private readonly queues: TaskQueues;
+  private readonly dispatcher: Dispatcher;
+  private readonly assembly: AssemblyRunner;
+  private readonly hub: EventHub;
+  private readonly directory: WorkerDirectory;
+  private readonly blobs: BlobStore;
+  private readonly now: () => number;
+  private port = 0;
+
+  constructor(options: CoordinatorOptions = {}, parts: CoordinatorParts = {}) {
+    this.options = resolveCoordinatorOptions(options, `${hostname()}-${process.pid}`);
+    const o = this.options;
+    this.now = parts.now ?? Date.now;
+    this.logger = parts.logger ?? createLogger('coordinator', { coordinator: o.coordinatorId });
+    // BullMQ needs maxRetriesPerRequest: null so its blocking calls survive Redis restarts.
+    this.redis = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+    this.redis.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'redis connection error'));
+    const connection = { url: o.redisUrl, maxRetriesPerRequest: null };
+    this.keys = new Keys(o.keyPrefix);
+    this.jobs = new JobStore(this.redis, this.keys, o.jobRetentionMs);
+    this.queues = new TaskQueues(this.redis, this.keys, connection);
+    this.hub = new EventHub(this.redis, this.keys, this.logger);
+    this.directory = new WorkerDirectory(this.redis, this.keys, o.coordinatorId, o.heartbeatIntervalMs * 4, this.now);
+    this.blobs = parts.blobs ?? new FsBlobStore(o.blobDir, o.maxBlobBytes);
+    this.dispatcher = new Dispatcher({
+      redis: this.redis,
+      keys: this.keys,
+      connection,
+      registry: this.registry,
+      jobs: this.jobs,
+      logger: this.logger,
+      leaseMs: o.leaseMs,
+      stalledCheckIntervalMs: o.stalledCheckIntervalMs,
+      maxStalledCount: o.maxStalledCount,
+      now: this.now,
+    });
+    this.assembly = new AssemblyRunner({
+      redis: this.redis,
+      keys: this.keys,
+      connection,
+      jobs: this.jobs,
+      logger: this.logger,
+      concurrency: o.assemblyConcurrency,
+      leaseMs: o.leaseMs,
+      now: this.now,
+    });
+    const auth = parts.auth ?? new OpenAuthenticator();
+    const newJobId = monotonicFactory();
+    this.server = new Server({
+      'grpc.max_receive_message_length': o.maxMessageBytes,
+      'grpc.max_send_message_length': o.maxMessageBytes,
+      // Workers sit behind NATs that drop idle flows: let them ping, and ping them.
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_timeout_ms': 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    });
+    this.server.addService(
+      JobServiceService,
+      new JobServiceImpl({
+        jobs: this.jobs,
+        queues: this.queues,
+        blobs: this.blobs,
+        auth,
+        hub: this.hub,
+        logger: this.logger,
+        now: this.now,
+        newJobId: () => newJobId(this.now()),
+        cancelRunning: (jobId) => this.hub.broadcast({ type: 'cancel-job', jobId }),
+      }).handlers(),
+    );
+    this.server.addService(
+      WorkerServiceService,
+      new WorkerServiceImpl({
+        auth,
+        registry: this.registry,
+        dispatcher: this.dispatcher,
+        directory: this.directory,
+        jobs: this.jobs,
+        logger: this.logger,
+        coordinatorId: o.coordinatorId,
+        heartbeatIntervalMs: o.heartbeatIntervalMs,
+        leaseMs: o.leaseMs,
+        maxMessageBytes: o.maxMessageBytes,
+        now: this.now,
+      }).handlers(),
+    );
+    this.server.addService(BlobServiceService, new BlobServiceImpl({ blobs: this.blobs, auth, logger: this.logger, maxBlobBytes: o.maxBlobBytes }).handlers());
+    this.server.addService(
+      AdminServiceService,
+      new AdminServiceImpl({ auth, directory: this.directory, queues: this.queues, logger: this.logger, now: this.now }).handlers(),
+    );
+    if (auth instanceof OpenAuthenticator) {
+      this.logger.warn('running an open grid: callers are not authenticated and all share the default tenant');
+    }
+  }
+
+  /** Connects to Redis, starts the services and listens. Resolves with the bound address. */
+  async start(): Promise<{ host: string; port: number; address: string }> {
+    const o = this.options;
+    await this.redis.connect();
+    if (this.blobs instanceof FsBlobStore) await this.blobs.init();
+    await this.hub.start(this.dispatcher);
+    this.assembly.start();
+    const host = o.listenHost.includes(':') ? `[${o.listenHost}]` : o.listenHost;
+    this.port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(`${host}:${o.listenPort}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    });
+    const address = `${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${this.port}`;
+    this.logger.info({ listen: `${host}:${this.port}`, redis: redact(o.redisUrl), blobDir: o.blobDir }, 'coordinator listening');
+    return { host, port: this.port, address };
+  }
+
+  /** Stops taking calls, closes worker streams, and releases Redis. Leases live on in Redis. */
+  async stop(): Promise<void> {
+    for (const session of this.registry.all()) {
+      session.send({ msg: { $case: 'drain', drain: { reason: 'coordinator shutting down; reconnect to another replica' } } });
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, 2_000);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    await this.dispatcher.close();
+    await this.assembly.close();
+    await this.queues.close();
+    this.hub.close();
+    this.redis.disconnect();
+  }
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, '//***@');
+}

@@ -1,0 +1,56 @@
+/**
+ * Coordinator errors. Each maps to exactly one gRPC status in grpc-errors.ts; messages are
+ * for the person at the other end.
+ */
+export type CoordinatorErrorCode =
+  | 'NOT_FOUND'
+  | 'FAILED_PRECONDITION'
+  | 'RESOURCE_EXHAUSTED'
+  | 'INVALID_ARGUMENT'
+  | 'UNAUTHENTICATED'
+  | 'UNAVAILABLE';
+
+export class CoordinatorError extends Error {
+  constructor(
+    readonly code: CoordinatorErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'CoordinatorError';
+  }
+}
+
+export class JobNotFoundError extends CoordinatorError {
+  constructor(readonly jobId: string) {
+    super('NOT_FOUND', `job ${jobId} not found`);
+    this.name = 'JobNotFoundError';
+  }
+}
+
+export class BlobNotFoundError extends CoordinatorError {
+  constructor(readonly sha256: string) {
+    super('NOT_FOUND', `blob ${sha256} not found; upload it with BlobService.PutBlob first`);
+    this.name = 'BlobNotFoundError';
+  }
+}
+
+/** A limit was exceeded; names the limit and its value. */
+export class LimitExceededError extends CoordinatorError {
+  constructor(
+    readonly limit: string,
+    readonly max: number,
+    message: string,
+  ) {
+    super('RESOURCE_EXHAUSTED', message);
+    this.name = 'LimitExceededError';
+  }
+}
+
+/** Bad bytes or a bad request that is not about the job spec itself. */
+export class BadRequestError extends CoordinatorError {
+  constructor(message: string) {
+    super('INVALID_ARGUMENT', message);
+    this.name = 'BadRequestError';
+  }
+}

@@ -1,0 +1,76 @@
+import type { Redis } from 'ioredis';
+import type { Keys } from './keys.js';
+import type { Logger } from './logger.js';
+
+/** Messages every replica receives. */
+export type ControlMessage = { readonly type: 'cancel-job'; readonly jobId: string };
+
+export interface ControlHandler {
+  onControl(message: ControlMessage): void;
+}
+
+/**
+ * Tells watchers on this replica that a job has new events, whichever replica wrote them: the
+ * scripts that append events publish the job id, and one subscriber connection fans it out.
+ */
+export class EventHub {
+  private readonly listeners = new Map<string, Set<() => void>>();
+  private subscriber: Redis | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(control: ControlHandler): Promise<void> {
+    const sub = this.redis.duplicate();
+    this.subscriber = sub;
+    const controlChannel = this.keys.controlChannel();
+    sub.on('message', (channel: string, payload: string) => {
+      if (channel !== controlChannel) return this.wake(payload);
+      try {
+        control.onControl(JSON.parse(payload) as ControlMessage);
+      } catch (err) {
+        this.logger.warn({ err: String(err) }, 'bad control message');
+      }
+    });
+    sub.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'event subscriber error'));
+    // After a reconnect ioredis re-subscribes; wake everyone so nothing missed in between is lost.
+    sub.on('ready', () => {
+      for (const jobId of this.listeners.keys()) this.wake(jobId);
+    });
+    await sub.subscribe(this.keys.eventsChannel(), controlChannel);
+  }
+
+  /** Calls `listener` whenever the job may have new events. Returns the unsubscribe function. */
+  listen(jobId: string, listener: () => void): () => void {
+    let set = this.listeners.get(jobId);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(jobId, set);
+    }
+    set.add(listener);
+    return () => {
+      const s = this.listeners.get(jobId);
+      if (!s) return;
+      s.delete(listener);
+      if (s.size === 0) this.listeners.delete(jobId);
+    };
+  }
+
+  /** Sends a control message to every replica, this one included. */
+  async broadcast(message: ControlMessage): Promise<void> {
+    await this.redis.publish(this.keys.controlChannel(), JSON.stringify(message));
+  }
+
+  private wake(jobId: string): void {
+    const set = this.listeners.get(jobId);
+    if (set) for (const l of [...set]) l();
+  }
+
+  close(): void {
+    this.subscriber?.disconnect();
+    this.subscriber = undefined;
+  }
+}

@@ -1,0 +1,23 @@
+/**
+ * @mmgrid/coordinator — a coordinator replica: the gRPC services (jobs, workers, blobs, admin)
+ * over BullMQ queues and mmgrid's records in Redis.
+ *
+ * @example
+ * ```ts
+ * import { Coordinator } from '@mmgrid/coordinator';
+ *
+ * const coordinator = new Coordinator({ redisUrl: process.env.REDIS_URL, listen: '0.0.0.0:7070' });
+ * await coordinator.start();
+ * process.on('SIGTERM', () => void coordinator.stop());
+ * ```
+ */
+export { OpenAuthenticator } from './auth.js';
+export type { Authenticator, Principal, Role } from './auth.js';
+export { FsBlobStore } from './blob-store.js';
+export type { BlobStat, BlobStore, PutBlobResult } from './blob-store.js';
+export { Coordinator } from './coordinator.js';
+export type { CoordinatorParts } from './coordinator.js';
+export { resolveCoordinatorOptions, withDefaults } from './coordinator-options.js';
+export type { CoordinatorOptions, ResolvedCoordinatorOptions } from './coordinator-options.js';
+export { BadRequestError, BlobNotFoundError, CoordinatorError, JobNotFoundError, LimitExceededError } from './errors.js';
+export type { CoordinatorErrorCode } from './errors.js';

@@ -1,0 +1,119 @@
+import {
+  PROMPT_INPUT_NAME,
+  type BlobRef as CoreBlobRef,
+  type JobSpec as CoreJobSpec,
+  type Modality as CoreModality,
+} from '@mmgrid/core';
+import { Modality, type Job, type JobInput, type JobSpec, type TaskStatus } from '@mmgrid/proto';
+import type { JobRecord, JobSummary, TaskRecord } from './job-store.js';
+import { blobRefToProto, jobStateToProto, taskStateToProto } from './proto-mapping.js';
+
+const modalities: Record<CoreModality, Modality> = {
+  image: Modality.MODALITY_IMAGE,
+  audio: Modality.MODALITY_AUDIO,
+  video: Modality.MODALITY_VIDEO,
+  text: Modality.MODALITY_TEXT,
+};
+
+/** The raw spec handed to validateJobSpec: proto shapes turned into plain data. */
+export function specFromProto(spec: JobSpec | undefined): unknown {
+  if (!spec) return { inputs: [] };
+  return {
+    inputs: spec.inputs.map((input: JobInput) => ({
+      name: input.name,
+      source:
+        input.source?.$case === 'blob'
+          ? {
+              type: 'blob',
+              blob: {
+                sha256: input.source.blob.sha256,
+                size: input.source.blob.size,
+                mediaType: input.source.blob.mediaType,
+                name: input.source.blob.name,
+              },
+            }
+          : input.source?.$case === 'text'
+            ? { type: 'text', text: input.source.text }
+            : undefined,
+    })),
+    prompt: spec.prompt,
+    pipeline: spec.pipeline,
+    priority: spec.priority,
+    labels: spec.labels,
+  };
+}
+
+export function specToProto(spec: CoreJobSpec): JobSpec {
+  return {
+    inputs: spec.inputs.map(
+      (input): JobInput =>
+        input.source.type === 'blob'
+          ? { name: input.name, source: { $case: 'blob', blob: blobRefToProto(input.source.blob) } }
+          : { name: input.name, source: { $case: 'text', text: input.source.text } },
+    ),
+    prompt: spec.prompt,
+    pipeline: spec.pipeline,
+    priority: spec.priority,
+    labels: { ...spec.labels },
+  };
+}
+
+function displayInputName(name: string): string {
+  return name === PROMPT_INPUT_NAME ? 'prompt' : name;
+}
+
+export function taskStatusesOf(record: JobRecord, tasks: ReadonlyMap<string, TaskRecord>): TaskStatus[] {
+  return record.graph.tasks.map((task) => {
+    const r = tasks.get(task.id);
+    return {
+      taskId: task.id,
+      kind: task.kind,
+      state: taskStateToProto(r?.state ?? 'queued'),
+      inputNames: task.inputNames.map(displayInputName),
+      attempts: r?.attempts ?? 0,
+      workerId: r?.workerId ?? '',
+      error: r?.error && r.state !== 'succeeded' ? { code: r.error.code, message: r.error.message, retryable: r.error.retryable } : undefined,
+      queuedAtMs: r?.queuedAt ?? 0,
+      startedAtMs: r?.startedAt ?? 0,
+      finishedAtMs: r?.finishedAt ?? 0,
+      optional: task.optional,
+    };
+  });
+}
+
+/** A full Job message: spec, tasks and result. */
+export function jobToProto(record: JobRecord, tasks: ReadonlyMap<string, TaskRecord>): Job {
+  const result = record.result;
+  return {
+    ...summaryFields(record),
+    spec: specToProto(record.spec),
+    tasks: taskStatusesOf(record, tasks),
+    result: result
+      ? {
+          resultJson: JSON.stringify(result.doc),
+          blobs: result.blobs.map((b: CoreBlobRef) => blobRefToProto(b)),
+          coverage: result.doc.coverage,
+          partial: result.doc.partial,
+          summary: result.doc.summary,
+        }
+      : undefined,
+    modalities: Object.fromEntries(record.inputs.map((i) => [i.name, modalities[i.modality]])),
+  };
+}
+
+/** A Job message with the summary fields only (ListJobs). */
+export function jobSummaryToProto(summary: JobSummary): Job {
+  return { ...summaryFields(summary), spec: undefined, tasks: [], result: undefined, modalities: {} };
+}
+
+function summaryFields(s: JobSummary): Omit<Job, 'spec' | 'tasks' | 'result' | 'modalities'> {
+  return {
+    id: s.id,
+    state: jobStateToProto(s.state),
+    tenant: s.tenant,
+    pipeline: s.pipeline,
+    createdAtMs: s.createdAt,
+    finishedAtMs: s.finishedAt,
+    error: s.error ? { code: s.error.code, message: s.error.message, retryable: false } : undefined,
+  };
+}

@@ -1,0 +1,281 @@
+import type { Redis } from 'ioredis';
+import type {
+  BlobRef,
+  JobResultDoc,
+  JobSpec,
+  JobStateName,
+  PlanInput,
+  TaskError,
+  TaskGraph,
+  TaskStateName,
+} from '@mmgrid/core';
+import { JobEvent, type JobStateChanged, type TaskProgressed, type TaskStateChanged } from '@mmgrid/proto';
+import type { Keys } from './keys.js';
+import { CREATE_JOB, FINISH_JOB, UPDATE_TASK } from './lua.js';
+import { jobStateToProto, taskStateToProto } from './proto-mapping.js';
+
+/** What went wrong with a task, as recorded. */
+export interface RecordedError extends TaskError {
+  readonly retryable: boolean;
+}
+
+/** A task's bookkeeping for people (GetJob, watch); the task itself lives in BullMQ. */
+export interface TaskRecord {
+  readonly kind: string;
+  readonly state: TaskStateName;
+  readonly attempts: number;
+  readonly workerId: string;
+  readonly leaseId: string;
+  readonly fencingToken: number;
+  readonly error: RecordedError | null;
+  readonly queuedAt: number;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+}
+
+export interface JobRecord {
+  readonly id: string;
+  readonly tenant: string;
+  readonly state: JobStateName;
+  readonly pipeline: string;
+  readonly priority: number;
+  readonly createdAt: number;
+  readonly finishedAt: number;
+  readonly spec: JobSpec;
+  readonly inputs: readonly PlanInput[];
+  readonly graph: TaskGraph;
+  readonly result: { readonly doc: JobResultDoc; readonly blobs: readonly BlobRef[] } | null;
+  readonly error: TaskError | null;
+}
+
+/** The summary fields ListJobs reads, without spec, plan or result. */
+export type JobSummary = Pick<JobRecord, 'id' | 'tenant' | 'state' | 'pipeline' | 'priority' | 'createdAt' | 'finishedAt' | 'error'>;
+
+export interface StoredEvent {
+  readonly id: string;
+  readonly event: JobEvent;
+}
+
+export interface NewJob {
+  readonly id: string;
+  readonly tenant: string;
+  readonly spec: JobSpec;
+  readonly inputs: readonly PlanInput[];
+  readonly graph: TaskGraph;
+  readonly createdAt: number;
+  readonly idempotencyKey: string;
+}
+
+type EventBody = { $case: 'jobState'; jobState: JobStateChanged } | { $case: 'taskState'; taskState: TaskStateChanged } | { $case: 'taskProgress'; taskProgress: TaskProgressed };
+
+const MAX_EVENTS_PER_JOB = 100_000;
+const IDEMPOTENCY_TTL_SEC = 24 * 3600;
+const SUMMARY_FIELDS = ['id', 'tenant', 'state', 'pipeline', 'priority', 'createdAt', 'finishedAt', 'error'] as const;
+
+function encodeEvent(jobId: string, atMs: number, event: EventBody): Buffer {
+  return Buffer.from(JobEvent.encode({ id: '', jobId, atMs, event }).finish());
+}
+
+/** Job records, task records and job events in Redis. */
+export class JobStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly retentionMs: number,
+  ) {}
+
+  /** Stores a new job; returns the id of the job now stored (an earlier one for a repeated idempotency key). */
+  async create(job: NewJob): Promise<string> {
+    const fields: Record<string, string> = {
+      id: job.id,
+      tenant: job.tenant,
+      state: 'queued',
+      pipeline: job.spec.pipeline,
+      priority: String(job.spec.priority),
+      createdAt: String(job.createdAt),
+      updatedAt: String(job.createdAt),
+      finishedAt: '0',
+      spec: JSON.stringify(job.spec),
+      inputs: JSON.stringify(job.inputs),
+      graph: JSON.stringify(job.graph),
+    };
+    const tasks: Record<string, string> = {};
+    for (const task of job.graph.tasks) {
+      const record: TaskRecord = {
+        kind: task.kind,
+        state: task.dependsOn.length > 0 ? 'blocked' : 'queued',
+        attempts: 0,
+        workerId: '',
+        leaseId: '',
+        fencingToken: 0,
+        error: null,
+        queuedAt: job.createdAt,
+        startedAt: 0,
+        finishedAt: 0,
+      };
+      tasks[task.id] = JSON.stringify(record);
+    }
+    const event = encodeEvent(job.id, job.createdAt, { $case: 'jobState', jobState: { state: jobStateToProto('queued'), error: undefined } });
+    const keys = [this.keys.job(job.id), this.keys.tasks(job.id), this.keys.events(job.id), this.keys.jobs(), this.keys.tenantJobs(job.tenant)];
+    if (job.idempotencyKey !== '') keys.push(this.keys.idempotency(job.tenant, job.idempotencyKey));
+    const stored = await CREATE_JOB.run(this.redis, keys, [
+      job.id,
+      String(job.createdAt),
+      JSON.stringify(fields),
+      JSON.stringify(tasks),
+      event,
+      this.keys.eventsChannel(),
+      String(IDEMPOTENCY_TTL_SEC),
+    ]);
+    return String(stored);
+  }
+
+  async get(id: string): Promise<JobRecord | undefined> {
+    const raw = await this.redis.hgetall(this.keys.job(id));
+    if (!raw['id']) return undefined;
+    return {
+      ...parseSummary(raw),
+      spec: JSON.parse(raw['spec'] ?? '{}') as JobSpec,
+      inputs: JSON.parse(raw['inputs'] ?? '[]') as PlanInput[],
+      graph: JSON.parse(raw['graph'] ?? '{}') as TaskGraph,
+      result: raw['result'] ? (JSON.parse(raw['result']) as JobRecord['result']) : null,
+    };
+  }
+
+  async state(id: string): Promise<JobStateName | undefined> {
+    const state = await this.redis.hget(this.keys.job(id), 'state');
+    return (state as JobStateName | null) ?? undefined;
+  }
+
+  async tasks(id: string): Promise<Map<string, TaskRecord>> {
+    const raw = await this.redis.hgetall(this.keys.tasks(id));
+    return new Map(Object.entries(raw).map(([taskId, json]) => [taskId, JSON.parse(json) as TaskRecord]));
+  }
+
+  /** Newest first. Returns the page and the offset of the next one (undefined at the end). */
+  async list(tenant: string | undefined, offset: number, limit: number): Promise<{ jobs: JobSummary[]; next: number | undefined }> {
+    const index = tenant === undefined ? this.keys.jobs() : this.keys.tenantJobs(tenant);
+    const ids = await this.redis.zrevrange(index, offset, offset + limit);
+    const page = ids.slice(0, limit);
+    const pipeline = this.redis.pipeline();
+    for (const id of page) pipeline.hmget(this.keys.job(id), ...SUMMARY_FIELDS);
+    const rows = (await pipeline.exec()) ?? [];
+    const jobs: JobSummary[] = [];
+    const expired: string[] = [];
+    rows.forEach(([err, values], i) => {
+      const list = values as (string | null)[] | undefined;
+      if (err || !list || list[0] === null) {
+        const id = page[i];
+        if (id !== undefined) expired.push(id);
+        return;
+      }
+      const raw: Record<string, string> = {};
+      SUMMARY_FIELDS.forEach((f, j) => {
+        const v = list[j];
+        if (v !== null && v !== undefined) raw[f] = v;
+      });
+      jobs.push(parseSummary(raw));
+    });
+    if (expired.length > 0) await this.redis.zrem(index, ...expired);
+    return { jobs, next: ids.length > limit ? offset + limit : undefined };
+  }
+
+  /** Merges `patch` into a task's record and appends the matching event. */
+  async updateTask(jobId: string, taskId: string, patch: Partial<TaskRecord>, now: number): Promise<void> {
+    const state = patch.state;
+    const event =
+      state === undefined
+        ? Buffer.alloc(0)
+        : encodeEvent(jobId, now, {
+            $case: 'taskState',
+            taskState: {
+              taskId,
+              kind: patch.kind ?? '',
+              state: taskStateToProto(state),
+              workerId: patch.workerId ?? '',
+              attempt: patch.attempts ?? 0,
+              error: patch.error ? { code: patch.error.code, message: patch.error.message, retryable: patch.error.retryable } : undefined,
+            },
+          });
+    const running = state === 'running' ? encodeEvent(jobId, now, { $case: 'jobState', jobState: { state: jobStateToProto('running'), error: undefined } }) : '';
+    await UPDATE_TASK.run(this.redis, [this.keys.job(jobId), this.keys.tasks(jobId), this.keys.events(jobId)], [
+      jobId,
+      taskId,
+      JSON.stringify(patch),
+      event,
+      running,
+      String(now),
+      this.keys.eventsChannel(),
+      String(MAX_EVENTS_PER_JOB),
+    ]);
+  }
+
+  /** Appends a progress event (no record change). */
+  async progress(jobId: string, taskId: string, fraction: number, message: string, now: number): Promise<void> {
+    const event = encodeEvent(jobId, now, { $case: 'taskProgress', taskProgress: { taskId, fraction, message } });
+    await this.redis
+      .multi()
+      .xadd(this.keys.events(jobId), 'MAXLEN', '~', MAX_EVENTS_PER_JOB, '*', 'e', event)
+      .publish(this.keys.eventsChannel(), jobId)
+      .exec();
+  }
+
+  /** Ends a job once. Returns false when it had already ended (or does not exist). */
+  async finish(
+    jobId: string,
+    state: 'completed' | 'failed' | 'cancelled',
+    fields: { result?: JobRecord['result']; error?: TaskError },
+    now: number,
+  ): Promise<boolean> {
+    const flat: Record<string, string> = {};
+    if (fields.result) flat['result'] = JSON.stringify(fields.result);
+    if (fields.error) flat['error'] = JSON.stringify(fields.error);
+    const event = encodeEvent(jobId, now, {
+      $case: 'jobState',
+      jobState: {
+        state: jobStateToProto(state),
+        error: fields.error ? { code: fields.error.code, message: fields.error.message, retryable: false } : undefined,
+      },
+    });
+    const changed = await FINISH_JOB.run(this.redis, [this.keys.job(jobId), this.keys.tasks(jobId), this.keys.events(jobId)], [
+      jobId,
+      state,
+      JSON.stringify(flat),
+      event,
+      String(now),
+      String(this.retentionMs),
+      this.keys.eventsChannel(),
+    ]);
+    return changed === 1;
+  }
+
+  /** Events after `afterId` (exclusive; "" for the start), oldest first. */
+  async events(jobId: string, afterId: string, count = 1000): Promise<StoredEvent[]> {
+    const start = afterId === '' ? '-' : `(${afterId}`;
+    const entries = await this.redis.xrangeBuffer(this.keys.events(jobId), start, '+', 'COUNT', count);
+    const out: StoredEvent[] = [];
+    for (const [idBuf, fields] of entries) {
+      const id = idBuf.toString();
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        if (fields[i]?.toString() === 'e') {
+          const bytes = fields[i + 1];
+          if (bytes && bytes.length > 0) out.push({ id, event: { ...JobEvent.decode(bytes), id } });
+        }
+      }
+    }
+    return out;
+  }
+}
+
+function parseSummary(raw: Record<string, string>): JobSummary {
+  return {
+    id: raw['id'] ?? '',
+    tenant: raw['tenant'] ?? '',
+    state: (raw['state'] ?? 'queued') as JobStateName,
+    pipeline: raw['pipeline'] ?? '',
+    priority: Number(raw['priority'] ?? 0),
+    createdAt: Number(raw['createdAt'] ?? 0),
+    finishedAt: Number(raw['finishedAt'] ?? 0),
+    error: raw['error'] ? (JSON.parse(raw['error']) as TaskError) : null,
+  };
+}

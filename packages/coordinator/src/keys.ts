@@ -1,0 +1,52 @@
+/**
+ * The Redis key layout of mmgrid's own records (BullMQ keeps its queues under the same prefix).
+ *
+ *   {p}:job:{id}            hash   the job record (state, spec, plan, result)
+ *   {p}:job:{id}:tasks      hash   task id → task record JSON (state, attempts, worker, error)
+ *   {p}:job:{id}:events     stream the job's events, protobuf-encoded JobEvent in field "e"
+ *   {p}:jobs                zset   every job id by creation time
+ *   {p}:tenant:{t}:jobs     zset   a tenant's job ids by creation time
+ *   {p}:idem:{t}:{key}      string idempotency key → job id
+ *   {p}:fence               string the grid-wide fencing counter
+ *   {p}:workers             hash   worker id → worker view JSON (for fleet views across replicas)
+ *   {p}:kinds               set    task kinds that have a queue
+ *   {p}:events              channel  job ids whose events changed (pub/sub)
+ *   {p}:control             channel  control messages to every replica (JSON, see event-hub.ts)
+ */
+export class Keys {
+  constructor(readonly prefix: string) {}
+
+  job(id: string): string {
+    return `${this.prefix}:job:${id}`;
+  }
+  tasks(id: string): string {
+    return `${this.prefix}:job:${id}:tasks`;
+  }
+  events(id: string): string {
+    return `${this.prefix}:job:${id}:events`;
+  }
+  jobs(): string {
+    return `${this.prefix}:jobs`;
+  }
+  tenantJobs(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:jobs`;
+  }
+  idempotency(tenant: string, key: string): string {
+    return `${this.prefix}:idem:${tenant}:${key}`;
+  }
+  fence(): string {
+    return `${this.prefix}:fence`;
+  }
+  workers(): string {
+    return `${this.prefix}:workers`;
+  }
+  kinds(): string {
+    return `${this.prefix}:kinds`;
+  }
+  eventsChannel(): string {
+    return `${this.prefix}:events`;
+  }
+  controlChannel(): string {
+    return `${this.prefix}:control`;
+  }
+}

@@ -1,0 +1,81 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+/** A Lua script run by its SHA (EVALSHA), loaded on first use or after a Redis restart. */
+export class LuaScript {
+  private readonly sha: string;
+
+  constructor(private readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(redis: Redis, keys: readonly string[], args: readonly (string | Buffer)[]): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+        return redis.eval(this.source, keys.length, ...keys, ...args);
+      }
+      throw err;
+    }
+  }
+}
+
+/**
+ * Lua scripts for mmgrid's own records. Each keeps a record, its event stream and the
+ * change notification in one atomic step, so a watcher never sees a state without its event.
+ */
+
+/** Create a job with its task records and first event (idempotent on job id and key). */
+export const CREATE_JOB = new LuaScript(`
+-- KEYS: job, tasks, events, jobs, tenantJobs, [idem]
+-- ARGV: jobId, createdAt, jobFields(json), taskRecords(json), event, channel, idemTtlSec
+if #KEYS == 6 then
+  local existing = redis.call('GET', KEYS[6])
+  if existing then return existing end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return ARGV[1] end
+local fields = cjson.decode(ARGV[3])
+for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
+local tasks = cjson.decode(ARGV[4])
+for k, v in pairs(tasks) do redis.call('HSET', KEYS[2], k, v) end
+redis.call('XADD', KEYS[3], '*', 'e', ARGV[5])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
+if #KEYS == 6 then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[7]) end
+redis.call('PUBLISH', ARGV[6], ARGV[1])
+return ARGV[1]
+`);
+
+/** Merge a patch into a task record, append its event, and mark the job running on first dispatch. */
+export const UPDATE_TASK = new LuaScript(`
+-- KEYS: job, tasks, events
+-- ARGV: jobId, taskId, patch(json), event, runningEvent ('' for none), now, channel, maxEvents
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local raw = redis.call('HGET', KEYS[2], ARGV[2])
+local record = raw and cjson.decode(raw) or {}
+for k, v in pairs(cjson.decode(ARGV[3])) do record[k] = v end
+redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(record))
+if ARGV[4] ~= '' then redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[4]) end
+if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'state') == 'queued' then
+  redis.call('HSET', KEYS[1], 'state', 'running', 'updatedAt', ARGV[6])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[5])
+end
+redis.call('PUBLISH', ARGV[7], ARGV[1])
+return 1
+`);
+
+/** Move a job to a terminal state once; later calls change nothing and return 0. */
+export const FINISH_JOB = new LuaScript(`
+-- KEYS: job, tasks, events
+-- ARGV: jobId, state, fields(json), event, now, retentionMs, channel
+local state = redis.call('HGET', KEYS[1], 'state')
+if not state then return -1 end
+if state == 'completed' or state == 'failed' or state == 'cancelled' then return 0 end
+for k, v in pairs(cjson.decode(ARGV[3])) do redis.call('HSET', KEYS[1], k, v) end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updatedAt', ARGV[5], 'finishedAt', ARGV[5])
+redis.call('XADD', KEYS[3], '*', 'e', ARGV[4])
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
+redis.call('PUBLISH', ARGV[7], ARGV[1])
+return 1
+`);

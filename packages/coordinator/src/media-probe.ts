@@ -1,0 +1,62 @@
+import { fileTypeFromBuffer } from 'file-type';
+import { describeSupportedMedia, modalityOf, normaliseMediaType, UnsupportedMediaError, type Modality } from '@mmgrid/core';
+
+/** Bytes from the start of a blob that detection looks at. */
+export const PROBE_HEAD_BYTES = 64 * 1024;
+
+export interface DetectedMedia {
+  readonly mediaType: string;
+  readonly modality: Modality;
+}
+
+/**
+ * Detects an input's media type from its bytes (never its name): a maintained magic-number
+ * library first, then UTF-8 text. Throws UnsupportedMediaError naming what is supported.
+ */
+export async function detectMedia(inputName: string, head: Uint8Array): Promise<DetectedMedia> {
+  if (head.byteLength === 0) {
+    throw new UnsupportedMediaError(inputName, 'empty', `input "${inputName}" is empty; supported: ${describeSupportedMedia()}`);
+  }
+  const detected = await fileTypeFromBuffer(head);
+  if (detected) {
+    const mediaType = normaliseMediaType(detected.mime);
+    const modality = modalityOf(mediaType);
+    if (modality) return { mediaType, modality };
+    throw new UnsupportedMediaError(
+      inputName,
+      mediaType,
+      `input "${inputName}" is ${mediaType} (.${detected.ext}), which mmgrid does not take; supported: ${describeSupportedMedia()}`,
+    );
+  }
+  if (looksLikeText(head)) return { mediaType: 'text/plain', modality: 'text' };
+  throw new UnsupportedMediaError(
+    inputName,
+    'application/octet-stream',
+    `input "${inputName}" is not a recognised file type; supported: ${describeSupportedMedia()}`,
+  );
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Valid UTF-8 (a trailing partial character allowed) with no NUL and few control characters. */
+function looksLikeText(head: Uint8Array): boolean {
+  let text: string;
+  try {
+    text = decoder.decode(head, { stream: true });
+  } catch {
+    return false;
+  }
+  // Reset the decoder's streaming state for the next call.
+  try {
+    decoder.decode();
+  } catch {
+    // A truncated trailing sequence is expected at the head boundary.
+  }
+  let control = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0) return false;
+    if (c < 32 && c !== 9 && c !== 10 && c !== 13 && c !== 12) control += 1;
+  }
+  return control <= Math.max(1, text.length / 1000);
+}

@@ -1,0 +1,105 @@
+import { once } from 'node:events';
+import type {
+  ServerReadableStream,
+  ServerUnaryCall,
+  ServerWritableStream,
+  sendUnaryData,
+  UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { isSha256 } from '@mmgrid/core';
+import type {
+  BlobServiceServer,
+  GetBlobRequest,
+  GetBlobResponse,
+  HasBlobsRequest,
+  HasBlobsResponse,
+  PutBlobHeader,
+  PutBlobRequest,
+  PutBlobResponse,
+} from '@mmgrid/proto';
+import type { Authenticator } from '../auth.js';
+import type { BlobStore } from '../blob-store.js';
+import { BadRequestError, BlobNotFoundError, LimitExceededError } from '../errors.js';
+import { toServiceError, unary } from '../grpc-errors.js';
+import type { Logger } from '../logger.js';
+
+export interface BlobServiceDeps {
+  readonly blobs: BlobStore;
+  readonly auth: Authenticator;
+  readonly logger: Logger;
+  readonly maxBlobBytes: number;
+}
+
+const MAX_HAS_BLOBS = 1000;
+
+/** Content-addressed uploads and downloads, streamed in chunks. */
+export class BlobServiceImpl {
+  constructor(private readonly deps: BlobServiceDeps) {}
+
+  handlers(): BlobServiceServer & UntypedServiceImplementation {
+    const { logger } = this.deps;
+    return {
+      putBlob: (call: ServerReadableStream<PutBlobRequest, PutBlobResponse>, callback: sendUnaryData<PutBlobResponse>) => {
+        this.put(call).then(
+          (res) => callback(null, res),
+          (err: unknown) => {
+            // Stop reading the rest of a refused upload.
+            call.destroy();
+            callback(toServiceError(err, logger, 'PutBlob'));
+          },
+        );
+      },
+      getBlob: (call: ServerWritableStream<GetBlobRequest, GetBlobResponse>) => {
+        this.get(call).catch((err: unknown) => call.destroy(toServiceError(err, logger, 'GetBlob')));
+      },
+      hasBlobs: unary(logger, 'HasBlobs', (call: ServerUnaryCall<HasBlobsRequest, HasBlobsResponse>) => this.has(call)),
+    };
+  }
+
+  private async put(call: ServerReadableStream<PutBlobRequest, PutBlobResponse>): Promise<PutBlobResponse> {
+    await this.deps.auth.authenticate(call.metadata, 'submitter');
+    const iterator = (call as AsyncIterable<PutBlobRequest>)[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    const header: PutBlobHeader | undefined = !first.done && first.value.part?.$case === 'header' ? first.value.part.header : undefined;
+    if (!header) throw new BadRequestError('the first PutBlob message must be a header (sha256, size, name)');
+    if (!isSha256(header.sha256)) throw new BadRequestError(`header.sha256 "${header.sha256}" is not a SHA-256 (64 lower-case hex characters)`);
+    if (header.size > this.deps.maxBlobBytes) {
+      throw new LimitExceededError('maxBlobBytes', this.deps.maxBlobBytes, `blob of ${header.size} bytes exceeds the limit of ${this.deps.maxBlobBytes} bytes (maxBlobBytes)`);
+    }
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        const part = next.value.part;
+        if (part?.$case !== 'chunk') throw new BadRequestError('after the header, PutBlob messages must be chunks');
+        yield part.chunk;
+      }
+    }
+    const { stat, deduplicated } = await this.deps.blobs.put({ sha256: header.sha256, size: header.size }, chunks());
+    return { blob: { sha256: stat.sha256, size: stat.size, mediaType: header.mediaType, name: header.name }, deduplicated };
+  }
+
+  private async get(call: ServerWritableStream<GetBlobRequest, GetBlobResponse>): Promise<void> {
+    await this.deps.auth.authenticate(call.metadata, 'submitter');
+    const { sha256, offset } = call.request;
+    const stat = await this.deps.blobs.stat(sha256);
+    if (!stat) throw new BlobNotFoundError(sha256);
+    call.write({ part: { $case: 'info', info: { sha256, size: stat.size, mediaType: '', name: '' } } });
+    for await (const chunk of await this.deps.blobs.read(sha256, offset)) {
+      if (call.cancelled) return;
+      if (!call.write({ part: { $case: 'chunk', chunk } })) await once(call, 'drain');
+    }
+    call.end();
+  }
+
+  private async has(call: ServerUnaryCall<HasBlobsRequest, HasBlobsResponse>): Promise<HasBlobsResponse> {
+    await this.deps.auth.authenticate(call.metadata, 'submitter');
+    const wanted = call.request.sha256;
+    if (wanted.length > MAX_HAS_BLOBS) throw new BadRequestError(`HasBlobs takes at most ${MAX_HAS_BLOBS} hashes (got ${wanted.length})`);
+    const present: string[] = [];
+    for (const sha of wanted) {
+      if (isSha256(sha) && (await this.deps.blobs.stat(sha))) present.push(sha);
+    }
+    return { present };
+  }
+}

@@ -1,0 +1,62 @@
+import type { Redis } from 'ioredis';
+import type { WorkerView } from '@mmgrid/proto';
+import type { Keys } from './keys.js';
+import type { WorkerSession } from './worker-session.js';
+
+/**
+ * Fleet view shared by all replicas: each replica writes the workers connected to it, so
+ * AdminService.ListWorkers on any replica sees the whole grid. Entries of workers that went
+ * silent (a replica died without cleaning up) are dropped when read.
+ */
+export class WorkerDirectory {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+    private readonly coordinatorId: string,
+    private readonly staleAfterMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  viewOf(session: WorkerSession): WorkerView {
+    return {
+      workerId: session.workerId,
+      name: session.name,
+      sessionId: session.sessionId,
+      coordinatorId: this.coordinatorId,
+      host: session.hello.host,
+      gpus: session.hello.gpus,
+      slots: [...session.slots].map(([kind, s]) => ({ kind, total: s.total, busy: s.busy })),
+      warmModels: session.warmModels,
+      connectedAtMs: session.connectedAt,
+      lastHeartbeatMs: session.lastHeartbeatAt,
+      draining: session.draining,
+      version: session.hello.version,
+      gpuStats: session.gpuStats,
+    };
+  }
+
+  async publish(session: WorkerSession): Promise<void> {
+    await this.redis.hset(this.keys.workers(), session.workerId, JSON.stringify(this.viewOf(session)));
+  }
+
+  async remove(session: WorkerSession): Promise<void> {
+    const raw = await this.redis.hget(this.keys.workers(), session.workerId);
+    // Only remove the entry if it still describes this session (the worker may have reconnected elsewhere).
+    if (raw && (JSON.parse(raw) as WorkerView).sessionId === session.sessionId) {
+      await this.redis.hdel(this.keys.workers(), session.workerId);
+    }
+  }
+
+  async list(): Promise<WorkerView[]> {
+    const raw = await this.redis.hgetall(this.keys.workers());
+    const views: WorkerView[] = [];
+    const stale: string[] = [];
+    for (const [id, json] of Object.entries(raw)) {
+      const view = JSON.parse(json) as WorkerView;
+      if (this.now() - view.lastHeartbeatMs > this.staleAfterMs) stale.push(id);
+      else views.push(view);
+    }
+    if (stale.length > 0) await this.redis.hdel(this.keys.workers(), ...stale);
+    return views.sort((a, b) => a.name.localeCompare(b.name));
+  }
+}

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidOptionError } from '../errors.js';
+import { durationOption, intOption, nonEmptyOption, parseHostPort } from '../options.js';
+
+function refusal(fn: () => unknown): InvalidOptionError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidOptionError);
+    if (err instanceof InvalidOptionError) return err;
+  }
+  throw new Error('expected an InvalidOptionError');
+}
+
+describe('parseHostPort', () => {
+  const accepted: { value: string; host: string; port: number }[] = [
+    { value: '127.0.0.1:7070', host: '127.0.0.1', port: 7070 },
+    { value: '[::1]:7070', host: '[::1]', port: 7070 },
+    { value: '[2001:db8::1]:443', host: '[2001:db8::1]', port: 443 },
+    { value: 'localhost:0', host: 'localhost', port: 0 },
+    { value: 'grid.example.com:65535', host: 'grid.example.com', port: 65535 },
+    { value: ' 0.0.0.0:8080 ', host: '0.0.0.0', port: 8080 },
+  ];
+  it.each(accepted)('accepts $value', ({ value, host, port }) => {
+    expect(parseHostPort('--listen', value)).toEqual({ host, port });
+  });
+
+  const refused: string[] = ['nohost', 'host:99999', 'host:65536', '', ':7070', 'host:', '::1:7070', 'host:port', 'my host:80', 'host:-1', 'host:123456'];
+  it.each(refused)('refuses %j, naming the option and the form', (value) => {
+    const err = refusal(() => parseHostPort('--listen', value));
+    expect(err.code).toBe('INVALID_OPTION');
+    expect(err.option).toBe('--listen');
+    expect(err.value).toBe(value);
+    expect(err.message).toBe(`option --listen must be HOST:PORT (for example 127.0.0.1:7070) (got ${JSON.stringify(value)})`);
+  });
+});
+
+describe('intOption', () => {
+  const cases: { value: number; ok: boolean }[] = [
+    { value: 1, ok: true },
+    { value: 10, ok: true },
+    { value: 0, ok: false },
+    { value: 11, ok: false },
+    { value: 2.5, ok: false },
+    { value: Number.NaN, ok: false },
+  ];
+  it.each(cases)('$value in 1..10 → $ok', ({ value, ok }) => {
+    if (ok) expect(intOption('--concurrency', value, 1, 10)).toBe(value);
+    else expect(refusal(() => intOption('--concurrency', value, 1, 10)).message).toMatch(/^option --concurrency must be an integer from 1 to 10 \(got /);
+  });
+});
+
+describe('durationOption', () => {
+  it('rounds an accepted duration to whole milliseconds', () => {
+    expect(durationOption('--timeout', 1500.4, 0, 60_000)).toBe(1500);
+  });
+
+  it.each([-1, 60_001, Number.POSITIVE_INFINITY, Number.NaN])('refuses %d', (value) => {
+    const err = refusal(() => durationOption('--timeout', value, 0, 60_000));
+    expect(err.option).toBe('--timeout');
+    expect(err.allowed).toBe('a duration from 0 ms to 60000 ms');
+  });
+});
+
+describe('nonEmptyOption', () => {
+  it('accepts text and refuses blanks', () => {
+    expect(nonEmptyOption('--redis', 'redis://localhost')).toBe('redis://localhost');
+    expect(refusal(() => nonEmptyOption('--redis', '   ')).message).toBe('option --redis must be a non-empty string (got "   ")');
+  });
+});

@@ -1,0 +1,138 @@
+import { blobRefSchema, type BlobRef } from './blob-ref.js';
+import { PROMPT_INPUT_NAME } from './job-spec.js';
+import type { JsonValue } from './json.js';
+import type { PlanInput } from './planner.js';
+import type { TaskGraph } from './task-graph.js';
+import { fusionReportOutputSchema, type FusionReportOutput } from './task-outputs.js';
+
+export interface TaskError {
+  readonly code: string;
+  readonly message: string;
+}
+
+/** How a task ended, as committed. */
+export type TaskOutcome =
+  | { readonly status: 'succeeded'; readonly outputJson: string }
+  | { readonly status: 'failed'; readonly error: TaskError };
+
+export interface ResultFailure {
+  readonly taskId: string;
+  readonly kind: string;
+  readonly input: string | null;
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface ResultInput {
+  readonly name: string;
+  readonly modality: string;
+  readonly mediaType: string;
+  /** Outputs by task kind. */
+  readonly outputs: Record<string, JsonValue>;
+}
+
+/** The assembled result of a job, as stored and as `mmgrid result --json` prints it. */
+export interface JobResultDoc {
+  readonly pipeline: string;
+  readonly prompt: string;
+  readonly summary: string;
+  /** Fraction of the job's input-reading tasks whose output is in the result, 0..1. */
+  readonly coverage: number;
+  readonly partial: boolean;
+  readonly inputs: readonly ResultInput[];
+  readonly fusion: FusionReportOutput | null;
+  readonly failures: readonly ResultFailure[];
+}
+
+export type AssembledJob =
+  | { readonly ok: true; readonly doc: JobResultDoc; readonly blobs: readonly BlobRef[] }
+  | { readonly ok: false; readonly error: TaskError; readonly failures: readonly ResultFailure[] };
+
+/**
+ * Builds a job's result from its tasks' outcomes. A required task that failed (or never ran)
+ * fails the job; a failed optional task makes the result partial, never silently shorter.
+ */
+export function assembleJobResult(
+  graph: TaskGraph,
+  inputs: readonly PlanInput[],
+  prompt: string,
+  outcomes: ReadonlyMap<string, TaskOutcome>,
+): AssembledJob {
+  const failures: ResultFailure[] = [];
+  const resultInputs = new Map<string, ResultInput>();
+  for (const input of inputs) {
+    resultInputs.set(input.name, { name: input.name, modality: input.modality, mediaType: input.mediaType, outputs: {} });
+  }
+  if (prompt.trim() !== '') {
+    resultInputs.set(PROMPT_INPUT_NAME, { name: 'prompt', modality: 'text', mediaType: 'text/plain', outputs: {} });
+  }
+
+  let readers = 0;
+  let readersSucceeded = 0;
+  let fusion: FusionReportOutput | null = null;
+  let requiredFailure: TaskError | undefined;
+  const blobs = new Map<string, BlobRef>();
+
+  for (const task of graph.tasks) {
+    if (task.id === graph.rootId) continue;
+    const outcome: TaskOutcome = outcomes.get(task.id) ?? {
+      status: 'failed',
+      error: { code: 'NO_OUTCOME', message: 'the task ended without a recorded outcome' },
+    };
+    const inputName = task.inputNames[0];
+    if (task.inputNames.length > 0) readers += 1;
+    if (outcome.status === 'failed') {
+      failures.push({
+        taskId: task.id,
+        kind: task.kind,
+        input: inputName === undefined ? null : inputName === PROMPT_INPUT_NAME ? 'prompt' : inputName,
+        code: outcome.error.code,
+        message: outcome.error.message,
+      });
+      if (!task.optional && requiredFailure === undefined) {
+        requiredFailure = { code: outcome.error.code, message: `${task.kind} (${task.id}) failed: ${outcome.error.message}` };
+      }
+      continue;
+    }
+    const output = JSON.parse(outcome.outputJson) as JsonValue;
+    collectBlobs(output, blobs);
+    if (task.inputNames.length > 0) {
+      readersSucceeded += 1;
+      for (const name of task.inputNames) {
+        const target = resultInputs.get(name);
+        if (target) target.outputs[task.kind] = output;
+      }
+    }
+    if (task.kind === 'fusion.report') {
+      fusion = fusionReportOutputSchema.parse(output);
+    }
+  }
+
+  if (requiredFailure) return { ok: false, error: requiredFailure, failures };
+  const coverage = readers === 0 ? 1 : readersSucceeded / readers;
+  const doc: JobResultDoc = {
+    pipeline: graph.pipeline,
+    prompt,
+    summary: fusion?.summary ?? '',
+    coverage,
+    partial: failures.length > 0,
+    inputs: [...resultInputs.values()],
+    fusion,
+    failures,
+  };
+  return { ok: true, doc, blobs: [...blobs.values()] };
+}
+
+/** Finds blob references anywhere in an output, so the result lists every blob it mentions. */
+function collectBlobs(value: JsonValue, into: Map<string, BlobRef>): void {
+  if (Array.isArray(value)) {
+    for (const v of value) collectBlobs(v, into);
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  if (typeof value['sha256'] === 'string') {
+    const ref = blobRefSchema.safeParse(value);
+    if (ref.success) into.set(ref.data.sha256, ref.data);
+  }
+  for (const v of Object.values(value)) collectBlobs(v, into);
+}

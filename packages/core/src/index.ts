@@ -1,0 +1,68 @@
+/**
+ * @mmgrid/core — the pure heart of mmgrid: job specs, the planner that turns a job into a
+ * task graph, the assembler that turns task outcomes into a result, task kinds and their
+ * output schemas, and retry math. No IO: no Redis, no gRPC, no filesystem.
+ *
+ * @example
+ * ```ts
+ * import { validateJobSpec, plan, assembleJobResult } from '@mmgrid/core';
+ *
+ * const spec = validateJobSpec({ inputs: [], prompt: 'What is this?' });
+ * const graph = plan({ pipeline: spec.pipeline, prompt: spec.prompt, inputs: [] });
+ * // …run graph.tasks, collect outcomes…
+ * const result = assembleJobResult(graph, [], spec.prompt, outcomes);
+ * ```
+ */
+export { assembleJobResult } from './assembler.js';
+export type { AssembledJob, JobResultDoc, ResultFailure, ResultInput, TaskError, TaskOutcome } from './assembler.js';
+export { blobRefSchema, isSha256, SHA256_PATTERN } from './blob-ref.js';
+export type { BlobRef } from './blob-ref.js';
+export {
+  InvalidJobSpecError,
+  InvalidOptionError,
+  InvalidTaskOutputError,
+  MmgridError,
+  PlanError,
+  UnsupportedMediaError,
+} from './errors.js';
+export type { MmgridErrorCode } from './errors.js';
+export { buildFusionReport } from './fusion-report.js';
+export type { UpstreamItem } from './fusion-report.js';
+export { DEFAULT_JOB_LIMITS, PROMPT_INPUT_NAME, validateJobSpec } from './job-spec.js';
+export type { JobInputSource, JobInputSpec, JobLimits, JobSpec } from './job-spec.js';
+export { canTransition, isTerminalJobState, TERMINAL_JOB_STATES } from './job-state.js';
+export type { JobStateName, TaskStateName } from './job-state.js';
+export type { JsonObject, JsonPrimitive, JsonValue } from './json.js';
+export { describeSupportedMedia, MODALITIES, modalityOf, normaliseMediaType, SUPPORTED_MEDIA_TYPES } from './modality.js';
+export type { Modality } from './modality.js';
+export { durationOption, intOption, nonEmptyOption, parseHostPort } from './options.js';
+export { builtinPipelines, DEFAULT_PIPELINE, pipelineInfo, pipelineNames } from './pipelines.js';
+export type { PipelineInfo } from './pipelines.js';
+export { plan } from './planner.js';
+export type { FusionParams, PlanInput, PlanRequest } from './planner.js';
+export { DEFAULT_RETRY_POLICY, retryDelayMs, shouldRetry, validateRetryPolicy } from './retry-policy.js';
+export type { RetryPolicy } from './retry-policy.js';
+export { findTask, leafTasks, NO_REQUIREMENTS, validateTaskGraph } from './task-graph.js';
+export type { TaskGraph, TaskNode, TaskRequirements } from './task-graph.js';
+export { ASSEMBLE_KIND, builtinTaskKinds, TASK_KIND_PATTERN, taskKindInfo, workerTaskKinds } from './task-kinds.js';
+export type { TaskKindInfo, TaskPlacement } from './task-kinds.js';
+export {
+  audioAnalyzeOutputSchema,
+  fusionReportOutputSchema,
+  imageInspectOutputSchema,
+  imageOcrOutputSchema,
+  isBuiltinWorkerKind,
+  parseTaskOutput,
+  textStatsOutputSchema,
+} from './task-outputs.js';
+export type {
+  AudioAnalyzeOutput,
+  AudioSegment,
+  BuiltinWorkerKind,
+  FusionReportOutput,
+  ImageInspectOutput,
+  ImageOcrOutput,
+  TaskOutputs,
+  TextStatsOutput,
+} from './task-outputs.js';
+export { wordsOf } from './words.js';

@@ -1,0 +1,89 @@
+import type { Modality } from './modality.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy.js';
+
+/** Where a kind runs: on a worker over gRPC, or inside the coordinator (assembly). */
+export type TaskPlacement = 'worker' | 'coordinator';
+
+export interface TaskKindInfo {
+  readonly kind: string;
+  /** The modality the task reads; undefined for steps that combine others. */
+  readonly modality: Modality | undefined;
+  readonly placement: TaskPlacement;
+  readonly description: string;
+  /** A run longer than this is given up and counts as a failed attempt. */
+  readonly timeoutMs: number;
+  readonly retry: RetryPolicy;
+}
+
+/** The kind of the coordinator-side root of every job: it assembles the job's result. */
+export const ASSEMBLE_KIND = 'job.assemble';
+
+const kinds: readonly TaskKindInfo[] = [
+  {
+    kind: 'image.ocr',
+    modality: 'image',
+    placement: 'worker',
+    description: 'reads the text in an image (Tesseract OCR, English)',
+    timeoutMs: 120_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: 'image.inspect',
+    modality: 'image',
+    placement: 'worker',
+    description: 'size, format and dominant colours of an image, and a thumbnail',
+    timeoutMs: 60_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: 'audio.analyze',
+    modality: 'audio',
+    placement: 'worker',
+    description: 'duration, sample rate, channels, loudness, and speech/silence segments of a recording',
+    timeoutMs: 300_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: 'text.stats',
+    modality: 'text',
+    placement: 'worker',
+    description: 'language-agnostic counts of a text: words, sentences, scripts, frequent terms',
+    timeoutMs: 30_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: 'fusion.report',
+    modality: undefined,
+    placement: 'worker',
+    description: "one deterministic report combining every modality's output with the prompt",
+    timeoutMs: 30_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: ASSEMBLE_KIND,
+    modality: undefined,
+    placement: 'coordinator',
+    description: "assembles the job's result from its tasks' outputs",
+    timeoutMs: 60_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+];
+
+const byKind = new Map(kinds.map((k) => [k.kind, k]));
+
+/** Every built-in task kind, in a stable order. */
+export function builtinTaskKinds(): readonly TaskKindInfo[] {
+  return kinds;
+}
+
+export function taskKindInfo(kind: string): TaskKindInfo | undefined {
+  return byKind.get(kind);
+}
+
+/** Kind names run by workers (the ones a worker may offer). */
+export function workerTaskKinds(): string[] {
+  return kinds.filter((k) => k.placement === 'worker').map((k) => k.kind);
+}
+
+/** Kind names are lower-case dotted words, e.g. "image.ocr"; they name BullMQ queues. */
+export const TASK_KIND_PATTERN = /^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$/;

@@ -1,0 +1,134 @@
+import { z } from 'zod';
+import { blobRefSchema } from './blob-ref.js';
+import { InvalidTaskOutputError } from './errors.js';
+
+const bbox = z.object({ x0: z.number(), y0: z.number(), x1: z.number(), y1: z.number() });
+const percent = z.number().min(0).max(100);
+const seconds = z.number().nonnegative();
+
+const ocrSpan = z.object({ text: z.string(), confidence: percent, bbox });
+
+/** `image.ocr`: the text Tesseract reads in an image. Confidences are 0..100. */
+export const imageOcrOutputSchema = z.object({
+  text: z.string(),
+  confidence: percent,
+  language: z.string(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  lines: z.array(ocrSpan),
+  words: z.array(ocrSpan),
+});
+export type ImageOcrOutput = z.infer<typeof imageOcrOutputSchema>;
+
+/** `image.inspect`: what an image is made of (size, format, dominant colours) and a thumbnail. */
+export const imageInspectOutputSchema = z.object({
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  format: z.string(),
+  channels: z.number().int().positive(),
+  hasAlpha: z.boolean(),
+  bytes: z.number().int().nonnegative(),
+  /** Most common colours, most common first; fractions of the pixels, summing to at most 1. */
+  colours: z.array(z.object({ hex: z.string().regex(/^#[0-9a-f]{6}$/), name: z.string(), fraction: z.number().min(0).max(1) })),
+  thumbnail: blobRefSchema,
+});
+export type ImageInspectOutput = z.infer<typeof imageInspectOutputSchema>;
+
+const audioSegment = z.object({ kind: z.enum(['speech', 'silence']), startSec: seconds, endSec: seconds });
+
+/** `audio.analyze`: format, duration, loudness and where the speech is. */
+export const audioAnalyzeOutputSchema = z.object({
+  /** Container and sample format, for example "wav/pcm_s16le". */
+  format: z.string(),
+  decoder: z.enum(['native', 'ffmpeg']),
+  sampleRate: z.number().int().positive(),
+  channels: z.number().int().positive(),
+  durationSec: seconds,
+  /** Root-mean-square level over the whole recording, in dB relative to full scale. */
+  rmsDbfs: z.number(),
+  peakDbfs: z.number(),
+  speechSec: seconds,
+  silenceSec: seconds,
+  /** Alternating speech and silence, in order, covering the whole recording. */
+  segments: z.array(audioSegment),
+});
+export type AudioAnalyzeOutput = z.infer<typeof audioAnalyzeOutputSchema>;
+export type AudioSegment = z.infer<typeof audioSegment>;
+
+/** `text.stats`: language-agnostic counts of a text (the prompt or a text input). */
+export const textStatsOutputSchema = z.object({
+  source: z.enum(['prompt', 'input']),
+  characters: z.number().int().nonnegative(),
+  graphemes: z.number().int().nonnegative(),
+  words: z.number().int().nonnegative(),
+  sentences: z.number().int().nonnegative(),
+  lines: z.number().int().nonnegative(),
+  /** Unicode scripts of the letters, most used first. */
+  scripts: z.array(z.object({ script: z.string(), fraction: z.number().min(0).max(1) })),
+  topTerms: z.array(z.object({ term: z.string(), count: z.number().int().positive() })),
+  /** The text itself, up to 2,000 characters. */
+  excerpt: z.string(),
+  truncated: z.boolean(),
+});
+export type TextStatsOutput = z.infer<typeof textStatsOutputSchema>;
+
+/** `fusion.report`: one deterministic report over every modality's output and the prompt. */
+export const fusionReportOutputSchema = z.object({
+  prompt: z.string(),
+  summary: z.string(),
+  sections: z.array(
+    z.object({
+      input: z.string(),
+      modality: z.string(),
+      kinds: z.array(z.string()),
+      lines: z.array(z.string()),
+    }),
+  ),
+  /** Words of the prompt found in the inputs' contents (OCR text, text inputs). */
+  matchedTerms: z.array(z.object({ term: z.string(), foundIn: z.array(z.string()) })),
+  missing: z.array(z.object({ input: z.string(), kind: z.string(), reason: z.string() })),
+  coverage: z.number().min(0).max(1),
+});
+export type FusionReportOutput = z.infer<typeof fusionReportOutputSchema>;
+
+export interface TaskOutputs {
+  'image.ocr': ImageOcrOutput;
+  'image.inspect': ImageInspectOutput;
+  'audio.analyze': AudioAnalyzeOutput;
+  'text.stats': TextStatsOutput;
+  'fusion.report': FusionReportOutput;
+}
+
+export type BuiltinWorkerKind = keyof TaskOutputs;
+
+const schemas: { [K in BuiltinWorkerKind]: z.ZodType<TaskOutputs[K]> } = {
+  'image.ocr': imageOcrOutputSchema,
+  'image.inspect': imageInspectOutputSchema,
+  'audio.analyze': audioAnalyzeOutputSchema,
+  'text.stats': textStatsOutputSchema,
+  'fusion.report': fusionReportOutputSchema,
+};
+
+export function isBuiltinWorkerKind(kind: string): kind is BuiltinWorkerKind {
+  return Object.hasOwn(schemas, kind);
+}
+
+/**
+ * Parses a task's JSON output and checks it against its kind's schema.
+ * Throws InvalidTaskOutputError naming the first offending field.
+ */
+export function parseTaskOutput<K extends BuiltinWorkerKind>(kind: K, json: string): TaskOutputs[K] {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (err) {
+    throw new InvalidTaskOutputError(kind, `not JSON (${(err as Error).message})`);
+  }
+  const parsed = schemas[kind].safeParse(value);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? issue.path.join('.') : '(root)';
+    throw new InvalidTaskOutputError(kind, `${where}: ${issue?.message ?? 'does not match the schema'}`);
+  }
+  return parsed.data;
+}

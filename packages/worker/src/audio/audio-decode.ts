@@ -1,0 +1,128 @@
+import { spawn } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
+import wavefile from 'wavefile';
+import { InputDecodeError, TaskFailedError, ToolMissingError } from '../errors.js';
+
+/** What a recording is; its samples follow as mono values in [-1, 1]. */
+export interface DecodedAudio {
+  readonly format: string;
+  readonly decoder: 'native' | 'ffmpeg';
+  readonly sampleRate: number;
+  readonly channels: number;
+}
+
+/** WAV files up to this size are decoded in process; larger ones stream through ffmpeg. */
+const NATIVE_WAV_MAX_BYTES = 64 * 1024 * 1024;
+
+const PCM = 1;
+const IEEE_FLOAT = 3;
+const EXTENSIBLE = 0xfffe;
+
+/** Receives a recording's format once, and returns where its samples go. */
+export type SampleSinkFactory = (format: DecodedAudio) => (mono: Float32Array | Float64Array) => void;
+
+/**
+ * Decodes an audio file: PCM and float WAV natively, anything else (and very large WAV)
+ * through ffmpeg when it is installed. Samples stream to the sink; nothing holds the whole
+ * recording but the native WAV path (bounded by NATIVE_WAV_MAX_BYTES).
+ */
+export async function decodeAudio(file: string, mediaType: string, sink: SampleSinkFactory, signal: AbortSignal): Promise<DecodedAudio> {
+  const size = (await stat(file)).size;
+  if (mediaType === 'audio/wav' && size <= NATIVE_WAV_MAX_BYTES) {
+    const native = await decodeWav(file, sink);
+    if (native) return native;
+  }
+  return decodeWithFfmpeg(file, mediaType, sink, signal);
+}
+
+async function decodeWav(file: string, sink: SampleSinkFactory): Promise<DecodedAudio | undefined> {
+  const wav = new wavefile.WaveFile();
+  try {
+    wav.fromBuffer(await readFile(file));
+  } catch (err) {
+    throw new InputDecodeError(`the WAV file cannot be read: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const fmt = wav.fmt as { audioFormat: number; numChannels: number; sampleRate: number; bitsPerSample: number };
+  if (fmt.audioFormat !== PCM && fmt.audioFormat !== IEEE_FLOAT && fmt.audioFormat !== EXTENSIBLE) return undefined;
+  if (fmt.numChannels < 1 || fmt.sampleRate < 1) throw new InputDecodeError('the WAV header declares no channels or a zero sample rate');
+  const bitDepth = wav.bitDepth;
+  const isFloat = bitDepth === '32f' || bitDepth === '64';
+  const bits = Number.parseInt(bitDepth, 10);
+  const raw = wav.getSamples(false, Float64Array) as unknown as Float64Array | Float64Array[];
+  const channels: Float64Array[] = fmt.numChannels === 1 ? [raw as Float64Array] : (raw as Float64Array[]);
+  const length = channels[0]?.length ?? 0;
+  const mono = new Float64Array(length);
+  const scale = isFloat ? 1 : bits === 8 ? 128 : 2 ** (bits - 1);
+  const offset = !isFloat && bits === 8 ? 128 : 0;
+  for (const ch of channels) {
+    for (let i = 0; i < length; i++) mono[i] = (mono[i] ?? 0) + ((ch[i] ?? 0) - offset) / scale / channels.length;
+  }
+  const format: DecodedAudio = {
+    format: `wav/${isFloat ? `pcm_f${bits}le` : bits === 8 ? 'pcm_u8' : `pcm_s${bits}le`}`,
+    decoder: 'native',
+    sampleRate: fmt.sampleRate,
+    channels: fmt.numChannels,
+  };
+  sink(format)(mono);
+  return format;
+}
+
+interface ProbeStream {
+  codec_type?: string;
+  codec_name?: string;
+  sample_rate?: string;
+  channels?: number;
+}
+
+async function run(cmd: string, args: string[], signal: AbortSignal, onStdout?: (chunk: Buffer) => void): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], signal });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (onStdout) onStdout(chunk);
+      else stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') reject(new ToolMissingError(cmd, `${cmd} is not installed on this worker (install it with: sudo apt-get install -y ffmpeg)`));
+      else if (err.name === 'AbortError') reject(new TaskFailedError('CANCELLED', 'stopped', false));
+      else reject(err);
+    });
+    child.on('close', (code) => {
+      if (code === 0) resolve({ stdout, stderr });
+      else reject(new InputDecodeError(`${cmd} could not decode the audio: ${lastLine(stderr)}`));
+    });
+  });
+}
+
+function lastLine(text: string): string {
+  const lines = text.trim().split('\n');
+  return lines[lines.length - 1]?.trim() || 'no details';
+}
+
+async function decodeWithFfmpeg(file: string, mediaType: string, sink: SampleSinkFactory, signal: AbortSignal): Promise<DecodedAudio> {
+  const probe = await run('ffprobe', ['-v', 'error', '-show_streams', '-select_streams', 'a:0', '-of', 'json', file], signal);
+  const streams = (JSON.parse(probe.stdout) as { streams?: ProbeStream[] }).streams ?? [];
+  const audio = streams.find((s) => s.codec_type === 'audio');
+  if (!audio) throw new InputDecodeError(`no audio stream found in the ${mediaType} file`);
+  const sampleRate = Number(audio.sample_rate ?? 0);
+  const channels = audio.channels ?? 0;
+  if (!(sampleRate > 0) || channels < 1) throw new InputDecodeError('the audio stream declares no sample rate or channels');
+  const container = mediaType.split('/')[1] ?? 'audio';
+  const format: DecodedAudio = { format: `${container}/${audio.codec_name ?? 'unknown'}`, decoder: 'ffmpeg', sampleRate, channels };
+  const onSamples = sink(format);
+  let carry = Buffer.alloc(0);
+  await run('ffmpeg', ['-v', 'error', '-nostdin', '-i', file, '-map', '0:a:0', '-ac', '1', '-f', 'f32le', '-acodec', 'pcm_f32le', 'pipe:1'], signal, (chunk) => {
+    const data = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
+    const whole = data.length - (data.length % 4);
+    if (whole > 0) {
+      const copy = Buffer.from(data.subarray(0, whole));
+      onSamples(new Float32Array(copy.buffer, copy.byteOffset, whole / 4));
+    }
+    carry = Buffer.from(data.subarray(whole));
+  });
+  return format;
+}

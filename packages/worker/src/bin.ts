@@ -1,0 +1,101 @@
+#!/usr/bin/env node
+import { hostname } from 'node:os';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { InvalidOptionError } from '@mmgrid/core';
+import { builtinHandlers } from './backends/builtin/index.js';
+import { createLogger } from './logger.js';
+import { WorkerDaemon } from './worker-daemon.js';
+import { resolveWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
+
+function parseSlots(value: string): Record<string, number> {
+  const slots: Record<string, number> = {};
+  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const match = /^([a-z0-9.-]+)=(\d+)$/.exec(part);
+    if (!match?.[1] || !match[2]) throw new InvalidArgumentError(`"${part}" is not KIND=N (for example image.ocr=2)`);
+    slots[match[1]] = Number(match[2]);
+  }
+  return slots;
+}
+
+function parseList(value: string): string[] {
+  return value.split(',').map((p) => p.trim()).filter(Boolean);
+}
+
+const handlers = builtinHandlers();
+const available = handlers.map((h) => h.kind);
+
+const program = new Command('mmgrid worker')
+  .description('Run a worker daemon: connect to a coordinator and run tasks on this machine.')
+  .addOption(new Option('--coordinator <host:port>', 'coordinator to connect to').env('MMGRID_COORDINATOR').default('127.0.0.1:7070'))
+  .addOption(new Option('--token <token>', 'worker token from the grid operator').env('MMGRID_TOKEN'))
+  .addOption(new Option('--name <name>', 'name shown in fleet views').default(hostname()))
+  .addOption(new Option('--state-dir <dir>', 'where the worker id and blob cache live').env('MMGRID_WORKER_STATE_DIR'))
+  .addOption(new Option('--kinds <list>', `task kinds to run, comma-separated (default: all of ${available.join(', ')})`).argParser(parseList))
+  .addOption(new Option('--slots <list>', 'tasks run at once per kind, e.g. image.ocr=2,audio.analyze=1').argParser(parseSlots))
+  .addOption(new Option('--drain-grace-ms <ms>', 'on SIGTERM, how long running tasks may finish').argParser((v) => Number(v)))
+  .showHelpAfterError();
+
+program.parse();
+const flags = program.opts<{
+  coordinator: string;
+  token?: string;
+  name: string;
+  stateDir?: string;
+  kinds?: string[];
+  slots?: Record<string, number>;
+  drainGraceMs?: number;
+}>();
+
+let options: ResolvedWorkerOptions;
+try {
+  options = resolveWorkerOptions(
+    {
+      coordinator: flags.coordinator,
+      name: flags.name,
+      ...(flags.token !== undefined ? { token: flags.token } : {}),
+      ...(flags.stateDir !== undefined ? { stateDir: flags.stateDir } : {}),
+      ...(flags.kinds !== undefined ? { kinds: flags.kinds } : {}),
+      ...(flags.slots !== undefined ? { slots: flags.slots } : {}),
+      ...(flags.drainGraceMs !== undefined ? { drainGraceMs: flags.drainGraceMs } : {}),
+    },
+    available,
+    hostname(),
+  );
+} catch (err) {
+  if (err instanceof InvalidOptionError) {
+    process.stderr.write(`mmgrid worker: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}
+
+const logger = createLogger('worker', { worker: options.name });
+const daemon = new WorkerDaemon(options, handlers, logger);
+await daemon.start();
+const summary = options.kinds
+  .map((kind) => `${kind}×${options.slots[kind] ?? 1} (${handlers.find((h) => h.kind === kind)?.description ?? ''})`)
+  .join('; ');
+logger.info(
+  { workerId: daemon.id, coordinator: options.coordinator, stateDir: options.stateDir },
+  `mmgrid worker ${options.name}: no GPU (CPU kinds only); offering ${summary}; connecting to ${options.coordinator}`,
+);
+daemon.on('connected', () => process.send?.({ type: 'connected', workerId: daemon.id }));
+
+let signals = 0;
+const onSignal = (signal: NodeJS.Signals): void => {
+  signals += 1;
+  if (signals > 1) {
+    logger.warn({ signal }, 'second signal: stopping now; running tasks will run elsewhere');
+    process.exit(130);
+  }
+  daemon.drain().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      logger.error({ err: String(err) }, 'drain failed');
+      process.exit(1);
+    },
+  );
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+process.on('disconnect', () => onSignal('SIGTERM'));

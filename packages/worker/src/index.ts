@@ -1,0 +1,26 @@
+/**
+ * @mmgrid/worker — the worker daemon GPU owners run: it connects out to a coordinator, offers
+ * task kinds with slots, runs tasks through handlers, and reconnects by itself.
+ *
+ * @example
+ * ```ts
+ * import { WorkerDaemon, builtinHandlers, resolveWorkerOptions, createLogger } from '@mmgrid/worker';
+ *
+ * const handlers = builtinHandlers();
+ * const options = resolveWorkerOptions({ coordinator: '127.0.0.1:7070' }, handlers.map((h) => h.kind), 'my-box');
+ * const daemon = new WorkerDaemon(options, handlers, createLogger('worker'));
+ * await daemon.start();
+ * process.on('SIGTERM', () => void daemon.drain());
+ * ```
+ */
+export { AudioAnalyzer, DEFAULT_AUDIO_ANALYSIS, SILENCE_DBFS } from './audio/audio-analysis.js';
+export type { AudioAnalysisOptions, AudioStats } from './audio/audio-analysis.js';
+export type { TaskContext, TaskHandler } from './backends/backend.js';
+export { builtinHandlers } from './backends/builtin/index.js';
+export { InputDecodeError, TaskFailedError, ToolMissingError } from './errors.js';
+export type { TaskFailureCode } from './errors.js';
+export { createLogger } from './logger.js';
+export { WorkerDaemon } from './worker-daemon.js';
+export type { WorkerDaemonEvents } from './worker-daemon.js';
+export { defaultSlots, defaultStateDir, resolveWorkerOptions } from './worker-options.js';
+export type { ResolvedWorkerOptions, WorkerOptions } from './worker-options.js';

@@ -1,0 +1,314 @@
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import { arch, cpus, hostname, platform, totalmem } from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { ClientDuplexStream } from '@grpc/grpc-js';
+import { BlobClient, resolveConnection, toClientError, type ResolvedConnection } from '@mmgrid/client';
+import { retryDelayMs, type RetryPolicy } from '@mmgrid/core';
+import {
+  WorkerServiceClient,
+  type CoordinatorMessage,
+  type HostInfo,
+  type Lease,
+  type TaskAssignment,
+  type Welcome,
+  type WorkerMessage,
+} from '@mmgrid/proto';
+import type { Logger } from 'pino';
+import type { TaskHandler } from './backends/backend.js';
+import { BlobCache } from './blob-cache.js';
+import { TaskRunner, type StopReason } from './task-runner.js';
+import { loadWorkerId } from './worker-id.js';
+import type { ResolvedWorkerOptions } from './worker-options.js';
+
+const require = createRequire(import.meta.url);
+const VERSION = (require('../package.json') as { version: string }).version;
+const WELCOME_TIMEOUT_MS = 10_000;
+const ACK_WAIT_MS = 5_000;
+
+interface RunningTask {
+  readonly assignment: TaskAssignment;
+  readonly lease: Lease;
+  readonly stop: AbortController;
+}
+
+export interface WorkerDaemonEvents {
+  connected: [welcome: Welcome];
+  disconnected: [reason: string];
+  'task-started': [assignment: TaskAssignment];
+  'task-finished': [assignment: TaskAssignment, ok: boolean];
+}
+
+/**
+ * The worker daemon: one outbound Connect stream to a coordinator (so it works behind NAT),
+ * hello with what it offers, heartbeats that renew its leases, tasks run through handlers.
+ * A dropped stream is re-opened with jittered backoff; tasks keep running meanwhile and
+ * their results are delivered after the reconnect (the coordinator adopts their leases).
+ */
+export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
+  private readonly conn: ResolvedConnection;
+  private readonly blobs: BlobClient;
+  private readonly runner: TaskRunner;
+  private readonly running = new Map<string, RunningTask>();
+  /** Results and failures sent (or to send) and not yet acknowledged, by lease id. */
+  private readonly unacked = new Map<string, WorkerMessage>();
+  private call: ClientDuplexStream<WorkerMessage, CoordinatorMessage> | undefined;
+  private client: WorkerServiceClient | undefined;
+  private welcomed = false;
+  private draining = false;
+  private stopped = false;
+  private workerId = '';
+  private loop: Promise<void> | undefined;
+  private heartbeatSeq = 0;
+  private wakeLoop: (() => void) | undefined;
+
+  constructor(
+    private readonly options: ResolvedWorkerOptions,
+    handlers: readonly TaskHandler[],
+    private readonly logger: Logger,
+  ) {
+    super();
+    this.conn = resolveConnection({ address: options.coordinator, token: options.token });
+    this.blobs = new BlobClient(this.conn);
+    const offered = handlers.filter((h) => options.kinds.includes(h.kind));
+    this.runner = new TaskRunner(offered, new BlobCache(path.join(options.stateDir, 'blobs'), this.blobs), this.blobs);
+  }
+
+  get id(): string {
+    return this.workerId;
+  }
+
+  /** Starts connecting (and reconnecting) in the background. */
+  async start(): Promise<void> {
+    this.workerId = await loadWorkerId(this.options.stateDir);
+    this.loop = this.connectLoop();
+  }
+
+  private async connectLoop(): Promise<void> {
+    const policy: RetryPolicy = {
+      maxAttempts: Number.MAX_SAFE_INTEGER,
+      initialDelayMs: this.options.reconnectInitialMs,
+      maxDelayMs: this.options.reconnectMaxMs,
+      multiplier: 2,
+      jitter: 0.3,
+    };
+    let attempt = 0;
+    while (!this.stopped) {
+      let reason: string;
+      try {
+        reason = await this.session();
+      } catch (err) {
+        reason = toClientError(err, this.conn.address).message;
+      }
+      if (this.welcomed) attempt = 0;
+      this.welcomed = false;
+      this.emit('disconnected', reason);
+      if (this.stopped) break;
+      attempt += 1;
+      const wait = retryDelayMs(policy, attempt, Math.random);
+      this.logger.warn(`${reason}; retrying in ${(wait / 1000).toFixed(1)} s`);
+      await new Promise<void>((resolve) => {
+        this.wakeLoop = resolve;
+        void delay(wait).then(resolve);
+      });
+      this.wakeLoop = undefined;
+    }
+  }
+
+  private hostInfo(): HostInfo {
+    return { hostname: hostname(), os: platform(), arch: arch(), cpus: cpus().length, memoryBytes: totalmem(), nodeVersion: process.version };
+  }
+
+  /** Leases the coordinator must keep: running tasks and results not yet acknowledged. */
+  private heldLeases(): Lease[] {
+    const leases = new Map<string, Lease>();
+    for (const [id, task] of this.running) leases.set(id, task.lease);
+    for (const [id, message] of this.unacked) {
+      const lease = leaseOfMessage(message);
+      if (lease) leases.set(id, lease);
+    }
+    return [...leases.values()];
+  }
+
+  /** One connection, from hello to the stream's end. Resolves with why it ended. */
+  private session(): Promise<string> {
+    return new Promise((resolve) => {
+      this.client = new WorkerServiceClient(this.conn.address, this.conn.credentials, this.conn.channelOptions);
+      const call = this.client.connect(this.conn.metadata());
+      this.call = call;
+      let heartbeat: NodeJS.Timeout | undefined;
+      let ended = false;
+      const end = (reason: string): void => {
+        if (ended) return;
+        ended = true;
+        clearTimeout(welcomeTimer);
+        if (heartbeat) clearInterval(heartbeat);
+        this.call = undefined;
+        call.removeAllListeners();
+        call.on('error', () => undefined);
+        call.cancel();
+        this.client?.close();
+        resolve(reason);
+      };
+      const welcomeTimer = setTimeout(() => end(`no welcome from ${this.conn.address} within ${WELCOME_TIMEOUT_MS / 1000} s`), WELCOME_TIMEOUT_MS);
+
+      call.on('data', (message: CoordinatorMessage) => {
+        const msg = message.msg;
+        if (!msg) return;
+        switch (msg.$case) {
+          case 'welcome': {
+            clearTimeout(welcomeTimer);
+            this.welcomed = true;
+            const welcome = msg.welcome;
+            for (const lost of welcome.lost) this.forget(lost.leaseId, 'lost');
+            this.logger.info({ coordinator: welcome.coordinatorId, session: welcome.sessionId, address: this.conn.address }, 'connected to coordinator');
+            heartbeat = setInterval(() => this.sendHeartbeat(), Math.max(100, welcome.heartbeatIntervalMs));
+            if (this.draining) this.send({ msg: { $case: 'draining', draining: { reason: 'the worker is shutting down' } } });
+            for (const pending of this.unacked.values()) this.send(pending);
+            this.emit('connected', welcome);
+            return;
+          }
+          case 'assign':
+            this.startTask(msg.assign);
+            return;
+          case 'cancel': {
+            const lease = msg.cancel.lease;
+            if (lease) {
+              this.logger.info({ lease: lease.leaseId, reason: msg.cancel.reason }, 'task cancelled by the coordinator');
+              this.running.get(lease.leaseId)?.stop.abort('cancelled' satisfies StopReason);
+            }
+            return;
+          }
+          case 'ack': {
+            const lease = msg.ack.lease;
+            if (lease) this.unacked.delete(lease.leaseId);
+            if (!msg.ack.accepted) this.logger.warn({ lease: lease?.leaseId, reason: msg.ack.reason }, 'result discarded by the coordinator');
+            return;
+          }
+          case 'drain':
+            this.logger.info({ reason: msg.drain.reason }, 'coordinator asked to reconnect');
+            end(`coordinator is going away (${msg.drain.reason})`);
+            return;
+        }
+      });
+      call.on('error', (err: Error) => end(toClientError(err, this.conn.address).message));
+      call.on('end', () => end(`coordinator at ${this.conn.address} closed the stream`));
+
+      call.write({
+        msg: {
+          $case: 'hello',
+          hello: {
+            workerId: this.workerId,
+            name: this.options.name,
+            version: VERSION,
+            host: this.hostInfo(),
+            gpus: [],
+            kinds: this.options.kinds.map((kind) => ({ kind, slots: this.options.slots[kind] ?? 1, models: [] })),
+            warmModels: [],
+            vramBudgetBytes: 0,
+            running: this.heldLeases(),
+          },
+        },
+      });
+    });
+  }
+
+  private send(message: WorkerMessage): boolean {
+    const call = this.call;
+    if (!call || !this.welcomed) return false;
+    try {
+      call.write(message);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private sendHeartbeat(): void {
+    this.heartbeatSeq += 1;
+    this.send({ msg: { $case: 'heartbeat', heartbeat: { seq: this.heartbeatSeq, gpus: [], warmModels: [], running: this.heldLeases() } } });
+  }
+
+  private forget(leaseId: string, reason: StopReason): void {
+    this.running.get(leaseId)?.stop.abort(reason);
+    this.running.delete(leaseId);
+    this.unacked.delete(leaseId);
+  }
+
+  private startTask(assignment: TaskAssignment): void {
+    const lease = assignment.lease;
+    if (!lease) return;
+    if (this.draining) {
+      this.finish(lease, { msg: { $case: 'failure', failure: { lease, error: { code: 'WORKER_DRAINING', message: 'the worker is shutting down', retryable: true }, stats: undefined } } });
+      return;
+    }
+    const task: RunningTask = { assignment, lease, stop: new AbortController() };
+    this.running.set(lease.leaseId, task);
+    this.emit('task-started', assignment);
+    const log = this.logger.child({ jobId: assignment.jobId, taskId: assignment.taskId, kind: assignment.kind });
+    log.debug({ attempt: assignment.attempt }, 'task started');
+    let lastProgress = 0;
+    void this.runner
+      .run(assignment, task.stop.signal, (fraction, message) => {
+        const now = Date.now();
+        if (now - lastProgress < 250 && fraction < 1) return;
+        lastProgress = now;
+        this.send({ msg: { $case: 'progress', progress: { lease, fraction, message } } });
+      })
+      .then((outcome) => {
+        if (!this.running.has(lease.leaseId)) return;
+        if (outcome.ok) {
+          log.info({ ms: outcome.stats.finishedAtMs - outcome.stats.startedAtMs }, 'task succeeded');
+          this.finish(lease, { msg: { $case: 'result', result: { lease, outputJson: outcome.outputJson, blobs: outcome.blobs, stats: outcome.stats } } });
+        } else {
+          log.warn({ code: outcome.error.code, retryable: outcome.error.retryable }, `task failed: ${outcome.error.message}`);
+          this.finish(lease, { msg: { $case: 'failure', failure: { lease, error: outcome.error, stats: outcome.stats } } });
+        }
+        this.emit('task-finished', assignment, outcome.ok);
+      });
+  }
+
+  private finish(lease: Lease, message: WorkerMessage): void {
+    this.running.delete(lease.leaseId);
+    this.unacked.set(lease.leaseId, message);
+    this.send(message);
+  }
+
+  /**
+   * Stops taking tasks, lets running ones finish for up to the grace period, hands back the
+   * rest (they go to other workers at once), waits for the coordinator to acknowledge, and
+   * stops.
+   */
+  async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.logger.info({ running: this.running.size, graceMs: this.options.drainGraceMs }, 'draining');
+    this.send({ msg: { $case: 'draining', draining: { reason: 'the worker is shutting down' } } });
+    const deadline = Date.now() + this.options.drainGraceMs;
+    while (this.running.size > 0 && Date.now() < deadline) await delay(Math.min(200, Math.max(1, deadline - Date.now())));
+    for (const task of this.running.values()) task.stop.abort('draining' satisfies StopReason);
+    const ackDeadline = Date.now() + ACK_WAIT_MS;
+    while ((this.running.size > 0 || this.unacked.size > 0) && Date.now() < ackDeadline) await delay(50);
+    await this.stop();
+  }
+
+  /** Stops at once: running tasks are abandoned (their leases lapse and they run elsewhere). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const task of this.running.values()) task.stop.abort('draining' satisfies StopReason);
+    this.call?.end();
+    this.call?.cancel();
+    this.wakeLoop?.();
+    await this.loop;
+    await this.runner.close();
+    this.blobs.close();
+  }
+}
+
+function leaseOfMessage(message: WorkerMessage): Lease | undefined {
+  const msg = message.msg;
+  if (msg?.$case === 'result') return msg.result.lease;
+  if (msg?.$case === 'failure') return msg.failure.lease;
+  return undefined;
+}
