@@ -7,6 +7,7 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['packages/*/src/**/__tests__/**/*.test.ts'],
+          sequence: { groupOrder: 0 },
           testTimeout: 30_000,
         },
       },
@@ -17,6 +18,8 @@ export default defineConfig({
           // Each file starts its own redis-server, coordinator and worker processes; on a
           // 2-core machine two files at a time keep the suite fast without starving them.
           maxWorkers: 2,
+          // Unit tests first, then the end-to-end files.
+          sequence: { groupOrder: 1 },
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },

@@ -9,6 +9,9 @@ import { CliError } from './errors.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 
 const require = createRequire(import.meta.url);
+
+// Run as `pnpm mmgrid …`, file arguments are relative to where the user typed the command.
+if (process.env['npm_lifecycle_event'] === 'mmgrid' && process.env['INIT_CWD']) process.chdir(process.env['INIT_CWD']);
 const VERSION = (require('../package.json') as { version: string }).version;
 
 function integer(name: string, min: number, max: number): (value: string) => number {

@@ -40,7 +40,7 @@ export function formatStatus(job: JobView): string {
         t.inputs.join(',') || '-',
         t.state,
         String(t.attempts),
-        t.worker ?? '-',
+        t.workerName ?? t.worker ?? '-',
         duration(t),
         t.error ? `${t.error.code}: ${t.error.message}` : '',
       ]),
@@ -90,7 +90,7 @@ export function formatEvent(event: JobEventView): string {
     case 'job':
       return `${time}  job ${event.state}${event.error ? `: ${event.error.message}` : ''}`;
     case 'task': {
-      const where = event.worker ? ` on ${event.worker}` : '';
+      const where = event.workerName || event.worker ? ` on ${event.workerName ?? event.worker ?? ''}` : '';
       const attempt = event.attempt > 1 ? ` (attempt ${event.attempt})` : '';
       return `${time}  ${event.taskId} ${event.kind} ${event.state}${where}${attempt}${event.error ? `: ${event.error.message}` : ''}`;
     }

@@ -89,7 +89,9 @@ export class LocalGrid {
     const child = fork(
       binOf('@mmgrid/coordinator'),
       ['--listen', listen, '--redis', redisUrl, '--blob-dir', path.join(options.dataDir, 'blobs'), ...(options.coordinatorArgs ?? [])],
-      { stdio, env: LocalGrid.env(options) },
+      // Its own process group: a Ctrl-C in the terminal reaches only the parent, which then
+      // stops the grid in order (workers drain first, Redis goes last).
+      { stdio, env: LocalGrid.env(options), detached: true },
     );
     closeFds(stdio);
     const address = await waitForMessage(child, 'ready', 30_000, 'the coordinator', options);
@@ -119,7 +121,7 @@ export class LocalGrid {
         ...(this.options.workerArgs ?? []),
         ...extraArgs,
       ],
-      { stdio, env: LocalGrid.env(this.options) },
+      { stdio, env: LocalGrid.env(this.options), detached: true },
     );
     closeFds(stdio);
     this.workers.push(child);

@@ -72,7 +72,8 @@ async function launch(options: LocalRedisOptions, port: number): Promise<LocalRe
     '--daemonize', 'no',
     '--logfile', '',
   ];
-  const child = spawn(options.command ?? 'redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, so a Ctrl-C meant for the grid does not stop Redis before the rest.
+  const child = spawn(options.command ?? 'redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
   await new Promise<void>((resolve, reject) => {
     const onData = (chunk: Buffer): void => {

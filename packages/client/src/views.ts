@@ -34,7 +34,9 @@ export interface TaskView {
   readonly inputs: readonly string[];
   readonly optional: boolean;
   readonly attempts: number;
+  /** Id of the worker that ran the latest attempt. */
   readonly worker: string | null;
+  readonly workerName: string | null;
   readonly startedAt: string | null;
   readonly finishedAt: string | null;
   readonly error: ErrorView | null;
@@ -63,6 +65,7 @@ export type JobEventView =
       readonly kind: string;
       readonly state: TaskStateName;
       readonly worker: string | null;
+      readonly workerName: string | null;
       readonly attempt: number;
       readonly error: ErrorView | null;
     }
@@ -134,6 +137,7 @@ export function toJobView(job: Job): JobView {
       optional: t.optional,
       attempts: t.attempts,
       worker: t.workerId || null,
+      workerName: t.workerName || null,
       startedAt: iso(t.startedAtMs),
       finishedAt: iso(t.finishedAtMs),
       error: t.error ? { code: t.error.code, message: t.error.message } : null,
@@ -173,6 +177,7 @@ export function toEventView(event: JobEvent): JobEventView | undefined {
         kind: body.taskState.kind,
         state: taskStates[body.taskState.state] ?? 'queued',
         worker: body.taskState.workerId || null,
+        workerName: body.taskState.workerName || null,
         attempt: body.taskState.attempt,
         error: body.taskState.error ? { code: body.taskState.error.code, message: body.taskState.error.message } : null,
       };

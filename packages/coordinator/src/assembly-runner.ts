@@ -54,11 +54,11 @@ export class AssemblyRunner {
     const assembled = assembleJobResult(record.graph, record.inputs, record.spec.prompt, outcomes);
     const at = now();
     if (assembled.ok) {
-      await jobs.updateTask(jobId, record.graph.rootId, { state: 'succeeded', startedAt: at, finishedAt: at, attempts: 1 }, at);
+      await jobs.updateTask(jobId, record.graph.rootId, { kind: ASSEMBLE_KIND, state: 'succeeded', startedAt: at, finishedAt: at, attempts: 1 }, at);
       await jobs.finish(jobId, 'completed', { result: { doc: assembled.doc, blobs: assembled.blobs } }, at);
       logger.info({ jobId, coverage: assembled.doc.coverage, partial: assembled.doc.partial }, 'job completed');
     } else {
-      await jobs.updateTask(jobId, record.graph.rootId, { state: 'cancelled', finishedAt: at }, at);
+      await jobs.updateTask(jobId, record.graph.rootId, { kind: ASSEMBLE_KIND, state: 'failed', error: { ...assembled.error, retryable: false }, finishedAt: at }, at);
       await jobs.finish(jobId, 'failed', { error: assembled.error }, at);
       logger.info({ jobId, error: assembled.error.message }, 'job failed');
     }

@@ -85,7 +85,7 @@ export class Dispatcher implements ControlHandler {
     const jobState = await jobs.state(data.jobId);
     if (jobState === undefined || isTerminalJobState(jobState)) {
       await job.moveToFailed(new UnrecoverableError(`job ${data.jobId} has already ended`), grant.lockToken, false);
-      await jobs.updateTask(data.jobId, data.taskId, { state: 'cancelled', finishedAt: now() }, now());
+      await jobs.updateTask(data.jobId, data.taskId, { kind, state: 'cancelled', finishedAt: now() }, now());
       return;
     }
 
@@ -97,7 +97,7 @@ export class Dispatcher implements ControlHandler {
         const cause = upstream.find((o) => o.taskId === broken.taskId)?.error?.message ?? 'failed';
         const error: RecordedError = { code: 'UPSTREAM_FAILED', message: `required input ${broken.kind} (${broken.taskId}) failed: ${cause}`, retryable: false };
         await job.moveToFailed(new UnrecoverableError(error.message), grant.lockToken, false);
-        await jobs.updateTask(data.jobId, data.taskId, { state: 'failed', error, finishedAt: now() }, now());
+        await jobs.updateTask(data.jobId, data.taskId, { kind, state: 'failed', error, finishedAt: now() }, now());
         return;
       }
     }
@@ -138,14 +138,14 @@ export class Dispatcher implements ControlHandler {
     await jobs.updateTask(
       data.jobId,
       data.taskId,
-      { kind, state: 'running', attempts: attempt, workerId: session.workerId, leaseId: lease.leaseId, fencingToken: lease.fencingToken, startedAt: lease.startedAt },
+      { kind, state: 'running', attempts: attempt, workerId: session.workerId, workerName: session.name, leaseId: lease.leaseId, fencingToken: lease.fencingToken, startedAt: lease.startedAt },
       lease.startedAt,
     );
     if (!session.send({ msg: { $case: 'assign', assign: assignment } })) {
       session.leases.delete(lease.leaseId);
       registry.release(session, kind);
       await job.moveToWait(grant.lockToken);
-      await jobs.updateTask(data.jobId, data.taskId, { state: 'queued', workerId: '' }, now());
+      await jobs.updateTask(data.jobId, data.taskId, { kind, state: 'queued', workerId: '', workerName: '' }, now());
       return;
     }
     this.counters.dispatched += 1;
@@ -211,7 +211,7 @@ export class Dispatcher implements ControlHandler {
     this.finishLease(session, lease);
     this.counters.committed += 1;
     const finishedAt = now();
-    await jobs.updateTask(data.jobId, data.taskId, { kind: lease.kind, state: 'succeeded', workerId: session.workerId, error: null, finishedAt, attempts: lease.attempt }, finishedAt);
+    await jobs.updateTask(data.jobId, data.taskId, { kind: lease.kind, state: 'succeeded', workerId: session.workerId, workerName: session.name, error: null, finishedAt, attempts: lease.attempt }, finishedAt);
     session.send({ msg: { $case: 'ack', ack: { lease: result.lease, accepted: true, reason: '' } } });
     logger.debug({ jobId: data.jobId, taskId: data.taskId, kind: lease.kind, worker: session.name }, 'task result committed');
   }
@@ -246,8 +246,8 @@ export class Dispatcher implements ControlHandler {
       data.jobId,
       data.taskId,
       willRetry
-        ? { kind: lease.kind, state: 'queued', error, attempts: lease.attempt }
-        : { kind: lease.kind, state: error.code === 'CANCELLED' ? 'cancelled' : 'failed', error, attempts: lease.attempt, finishedAt: at },
+        ? { kind: lease.kind, state: 'queued', error, attempts: lease.attempt, workerId: session.workerId, workerName: session.name }
+        : { kind: lease.kind, state: error.code === 'CANCELLED' ? 'cancelled' : 'failed', error, attempts: lease.attempt, workerId: session.workerId, workerName: session.name, finishedAt: at },
       at,
     );
     session.send({ msg: { $case: 'ack', ack: { lease: failure.lease, accepted: true, reason: willRetry ? 'will retry' : 'failed for good' } } });
@@ -334,7 +334,7 @@ export class Dispatcher implements ControlHandler {
         startedAt: this.deps.now(),
         durationMs: this.deps.leaseMs,
       });
-      await this.deps.jobs.updateTask(job.data.jobId, job.data.taskId, { state: 'running', workerId: session.workerId }, this.deps.now());
+      await this.deps.jobs.updateTask(job.data.jobId, job.data.taskId, { kind: parsed.kind, state: 'running', workerId: session.workerId, workerName: session.name }, this.deps.now());
     }
     return lost;
   }
@@ -354,7 +354,7 @@ export class Dispatcher implements ControlHandler {
     if (!ids) return;
     this.deps.logger.warn({ jobId: ids.jobId, taskId: ids.taskId, kind }, 'lease lapsed; task back in the queue');
     const error: RecordedError = { code: 'LEASE_EXPIRED', message: 'the worker stopped renewing its lease (it died, froze or lost its connection)', retryable: true };
-    await this.deps.jobs.updateTask(ids.jobId, ids.taskId, { state: 'queued', workerId: '', error }, this.deps.now()).catch(() => undefined);
+    await this.deps.jobs.updateTask(ids.jobId, ids.taskId, { kind, state: 'queued', workerId: '', workerName: '', error }, this.deps.now()).catch(() => undefined);
   }
 
   /** BullMQ failed a task itself (it stalled more often than maxStalledCount). */
@@ -365,7 +365,7 @@ export class Dispatcher implements ControlHandler {
       retryable: false,
     };
     this.deps.logger.warn({ jobId: job.data.jobId, taskId: job.data.taskId, kind }, error.message);
-    await this.deps.jobs.updateTask(job.data.jobId, job.data.taskId, { state: 'failed', error, finishedAt: this.deps.now() }, this.deps.now()).catch(() => undefined);
+    await this.deps.jobs.updateTask(job.data.jobId, job.data.taskId, { kind, state: 'failed', error, finishedAt: this.deps.now() }, this.deps.now()).catch(() => undefined);
   }
 
   /** A job was cancelled (on any replica): tell workers here running its tasks to stop. */

@@ -72,6 +72,7 @@ export function taskStatusesOf(record: JobRecord, tasks: ReadonlyMap<string, Tas
       inputNames: task.inputNames.map(displayInputName),
       attempts: r?.attempts ?? 0,
       workerId: r?.workerId ?? '',
+      workerName: r?.workerName ?? '',
       error: r?.error && r.state !== 'succeeded' ? { code: r.error.code, message: r.error.message, retryable: r.error.retryable } : undefined,
       queuedAtMs: r?.queuedAt ?? 0,
       startedAtMs: r?.startedAt ?? 0,

@@ -25,6 +25,7 @@ export interface TaskRecord {
   readonly state: TaskStateName;
   readonly attempts: number;
   readonly workerId: string;
+  readonly workerName: string;
   readonly leaseId: string;
   readonly fencingToken: number;
   readonly error: RecordedError | null;
@@ -106,6 +107,7 @@ export class JobStore {
         state: task.dependsOn.length > 0 ? 'blocked' : 'queued',
         attempts: 0,
         workerId: '',
+        workerName: '',
         leaseId: '',
         fencingToken: 0,
         error: null,
@@ -193,6 +195,7 @@ export class JobStore {
               kind: patch.kind ?? '',
               state: taskStateToProto(state),
               workerId: patch.workerId ?? '',
+              workerName: patch.workerName ?? '',
               attempt: patch.attempts ?? 0,
               error: patch.error ? { code: patch.error.code, message: patch.error.message, retryable: patch.error.retryable } : undefined,
             },

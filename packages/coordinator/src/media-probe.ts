@@ -19,8 +19,12 @@ export async function detectMedia(inputName: string, head: Uint8Array): Promise<
   }
   const detected = await fileTypeFromBuffer(head);
   if (detected) {
-    const mediaType = normaliseMediaType(detected.mime);
+    // Parameters are not part of the type: Ogg Opus is "audio/ogg; codecs=opus".
+    const mediaType = normaliseMediaType(detected.mime.split(';')[0] ?? detected.mime);
     const modality = modalityOf(mediaType);
+    // Some signatures are short enough for plain text to match ("BM" of BMP, "ID3" of MP3);
+    // real image, audio and video headers hold NUL bytes or invalid UTF-8, never text.
+    if (modality && modality !== 'text' && looksLikeText(head)) return { mediaType: 'text/plain', modality: 'text' };
     if (modality) return { mediaType, modality };
     throw new UnsupportedMediaError(
       inputName,

@@ -42,8 +42,11 @@ async function decodeWav(file: string, sink: SampleSinkFactory): Promise<Decoded
   } catch (err) {
     throw new InputDecodeError(`the WAV file cannot be read: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
-  const fmt = wav.fmt as { audioFormat: number; numChannels: number; sampleRate: number; bitsPerSample: number };
+  const fmt = wav.fmt as { audioFormat: number; numChannels: number; sampleRate: number; bitsPerSample: number; subformat?: number[] };
   if (fmt.audioFormat !== PCM && fmt.audioFormat !== IEEE_FLOAT && fmt.audioFormat !== EXTENSIBLE) return undefined;
+  // wavefile reads every WAVE_FORMAT_EXTENSIBLE file as integer PCM; other sub-formats
+  // (float, A-law, ...) would come out as noise, so ffmpeg decodes them.
+  if (fmt.audioFormat === EXTENSIBLE && fmt.subformat?.[0] !== PCM) return undefined;
   if (fmt.numChannels < 1 || fmt.sampleRate < 1) throw new InputDecodeError('the WAV header declares no channels or a zero sample rate');
   const bitDepth = wav.bitDepth;
   const isFloat = bitDepth === '32f' || bitDepth === '64';
@@ -115,7 +118,11 @@ async function decodeWithFfmpeg(file: string, mediaType: string, sink: SampleSin
   const format: DecodedAudio = { format: `${container}/${audio.codec_name ?? 'unknown'}`, decoder: 'ffmpeg', sampleRate, channels };
   const onSamples = sink(format);
   let carry = Buffer.alloc(0);
-  await run('ffmpeg', ['-v', 'error', '-nostdin', '-i', file, '-map', '0:a:0', '-ac', '1', '-f', 'f32le', '-acodec', 'pcm_f32le', 'pipe:1'], signal, (chunk) => {
+  // Average the channels, as the native WAV path does: ffmpeg's own "-ac 1" downmix adds them
+  // at -3 dB each, which reads 3 dB louder for correlated channels and can exceed [-1, 1].
+  const mix = channels > 1 ? ['-af', `pan=mono|c0=${Array.from({ length: channels }, (_, i) => `${1 / channels}*c${i}`).join('+')}`] : [];
+  const args = ['-v', 'error', '-nostdin', '-i', file, '-map', '0:a:0', ...mix, '-ac', '1', '-f', 'f32le', '-acodec', 'pcm_f32le', 'pipe:1'];
+  await run('ffmpeg', args, signal, (chunk) => {
     const data = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
     const whole = data.length - (data.length % 4);
     if (whole > 0) {

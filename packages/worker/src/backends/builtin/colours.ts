@@ -46,7 +46,7 @@ export interface DominantColour {
 
 /**
  * The most common colours of packed RGB pixels: each pixel falls in a bucket of 16 levels per
- * channel, buckets are ranked by size, and each is reported as the mean colour of its pixels.
+ * channel, and each bucket's colour is the mean of its pixels.
  */
 export function dominantColours(rgb: Uint8Array, count: number): DominantColour[] {
   const pixels = Math.floor(rgb.length / 3);
@@ -67,14 +67,20 @@ export function dominantColours(rgb: Uint8Array, count: number): DominantColour[
       buckets.set(key, { n: 1, r, g, b });
     }
   }
-  return [...buckets.values()]
-    .sort((a, b) => b.n - a.n)
+  // Buckets that look the same to a person (same name) are reported once, with the colour of
+  // the largest and the pixels of all.
+  const byName = new Map<string, { hex: string; n: number }>();
+  for (const bucket of [...buckets.values()].sort((a, b) => b.n - a.n)) {
+    const r = Math.round(bucket.r / bucket.n);
+    const g = Math.round(bucket.g / bucket.n);
+    const b = Math.round(bucket.b / bucket.n);
+    const name = colourName(r, g, b);
+    const seen = byName.get(name);
+    if (seen) seen.n += bucket.n;
+    else byName.set(name, { hex: `#${[r, g, b].map((c) => c.toString(16).padStart(2, '0')).join('')}`, n: bucket.n });
+  }
+  return [...byName]
+    .sort((a, b) => b[1].n - a[1].n)
     .slice(0, count)
-    .map((bucket) => {
-      const r = Math.round(bucket.r / bucket.n);
-      const g = Math.round(bucket.g / bucket.n);
-      const b = Math.round(bucket.b / bucket.n);
-      const hex = `#${[r, g, b].map((c) => c.toString(16).padStart(2, '0')).join('')}`;
-      return { hex, name: colourName(r, g, b), fraction: Math.round((bucket.n / pixels) * 1000) / 1000 };
-    });
+    .map(([name, { hex, n }]) => ({ hex, name, fraction: Math.round((n / pixels) * 1000) / 1000 }));
 }

@@ -47,7 +47,8 @@ export function textStats(text: string, source: 'prompt' | 'input'): TextStatsOu
     graphemes: count(graphemes.segment(text)),
     words: words.length,
     sentences: count(sentences.segment(text), (s) => s.segment.trim() !== ''),
-    lines: text === '' ? 0 : text.split(/\r\n|\r|\n/).length,
+    // A line ends at a line break or at the end of the text; a final line break ends the last line.
+    lines: text === '' ? 0 : text.split(/\r\n|\r|\n/).length - (/(\r\n|\r|\n)$/.test(text) ? 1 : 0),
     scripts: [...byScript]
       .sort((a, b) => b[1] - a[1])
       .map(([script, n]) => ({ script, fraction: Math.round((n / letters) * 1000) / 1000 })),

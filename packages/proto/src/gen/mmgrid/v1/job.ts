@@ -98,6 +98,8 @@ export interface TaskStatus {
   finishedAtMs: number;
   /** Whether the job can succeed without this task. */
   optional: boolean;
+  /** Human name of that worker. */
+  workerName: string;
 }
 
 export interface Job {
@@ -172,6 +174,7 @@ export interface TaskStateChanged {
   workerId: string;
   attempt: number;
   error?: ErrorDetail | undefined;
+  workerName: string;
 }
 
 export interface TaskProgressed {
@@ -543,6 +546,7 @@ function createBaseTaskStatus(): TaskStatus {
     startedAtMs: 0,
     finishedAtMs: 0,
     optional: false,
+    workerName: "",
   };
 }
 
@@ -580,6 +584,9 @@ export const TaskStatus = {
     }
     if (message.optional !== false) {
       writer.uint32(88).bool(message.optional);
+    }
+    if (message.workerName !== "") {
+      writer.uint32(98).string(message.workerName);
     }
     return writer;
   },
@@ -668,6 +675,13 @@ export const TaskStatus = {
 
           message.optional = reader.bool();
           continue;
+        case 12:
+          if (tag !== 98) {
+            break;
+          }
+
+          message.workerName = reader.string();
+          continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -695,6 +709,7 @@ export const TaskStatus = {
     message.startedAtMs = object.startedAtMs ?? 0;
     message.finishedAtMs = object.finishedAtMs ?? 0;
     message.optional = object.optional ?? false;
+    message.workerName = object.workerName ?? "";
     return message;
   },
 };
@@ -1300,7 +1315,7 @@ export const JobStateChanged = {
 };
 
 function createBaseTaskStateChanged(): TaskStateChanged {
-  return { taskId: "", kind: "", state: 0, workerId: "", attempt: 0, error: undefined };
+  return { taskId: "", kind: "", state: 0, workerId: "", attempt: 0, error: undefined, workerName: "" };
 }
 
 export const TaskStateChanged = {
@@ -1322,6 +1337,9 @@ export const TaskStateChanged = {
     }
     if (message.error !== undefined) {
       ErrorDetail.encode(message.error, writer.uint32(50).fork()).ldelim();
+    }
+    if (message.workerName !== "") {
+      writer.uint32(58).string(message.workerName);
     }
     return writer;
   },
@@ -1375,6 +1393,13 @@ export const TaskStateChanged = {
 
           message.error = ErrorDetail.decode(reader, reader.uint32());
           continue;
+        case 7:
+          if (tag !== 58) {
+            break;
+          }
+
+          message.workerName = reader.string();
+          continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -1397,6 +1422,7 @@ export const TaskStateChanged = {
     message.error = (object.error !== undefined && object.error !== null)
       ? ErrorDetail.fromPartial(object.error)
       : undefined;
+    message.workerName = object.workerName ?? "";
     return message;
   },
 };

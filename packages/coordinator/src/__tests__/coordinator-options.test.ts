@@ -1,0 +1,205 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidOptionError } from '@mmgrid/core';
+import { resolveCoordinatorOptions, withDefaults, type CoordinatorOptions, type ResolvedCoordinatorOptions } from '../coordinator-options.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+
+const DEFAULTS: ResolvedCoordinatorOptions = {
+  redisUrl: 'redis://127.0.0.1:6379',
+  keyPrefix: 'mmgrid',
+  listenHost: '0.0.0.0',
+  listenPort: 7070,
+  blobDir: '.mmgrid/blobs',
+  maxBlobBytes: 2 * GiB,
+  maxMessageBytes: 8 * MiB,
+  leaseMs: 30_000,
+  heartbeatIntervalMs: 5_000,
+  stalledCheckIntervalMs: 10_000,
+  maxStalledCount: 2,
+  jobRetentionMs: 7 * 24 * 3600_000,
+  assemblyConcurrency: 4,
+  coordinatorId: 'host-123',
+};
+
+function refusal(fn: () => unknown): InvalidOptionError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidOptionError);
+    if (err instanceof InvalidOptionError) return err;
+  }
+  throw new Error('expected an InvalidOptionError');
+}
+
+describe('resolveCoordinatorOptions defaults', () => {
+  it('fills every default', () => {
+    expect(resolveCoordinatorOptions({}, 'host-123')).toEqual(DEFAULTS);
+  });
+
+  it('leaves defaults unvalidated in withDefaults, for --help', () => {
+    expect(withDefaults({}, 'host-123')).toEqual({
+      redisUrl: 'redis://127.0.0.1:6379',
+      keyPrefix: 'mmgrid',
+      listen: '0.0.0.0:7070',
+      blobDir: '.mmgrid/blobs',
+      maxBlobBytes: 2 * GiB,
+      maxMessageBytes: 8 * MiB,
+      leaseMs: 30_000,
+      heartbeatIntervalMs: 5_000,
+      stalledCheckIntervalMs: 10_000,
+      maxStalledCount: 2,
+      jobRetentionMs: 7 * 24 * 3600_000,
+      assemblyConcurrency: 4,
+      coordinatorId: 'host-123',
+    });
+    expect(withDefaults({ keyPrefix: '' }, 'x').keyPrefix).toBe('');
+  });
+
+  it('keeps given values over defaults', () => {
+    const options: CoordinatorOptions = {
+      redisUrl: 'rediss://redis.example.com:6380/2',
+      keyPrefix: 'grid_2.test-a',
+      listen: 'grid.example.com:0',
+      blobDir: '/var/lib/mmgrid',
+      maxBlobBytes: 1,
+      maxMessageBytes: 64 * 1024,
+      leaseMs: 1_000,
+      heartbeatIntervalMs: 500,
+      stalledCheckIntervalMs: 100,
+      maxStalledCount: 100,
+      jobRetentionMs: 60_000,
+      assemblyConcurrency: 256,
+      coordinatorId: 'replica-a',
+    };
+    expect(resolveCoordinatorOptions(options, 'unused')).toEqual({
+      redisUrl: 'rediss://redis.example.com:6380/2',
+      keyPrefix: 'grid_2.test-a',
+      listenHost: 'grid.example.com',
+      listenPort: 0,
+      blobDir: '/var/lib/mmgrid',
+      maxBlobBytes: 1,
+      maxMessageBytes: 64 * 1024,
+      leaseMs: 1_000,
+      heartbeatIntervalMs: 500,
+      stalledCheckIntervalMs: 100,
+      maxStalledCount: 100,
+      jobRetentionMs: 60_000,
+      assemblyConcurrency: 256,
+      coordinatorId: 'replica-a',
+    });
+  });
+
+  it('accepts the upper bounds', () => {
+    const resolved = resolveCoordinatorOptions(
+      {
+        maxBlobBytes: Number.MAX_SAFE_INTEGER,
+        maxMessageBytes: 512 * MiB,
+        leaseMs: 3_600_000,
+        heartbeatIntervalMs: 600_000,
+        stalledCheckIntervalMs: 600_000,
+        jobRetentionMs: 365 * 24 * 3600_000,
+        keyPrefix: 'p'.repeat(64),
+      },
+      'id',
+    );
+    expect(resolved.leaseMs).toBe(3_600_000);
+    expect(resolved.heartbeatIntervalMs).toBe(600_000);
+    expect(resolved.keyPrefix).toHaveLength(64);
+  });
+
+  it('rounds durations to whole milliseconds', () => {
+    const resolved = resolveCoordinatorOptions({ leaseMs: 20_000.6, heartbeatIntervalMs: 2_500.4, stalledCheckIntervalMs: 1_000.5 }, 'id');
+    expect(resolved.leaseMs).toBe(20_001);
+    expect(resolved.heartbeatIntervalMs).toBe(2_500);
+    expect(resolved.stalledCheckIntervalMs).toBe(1_001);
+  });
+});
+
+describe('resolveCoordinatorOptions listen address', () => {
+  const cases: { listen: string; host: string; port: number }[] = [
+    { listen: '127.0.0.1:7070', host: '127.0.0.1', port: 7070 },
+    { listen: 'localhost:0', host: 'localhost', port: 0 },
+    { listen: '[::]:7070', host: '::', port: 7070 },
+    { listen: '[::1]:8080', host: '::1', port: 8080 },
+    { listen: '[2001:db8::1]:65535', host: '2001:db8::1', port: 65535 },
+    { listen: '[::ffff:127.0.0.1]:7070', host: '::ffff:127.0.0.1', port: 7070 },
+  ];
+  it.each(cases)('listens on $listen as host $host, port $port', ({ listen, host, port }) => {
+    const resolved = resolveCoordinatorOptions({ listen }, 'id');
+    expect(resolved.listenHost).toBe(host);
+    expect(resolved.listenPort).toBe(port);
+  });
+});
+
+describe('resolveCoordinatorOptions refusals', () => {
+  const cases: { option: keyof CoordinatorOptions; options: CoordinatorOptions }[] = [
+    { option: 'redisUrl', options: { redisUrl: 'http://127.0.0.1:6379' } },
+    { option: 'redisUrl', options: { redisUrl: '127.0.0.1:6379' } },
+    { option: 'redisUrl', options: { redisUrl: '' } },
+    { option: 'keyPrefix', options: { keyPrefix: '' } },
+    { option: 'keyPrefix', options: { keyPrefix: 'has space' } },
+    { option: 'keyPrefix', options: { keyPrefix: 'a:b' } },
+    { option: 'keyPrefix', options: { keyPrefix: 'p'.repeat(65) } },
+    { option: 'keyPrefix', options: { keyPrefix: '{hash}' } },
+    { option: 'listen', options: { listen: '' } },
+    { option: 'listen', options: { listen: 'nohost' } },
+    { option: 'listen', options: { listen: 'host:65536' } },
+    { option: 'listen', options: { listen: '::1:7070' } },
+    { option: 'listen', options: { listen: ':7070' } },
+    { option: 'blobDir', options: { blobDir: '' } },
+    { option: 'blobDir', options: { blobDir: '   ' } },
+    { option: 'maxBlobBytes', options: { maxBlobBytes: 0 } },
+    { option: 'maxBlobBytes', options: { maxBlobBytes: -1 } },
+    { option: 'maxBlobBytes', options: { maxBlobBytes: 1.5 } },
+    { option: 'maxBlobBytes', options: { maxBlobBytes: Number.POSITIVE_INFINITY } },
+    { option: 'maxMessageBytes', options: { maxMessageBytes: 64 * 1024 - 1 } },
+    { option: 'maxMessageBytes', options: { maxMessageBytes: 512 * MiB + 1 } },
+    { option: 'leaseMs', options: { leaseMs: 999, heartbeatIntervalMs: 100 } },
+    { option: 'leaseMs', options: { leaseMs: 3_600_001 } },
+    { option: 'leaseMs', options: { leaseMs: Number.NaN } },
+    { option: 'leaseMs', options: { leaseMs: Number.POSITIVE_INFINITY } },
+    { option: 'heartbeatIntervalMs', options: { heartbeatIntervalMs: 99 } },
+    { option: 'heartbeatIntervalMs', options: { heartbeatIntervalMs: 600_001, leaseMs: 3_600_000 } },
+    { option: 'heartbeatIntervalMs', options: { heartbeatIntervalMs: Number.NaN } },
+    { option: 'stalledCheckIntervalMs', options: { stalledCheckIntervalMs: 99 } },
+    { option: 'stalledCheckIntervalMs', options: { stalledCheckIntervalMs: 600_001 } },
+    { option: 'maxStalledCount', options: { maxStalledCount: 0 } },
+    { option: 'maxStalledCount', options: { maxStalledCount: 101 } },
+    { option: 'maxStalledCount', options: { maxStalledCount: 1.5 } },
+    { option: 'jobRetentionMs', options: { jobRetentionMs: 59_999 } },
+    { option: 'jobRetentionMs', options: { jobRetentionMs: 365 * 24 * 3600_000 + 1 } },
+    { option: 'assemblyConcurrency', options: { assemblyConcurrency: 0 } },
+    { option: 'assemblyConcurrency', options: { assemblyConcurrency: 257 } },
+    { option: 'assemblyConcurrency', options: { assemblyConcurrency: 2.5 } },
+    { option: 'coordinatorId', options: { coordinatorId: '' } },
+    { option: 'coordinatorId', options: { coordinatorId: ' ' } },
+  ];
+
+  it.each(cases)('refuses $option in $options', ({ option, options }) => {
+    const err = refusal(() => resolveCoordinatorOptions(options, 'host-123'));
+    expect(err.option).toBe(option);
+    expect(err.message).toContain(option);
+    expect(err.code).toBe('INVALID_OPTION');
+  });
+
+  it('refuses an empty default coordinator id', () => {
+    expect(refusal(() => resolveCoordinatorOptions({}, '')).option).toBe('coordinatorId');
+  });
+
+  it('refuses a heartbeat longer than half the lease', () => {
+    const err = refusal(() => resolveCoordinatorOptions({ leaseMs: 10_000, heartbeatIntervalMs: 5_001 }, 'id'));
+    expect(err.option).toBe('heartbeatIntervalMs');
+    expect(err.value).toBe(5_001);
+    expect(err.message).toContain('leaseMs');
+  });
+
+  it('refuses the default heartbeat with a short lease', () => {
+    expect(refusal(() => resolveCoordinatorOptions({ leaseMs: 9_999 }, 'id')).option).toBe('heartbeatIntervalMs');
+  });
+
+  it('accepts a heartbeat of exactly half the lease', () => {
+    const resolved = resolveCoordinatorOptions({ leaseMs: 10_000, heartbeatIntervalMs: 5_000 }, 'id');
+    expect(resolved.heartbeatIntervalMs).toBe(5_000);
+  });
+});

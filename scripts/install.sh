@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs everything mmgrid needs on a Debian or Ubuntu machine that has Node.js 20+:
+# system tools (redis-server, ffmpeg, protoc, fonts), pnpm 10, the workspace's packages,
+# and builds it. Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "mmgrid needs Node.js 20 or newer (found: $(node --version 2>/dev/null || echo none))." >&2
+  exit 1
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# command → Debian package
+declare -A tools=(
+  [redis-server]=redis-server
+  [ffmpeg]=ffmpeg
+  [ffprobe]=ffmpeg
+  [protoc]=protobuf-compiler
+  [fc-list]=fontconfig
+)
+missing=()
+for cmd in "${!tools[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${tools[$cmd]}")
+done
+# Text in generated test images is drawn with DejaVu Sans.
+if ! fc-list 2>/dev/null | grep -qi 'DejaVu Sans'; then missing+=(fonts-dejavu-core); fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "Please install: $pkgs(this script knows apt-get only)." >&2
+    exit 1
+  fi
+  say "installing system packages: $pkgs"
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $pkgs >/dev/null
+fi
+
+if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version | cut -d. -f1)" != "10" ]; then
+  say "installing pnpm 10"
+  npm install -g pnpm@10 >/dev/null 2>&1 || $SUDO npm install -g pnpm@10 >/dev/null
+fi
+
+say "installing packages"
+pnpm install --frozen-lockfile
+say "building"
+pnpm build

@@ -1,0 +1,47 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { LocalGrid, type LocalGridOptions } from '@mmgrid/cli';
+import { MmgridClient } from '@mmgrid/client';
+
+export interface TestGrid {
+  readonly grid: LocalGrid;
+  readonly client: MmgridClient;
+  readonly dataDir: string;
+  /** The ids the worker processes persisted in their state folders. */
+  workerIds(): Promise<string[]>;
+  /** Stops everything and checks that every process it started has exited. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A real grid for one test file: a private redis-server, a coordinator process and worker
+ * processes, all on free ports, with logs under the data folder.
+ */
+export async function startTestGrid(options: Partial<LocalGridOptions> = {}): Promise<TestGrid> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'mmgrid-test-'));
+  const grid = await LocalGrid.start({
+    dataDir,
+    workers: 2,
+    // Short leases and heartbeats keep fault recovery quick in tests.
+    coordinatorArgs: ['--lease-ms', '4000', '--heartbeat-ms', '500', '--stalled-check-ms', '1000'],
+    ...options,
+  });
+  const client = new MmgridClient({ address: grid.address });
+  return {
+    grid,
+    client,
+    dataDir,
+    workerIds: async () =>
+      Promise.all(grid.workers.map((_, i) => readFile(path.join(dataDir, `worker-${i + 1}`, 'worker-id'), 'utf8').then((s) => s.trim()))),
+    stop: async () => {
+      client.close();
+      await grid.stop();
+      const alive = [grid.coordinator, ...grid.workers, ...(grid.redis ? [grid.redis.process] : [])].filter(
+        (p) => p.exitCode === null && p.signalCode === null,
+      );
+      if (alive.length > 0) throw new Error(`${alive.length} grid processes were left running`);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
