@@ -109,6 +109,32 @@ describe('a job with an image, a recording and a prompt', () => {
     await rm(out, { recursive: true, force: true });
   });
 
+  it('lists jobs newest first, replays events from any point, and shows the queues and workers', async () => {
+    const job = await tg.client.submit([{ path: png }], { prompt: 'total?' });
+    const events = [];
+    for await (const e of tg.client.watch(job.id)) events.push(e);
+    expect(events.length).toBeGreaterThan(3);
+    // Resuming after the third event yields exactly the rest, in order.
+    const resumed = [];
+    for await (const e of tg.client.watch(job.id, { afterEventId: events[2]?.id ?? '' })) resumed.push(e);
+    expect(resumed.map((e) => e.id)).toEqual(events.slice(3).map((e) => e.id));
+
+    const listed = await tg.client.list({ pageSize: 2 });
+    expect(listed.jobs[0]?.id).toBe(job.id);
+    expect(listed.jobs).toHaveLength(2);
+    expect(listed.nextPageToken).not.toBe('');
+    const completed = await tg.client.list({ states: ['completed'] });
+    expect(completed.jobs.every((j) => j.state === 'completed')).toBe(true);
+
+    const stats = await tg.client.queueStats();
+    const ocr = stats.queues.find((q) => q.kind === 'image.ocr');
+    expect(ocr?.completed).toBeGreaterThanOrEqual(3);
+    expect(ocr?.waiting).toBe(0);
+    const { workers } = await tg.client.listWorkers();
+    expect(workers.map((w) => w.name).sort()).toEqual(['worker-1', 'worker-2']);
+    expect(workers[0]?.slots.map((s) => s.kind).sort()).toEqual(['audio.analyze', 'fusion.report', 'image.inspect', 'image.ocr', 'text.stats']);
+  });
+
   it('uploads the same bytes once', async () => {
     const first = await tg.client.blobs.uploadFile(png);
     expect(first.skipped).toBe(true);
