@@ -75,14 +75,18 @@ export class BlobClient {
   private put(header: BlobRef, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, onProgress?: ProgressCallback): Promise<PutBlobResponse> {
     return new Promise((resolve, reject) => {
       let settled = false;
+      let onSettled: () => void = () => undefined;
+      const settledSignal = new Promise<void>((r) => (onSettled = r));
       const call = this.client.putBlob(this.conn.metadata(), (err, res) => {
         settled = true;
+        onSettled();
         if (err) reject(toClientError(err, this.conn.address));
         else resolve(res);
       });
       const send = async (): Promise<void> => {
+        // A refused upload never drains: stop waiting (and reading the file) once it is settled.
         const write = async (message: PutBlobRequest): Promise<void> => {
-          if (!call.write(message)) await once(call, 'drain');
+          if (!call.write(message)) await Promise.race([once(call, 'drain'), settledSignal]);
         };
         await write({ part: { $case: 'header', header } });
         let done = 0;

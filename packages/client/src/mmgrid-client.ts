@@ -40,6 +40,7 @@ export interface ListOptions {
 }
 
 const WATCH_RETRIES = 5;
+const SUBMIT_TRIES = 3;
 
 /**
  * A client for one coordinator: submit jobs (uploading their files), follow them, fetch
@@ -84,23 +85,26 @@ export class MmgridClient {
       const { blob } = await this.blobs.uploadFile(input.path, { name, ...(progress ? { onProgress: progress } : {}) });
       jobInputs.push({ name, source: { $case: 'blob', blob } });
     }
-    const job = await this.call<Job>((cb) =>
-      this.jobs.submitJob(
-        {
-          spec: {
-            inputs: jobInputs,
-            prompt: options.prompt ?? '',
-            pipeline: options.pipeline ?? '',
-            priority: options.priority ?? 0,
-            labels: { ...(options.labels ?? {}) },
-          },
-          idempotencyKey: options.idempotencyKey ?? randomUUID(),
-        },
-        this.conn.metadata(),
-        (err, res) => cb(err, res?.job),
-      ),
-    );
-    return toJobView(job);
+    const request = {
+      spec: {
+        inputs: jobInputs,
+        prompt: options.prompt ?? '',
+        pipeline: options.pipeline ?? '',
+        priority: options.priority ?? 0,
+        labels: { ...(options.labels ?? {}) },
+      },
+      // One key for every try: a retry after a lost answer returns the job the first try made.
+      idempotencyKey: options.idempotencyKey ?? randomUUID(),
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const job = await this.call<Job>((cb) => this.jobs.submitJob(request, this.conn.metadata(), (err, res) => cb(err, res?.job)));
+        return toJobView(job);
+      } catch (err) {
+        if (!(err instanceof MmgridClientError) || err.code !== 'UNAVAILABLE' || attempt >= SUBMIT_TRIES) throw err;
+        await delay(250 * 2 ** attempt);
+      }
+    }
   }
 
   async getJob(jobId: string): Promise<JobView> {

@@ -1,11 +1,11 @@
 import { Worker as BullWorker, type ConnectionOptions, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ASSEMBLE_KIND, assembleJobResult, isTerminalJobState, type TaskOutcome } from '@mmgrid/core';
+import { ASSEMBLE_KIND, assembleJobResult, DEFAULT_RETRY_POLICY, isTerminalJobState, retryDelayMs, taskKindInfo, type TaskOutcome } from '@mmgrid/core';
 import type { JobRecord, JobStore } from './job-store.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
 import { readChildOutcomes, toTaskOutcome } from './outcomes.js';
-import type { TaskData } from './task-queues.js';
+import { BACKOFF_TYPE, type TaskData } from './task-queues.js';
 
 export interface AssemblyRunnerDeps {
   readonly redis: Redis;
@@ -28,16 +28,24 @@ export class AssemblyRunner {
   private readonly bull: BullWorker<TaskData>;
 
   constructor(private readonly deps: AssemblyRunnerDeps) {
+    const retry = taskKindInfo(ASSEMBLE_KIND)?.retry ?? DEFAULT_RETRY_POLICY;
     this.bull = new BullWorker<TaskData>(ASSEMBLE_KIND, (job) => this.process(job), {
       connection: deps.connection,
       prefix: deps.keys.prefix,
       concurrency: deps.concurrency,
       lockDuration: deps.leaseMs,
       autorun: false,
+      settings: {
+        backoffStrategy: (attemptsMade: number, type?: string) => (type === BACKOFF_TYPE ? retryDelayMs(retry, attemptsMade, Math.random) : 0),
+      },
     });
     this.bull.on('error', (err: Error) => deps.logger.warn({ err: err.message }, 'assembly queue error'));
     this.bull.on('failed', (job: BullJob<TaskData> | undefined, err: Error) => {
-      if (job) deps.logger.error({ jobId: job.data.jobId, err: err.message }, 'assembly failed');
+      if (!job) return;
+      const final = job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError';
+      deps.logger.error({ jobId: job.data.jobId, err: err.message, final }, 'assembly failed');
+      // Out of attempts: the job must still end, or watchers would wait forever.
+      if (final) void this.failJob(job.data.jobId, err.message);
     });
   }
 
@@ -51,6 +59,7 @@ export class AssemblyRunner {
     const record = await jobs.get(jobId);
     if (!record || isTerminalJobState(record.state)) return;
     const outcomes = await this.collectOutcomes(record);
+    await this.settleRecords(record, outcomes);
     const assembled = assembleJobResult(record.graph, record.inputs, record.spec.prompt, outcomes);
     const at = now();
     if (assembled.ok) {
@@ -61,6 +70,37 @@ export class AssemblyRunner {
       await jobs.updateTask(jobId, record.graph.rootId, { kind: ASSEMBLE_KIND, state: 'failed', error: { ...assembled.error, retryable: false }, finishedAt: at }, at);
       await jobs.finish(jobId, 'failed', { error: assembled.error }, at);
       logger.info({ jobId, error: assembled.error.message }, 'job failed');
+    }
+  }
+
+  /**
+   * Task records lag behind BullMQ when a replica died between committing a result and
+   * recording it; the committed outcome is the truth, so records are brought in line.
+   */
+  private async settleRecords(record: JobRecord, outcomes: ReadonlyMap<string, TaskOutcome>): Promise<void> {
+    const records = await this.deps.jobs.tasks(record.id);
+    const at = this.deps.now();
+    for (const [taskId, outcome] of outcomes) {
+      const r = records.get(taskId);
+      if (!r || r.state === 'succeeded' || r.state === 'failed' || r.state === 'cancelled') continue;
+      await this.deps.jobs.updateTask(
+        record.id,
+        taskId,
+        outcome.status === 'succeeded'
+          ? { kind: r.kind, state: 'succeeded', error: null, finishedAt: at }
+          : { kind: r.kind, state: 'failed', error: { ...outcome.error, retryable: false }, finishedAt: at },
+        at,
+      );
+    }
+  }
+
+  private async failJob(jobId: string, reason: string): Promise<void> {
+    const { jobs, now, logger } = this.deps;
+    const at = now();
+    try {
+      await jobs.finish(jobId, 'failed', { error: { code: 'ASSEMBLY_FAILED', message: `the result could not be assembled: ${reason}` } }, at);
+    } catch (err) {
+      logger.error({ jobId, err: String(err) }, 'could not record the failed assembly');
     }
   }
 

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { monotonicFactory } from 'ulid';
+import { isTerminalJobState } from '@mmgrid/core';
 import { AdminServiceService, BlobServiceService, JobServiceService, WorkerServiceService } from '@mmgrid/proto';
 import { AssemblyRunner } from './assembly-runner.js';
 import { OpenAuthenticator, type Authenticator } from './auth.js';
@@ -56,6 +57,7 @@ export class Coordinator {
   private readonly blobs: BlobStore;
   private readonly now: () => number;
   private port = 0;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: CoordinatorOptions = {}, parts: CoordinatorParts = {}) {
     this.options = resolveCoordinatorOptions(options, `${hostname()}-${process.pid}`);
@@ -81,6 +83,7 @@ export class Coordinator {
       logger: this.logger,
       leaseMs: o.leaseMs,
       stalledCheckIntervalMs: o.stalledCheckIntervalMs,
+      heartbeatIntervalMs: o.heartbeatIntervalMs,
       maxStalledCount: o.maxStalledCount,
       now: this.now,
     });
@@ -152,6 +155,8 @@ export class Coordinator {
     if (this.blobs instanceof FsBlobStore) await this.blobs.init();
     await this.hub.start(this.dispatcher);
     this.assembly.start();
+    await this.sweepUnaccepted();
+    this.sweeper = setInterval(() => void this.sweepUnaccepted(), ACCEPT_SWEEP_MS);
     const host = o.listenHost.includes(':') ? `[${o.listenHost}]` : o.listenHost;
     this.port = await new Promise<number>((resolve, reject) => {
       this.server.bindAsync(`${host}:${o.listenPort}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
@@ -161,8 +166,28 @@ export class Coordinator {
     return { host, port: this.port, address };
   }
 
+  /**
+   * Finishes accepting jobs whose submitting replica died between storing the job and queueing
+   * its tasks (adding a job's tasks is idempotent, so replicas may race here harmlessly).
+   */
+  private async sweepUnaccepted(): Promise<void> {
+    try {
+      for (const id of await this.jobs.unaccepted(this.now() - ACCEPT_SWEEP_MS)) {
+        const job = await this.jobs.get(id);
+        if (job && !isTerminalJobState(job.state)) {
+          await this.queues.addJob(job);
+          this.logger.warn({ jobId: id }, 'queued the tasks of a job whose submission was interrupted');
+        }
+        await this.jobs.accepted(id);
+      }
+    } catch (err) {
+      this.logger.warn({ err: String(err) }, 'acceptance sweep failed; will retry');
+    }
+  }
+
   /** Stops taking calls, closes worker streams, and releases Redis. Leases live on in Redis. */
   async stop(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     for (const session of this.registry.all()) {
       session.send({ msg: { $case: 'drain', drain: { reason: 'coordinator shutting down; reconnect to another replica' } } });
     }
@@ -183,6 +208,9 @@ export class Coordinator {
     this.redis.disconnect();
   }
 }
+
+/** A job not fully accepted after this long is finished by the sweep. */
+const ACCEPT_SWEEP_MS = 30_000;
 
 function redact(url: string): string {
   return url.replace(/\/\/([^@/]*)@/, '//***@');

@@ -29,6 +29,7 @@ export interface DispatcherDeps {
   readonly logger: Logger;
   readonly leaseMs: number;
   readonly stalledCheckIntervalMs: number;
+  readonly heartbeatIntervalMs: number;
   readonly maxStalledCount: number;
   readonly now: () => number;
 }
@@ -80,7 +81,7 @@ export class Dispatcher implements ControlHandler {
   }
 
   private async dispatch(kind: string, job: BullJob<TaskData>, grant: LeaseGrant): Promise<void> {
-    const { jobs, registry, logger, now } = this.deps;
+    const { jobs, registry, now } = this.deps;
     const data = job.data;
     const jobState = await jobs.state(data.jobId);
     if (jobState === undefined || isTerminalJobState(jobState)) {
@@ -122,8 +123,22 @@ export class Dispatcher implements ControlHandler {
       durationMs: this.deps.leaseMs,
     };
     session.leases.set(lease.leaseId, lease);
+    try {
+      await this.assign(session, lease, upstream);
+    } catch (err) {
+      // Nothing reached the worker: give the slot back and the task to its queue.
+      this.finishLease(session, lease);
+      await job.moveToWait(grant.lockToken).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async assign(session: WorkerSession, lease: ActiveLease, upstream: UpstreamOutput[]): Promise<void> {
+    const { jobs, registry, logger, now } = this.deps;
+    const { job, kind, taskRef, attempt } = lease;
+    const data = job.data;
     const assignment: TaskAssignment = {
-      lease: leaseToProto(grant, taskRef, this.deps.leaseMs),
+      lease: leaseToProto(lease, taskRef, this.deps.leaseMs),
       jobId: data.jobId,
       taskId: data.taskId,
       kind,
@@ -144,7 +159,7 @@ export class Dispatcher implements ControlHandler {
     if (!session.send({ msg: { $case: 'assign', assign: assignment } })) {
       session.leases.delete(lease.leaseId);
       registry.release(session, kind);
-      await job.moveToWait(grant.lockToken);
+      await job.moveToWait(lease.lockToken);
       await jobs.updateTask(data.jobId, data.taskId, { kind, state: 'queued', workerId: '', workerName: '' }, now());
       return;
     }
@@ -199,19 +214,25 @@ export class Dispatcher implements ControlHandler {
       return;
     }
     try {
-      await lease.job.moveToCompleted(output, lease.lockToken, false);
+      await retryTransient(() => lease.job.moveToCompleted(output, lease.lockToken, false));
     } catch (err) {
-      this.finishLease(session, lease);
-      if (isStaleLockError(err)) {
-        this.reject(session, result.lease, 'the lease lapsed before the result arrived; the task ran elsewhere');
+      if (!isStaleLockError(err)) {
+        // Redis is unreachable: keep the lease; the worker sends the result again later.
+        logger.warn({ jobId: data.jobId, taskId: data.taskId, err: String(err) }, 'could not commit a result yet');
         return;
       }
-      throw err;
+      this.finishLease(session, lease);
+      if (await this.alreadyCommitted(data, lease)) {
+        session.send({ msg: { $case: 'ack', ack: { lease: result.lease, accepted: true, reason: 'already committed' } } });
+        return;
+      }
+      this.reject(session, result.lease, 'the lease lapsed before the result arrived; the task ran elsewhere');
+      return;
     }
     this.finishLease(session, lease);
     this.counters.committed += 1;
     const finishedAt = now();
-    await jobs.updateTask(data.jobId, data.taskId, { kind: lease.kind, state: 'succeeded', workerId: session.workerId, workerName: session.name, error: null, finishedAt, attempts: lease.attempt }, finishedAt);
+    await retryTransient(() => jobs.updateTask(data.jobId, data.taskId, { kind: lease.kind, state: 'succeeded', workerId: session.workerId, workerName: session.name, error: null, finishedAt, attempts: lease.attempt }, finishedAt));
     session.send({ msg: { $case: 'ack', ack: { lease: result.lease, accepted: true, reason: '' } } });
     logger.debug({ jobId: data.jobId, taskId: data.taskId, kind: lease.kind, worker: session.name }, 'task result committed');
   }
@@ -227,30 +248,59 @@ export class Dispatcher implements ControlHandler {
     const data = lease.job.data;
     const detail = failure.error ?? { code: 'TASK_FAILED', message: 'the worker reported a failure without details', retryable: true };
     const error: RecordedError = { code: detail.code || 'TASK_FAILED', message: detail.message, retryable: detail.retryable };
+    if (error.code === 'WORKER_DRAINING') {
+      await this.handBack(session, lease, failure.lease);
+      return;
+    }
     const maxAttempts = lease.job.opts.attempts ?? 1;
     const willRetry = error.retryable && lease.job.attemptsMade + 1 < maxAttempts;
     try {
-      await lease.job.moveToFailed(error.retryable ? new Error(error.message) : new UnrecoverableError(error.message), lease.lockToken, false);
+      await retryTransient(() =>
+        lease.job.moveToFailed(error.retryable ? new Error(error.message) : new UnrecoverableError(error.message), lease.lockToken, false),
+      );
     } catch (err) {
-      this.finishLease(session, lease);
-      if (isStaleLockError(err)) {
-        this.reject(session, failure.lease, 'the lease lapsed before the failure arrived');
+      if (!isStaleLockError(err)) {
+        this.deps.logger.warn({ jobId: data.jobId, taskId: data.taskId, err: String(err) }, 'could not record a failure yet');
         return;
       }
-      throw err;
+      this.finishLease(session, lease);
+      this.reject(session, failure.lease, 'the lease lapsed before the failure arrived');
+      return;
     }
     this.finishLease(session, lease);
     this.counters.failed += 1;
     const at = now();
-    await jobs.updateTask(
+    await retryTransient(() => jobs.updateTask(
       data.jobId,
       data.taskId,
       willRetry
         ? { kind: lease.kind, state: 'queued', error, attempts: lease.attempt, workerId: session.workerId, workerName: session.name }
         : { kind: lease.kind, state: error.code === 'CANCELLED' ? 'cancelled' : 'failed', error, attempts: lease.attempt, workerId: session.workerId, workerName: session.name, finishedAt: at },
       at,
-    );
+    ));
     session.send({ msg: { $case: 'ack', ack: { lease: failure.lease, accepted: true, reason: willRetry ? 'will retry' : 'failed for good' } } });
+  }
+
+  /**
+   * A draining worker hands a task back: it goes straight back to its queue without using up
+   * an attempt or waiting out a backoff (the task did not fail).
+   */
+  private async handBack(session: WorkerSession, lease: ActiveLease, ref: Lease | undefined): Promise<void> {
+    const data = lease.job.data;
+    try {
+      await retryTransient(() => lease.job.moveToWait(lease.lockToken));
+    } catch (err) {
+      if (!isStaleLockError(err)) return;
+    }
+    this.finishLease(session, lease);
+    await this.deps.jobs.updateTask(data.jobId, data.taskId, { kind: lease.kind, state: 'queued', workerId: '', workerName: '' }, this.deps.now());
+    session.send({ msg: { $case: 'ack', ack: { lease: ref, accepted: true, reason: 'handed back' } } });
+  }
+
+  /** Whether this very lease already committed the task (a result sent twice). */
+  private async alreadyCommitted(data: TaskData, lease: ActiveLease): Promise<boolean> {
+    const record = (await this.deps.jobs.tasks(data.jobId)).get(data.taskId);
+    return record?.state === 'succeeded' && record.leaseId === lease.leaseId;
   }
 
   private reject(session: WorkerSession, lease: Lease | undefined, reason: string): void {
@@ -271,16 +321,21 @@ export class Dispatcher implements ControlHandler {
   async renew(session: WorkerSession, running: readonly Lease[]): Promise<Lease[]> {
     const reported = new Set(running.map((l) => l.leaseId));
     const byKind = new Map<string, ActiveLease[]>();
+    const lost: Lease[] = [];
     for (const lease of session.leases.values()) {
-      if (!reported.has(lease.leaseId) && this.deps.now() - lease.startedAt < this.deps.leaseMs / 2) {
-        // Sent just now; the worker may not have reported it yet.
+      if (!reported.has(lease.leaseId)) {
+        // Sent just now, the worker may not have reported it yet; otherwise the worker does
+        // not know the task (the assignment was lost): let its lease lapse.
+        if (this.deps.now() - lease.startedAt >= this.deps.heartbeatIntervalMs * 2) {
+          this.finishLease(session, lease);
+          lost.push(leaseToProto(lease, lease.taskRef, lease.durationMs));
+        }
         continue;
       }
       const list = byKind.get(lease.kind) ?? [];
       list.push(lease);
       byKind.set(lease.kind, list);
     }
-    const lost: Lease[] = [];
     for (const [kind, leases] of byKind) {
       const kd = this.kindDispatcher(kind);
       const failed = new Set<string>(
@@ -291,7 +346,7 @@ export class Dispatcher implements ControlHandler {
         ),
       );
       for (const lease of leases) {
-        if (failed.has(lease.job.id ?? '') || !reported.has(lease.leaseId)) {
+        if (failed.has(lease.job.id ?? '')) {
           this.finishLease(session, lease);
           this.counters.leasesLapsed += 1;
           lost.push(leaseToProto(lease, lease.taskRef, lease.durationMs));
@@ -309,7 +364,7 @@ export class Dispatcher implements ControlHandler {
     const lost: Lease[] = [];
     for (const ref of running) {
       const parsed = parseTaskRef(ref.taskRef);
-      if (!parsed || !parseBullJobId(parsed.bullJobId)) {
+      if (!parsed || !parseBullJobId(parsed.bullJobId) || !session.slots.has(parsed.kind)) {
         lost.push(ref);
         continue;
       }
@@ -381,6 +436,23 @@ export class Dispatcher implements ControlHandler {
 
   async close(): Promise<void> {
     await Promise.all([...this.kinds.values()].map((kd) => kd.close()));
+  }
+}
+
+/** Redis errors worth retrying: the connection, not the command, failed. */
+function isTransient(err: unknown): boolean {
+  return err instanceof Error && /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|Connection is closed|Stream isn't writeable|LOADING|READONLY/.test(err.message);
+}
+
+/** Runs `fn`, retrying a few times over about three seconds while Redis is unreachable. */
+async function retryTransient<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransient(err) || attempt >= 5) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+    }
   }
 }
 

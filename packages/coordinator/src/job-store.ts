@@ -118,7 +118,7 @@ export class JobStore {
       tasks[task.id] = JSON.stringify(record);
     }
     const event = encodeEvent(job.id, job.createdAt, { $case: 'jobState', jobState: { state: jobStateToProto('queued'), error: undefined } });
-    const keys = [this.keys.job(job.id), this.keys.tasks(job.id), this.keys.events(job.id), this.keys.jobs(), this.keys.tenantJobs(job.tenant)];
+    const keys = [this.keys.job(job.id), this.keys.tasks(job.id), this.keys.events(job.id), this.keys.jobs(), this.keys.tenantJobs(job.tenant), this.keys.accepting()];
     if (job.idempotencyKey !== '') keys.push(this.keys.idempotency(job.tenant, job.idempotencyKey));
     const stored = await CREATE_JOB.run(this.redis, keys, [
       job.id,
@@ -130,6 +130,16 @@ export class JobStore {
       String(IDEMPOTENCY_TTL_SEC),
     ]);
     return String(stored);
+  }
+
+  /** The job's tasks are all in their queues: it no longer needs the acceptance sweep. */
+  async accepted(id: string): Promise<void> {
+    await this.redis.zrem(this.keys.accepting(), id);
+  }
+
+  /** Jobs stored before `before` (ms) whose tasks may never have been queued (the submitting replica died). */
+  async unaccepted(before: number, limit = 100): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.accepting(), '-inf', before, 'LIMIT', 0, limit);
   }
 
   async get(id: string): Promise<JobRecord | undefined> {

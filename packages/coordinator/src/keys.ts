@@ -7,6 +7,7 @@
  *   {p}:jobs                zset   every job id by creation time
  *   {p}:tenant:{t}:jobs     zset   a tenant's job ids by creation time
  *   {p}:idem:{t}:{key}      string idempotency key → job id
+ *   {p}:accepting           zset   jobs stored but whose tasks may not be queued yet, by time
  *   {p}:fence               string the grid-wide fencing counter
  *   {p}:workers             hash   worker id → worker view JSON (for fleet views across replicas)
  *   {p}:kinds               set    task kinds that have a queue
@@ -30,6 +31,9 @@ export class Keys {
   }
   tenantJobs(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:jobs`;
+  }
+  accepting(): string {
+    return `${this.prefix}:accepting`;
   }
   idempotency(tenant: string, key: string): string {
     return `${this.prefix}:idem:${tenant}:${key}`;

@@ -28,10 +28,10 @@ export class LuaScript {
 
 /** Create a job with its task records and first event (idempotent on job id and key). */
 export const CREATE_JOB = new LuaScript(`
--- KEYS: job, tasks, events, jobs, tenantJobs, [idem]
+-- KEYS: job, tasks, events, jobs, tenantJobs, accepting, [idem]
 -- ARGV: jobId, createdAt, jobFields(json), taskRecords(json), event, channel, idemTtlSec
-if #KEYS == 6 then
-  local existing = redis.call('GET', KEYS[6])
+if #KEYS == 7 then
+  local existing = redis.call('GET', KEYS[7])
   if existing then return existing end
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return ARGV[1] end
@@ -42,7 +42,8 @@ for k, v in pairs(tasks) do redis.call('HSET', KEYS[2], k, v) end
 redis.call('XADD', KEYS[3], '*', 'e', ARGV[5])
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
-if #KEYS == 6 then redis.call('SET', KEYS[6], ARGV[1], 'EX', ARGV[7]) end
+redis.call('ZADD', KEYS[6], ARGV[2], ARGV[1])
+if #KEYS == 7 then redis.call('SET', KEYS[7], ARGV[1], 'EX', ARGV[7]) end
 redis.call('PUBLISH', ARGV[6], ARGV[1])
 return ARGV[1]
 `);

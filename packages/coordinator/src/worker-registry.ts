@@ -21,6 +21,10 @@ export class WorkerRegistry {
     return this.sessions.get(sessionId);
   }
 
+  byWorkerId(workerId: string): WorkerSession[] {
+    return [...this.sessions.values()].filter((s) => s.workerId === workerId);
+  }
+
   all(): WorkerSession[] {
     return [...this.sessions.values()];
   }

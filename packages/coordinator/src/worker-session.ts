@@ -37,6 +37,8 @@ export class WorkerSession {
     readonly hello: Hello,
     private readonly call: ServerDuplexStream<WorkerMessage, CoordinatorMessage>,
     now: number,
+    /** Ends the stream with an error the worker sees (it will reconnect). */
+    readonly kick: (reason: string) => void,
   ) {
     this.connectedAt = now;
     this.lastHeartbeatAt = now;

@@ -26,6 +26,8 @@ const require = createRequire(import.meta.url);
 const VERSION = (require('../package.json') as { version: string }).version;
 const WELCOME_TIMEOUT_MS = 10_000;
 const ACK_WAIT_MS = 5_000;
+/** An unacknowledged result is sent again after this long. */
+const RESEND_AFTER_MS = 10_000;
 
 interface RunningTask {
   readonly assignment: TaskAssignment;
@@ -52,7 +54,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private readonly runner: TaskRunner;
   private readonly running = new Map<string, RunningTask>();
   /** Results and failures sent (or to send) and not yet acknowledged, by lease id. */
-  private readonly unacked = new Map<string, WorkerMessage>();
+  private readonly unacked = new Map<string, { message: WorkerMessage; sentAt: number }>();
   private call: ClientDuplexStream<WorkerMessage, CoordinatorMessage> | undefined;
   private client: WorkerServiceClient | undefined;
   private welcomed = false;
@@ -124,7 +126,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private heldLeases(): Lease[] {
     const leases = new Map<string, Lease>();
     for (const [id, task] of this.running) leases.set(id, task.lease);
-    for (const [id, message] of this.unacked) {
+    for (const [id, { message }] of this.unacked) {
       const lease = leaseOfMessage(message);
       if (lease) leases.set(id, lease);
     }
@@ -165,7 +167,10 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
             this.logger.info({ coordinator: welcome.coordinatorId, session: welcome.sessionId, address: this.conn.address }, 'connected to coordinator');
             heartbeat = setInterval(() => this.sendHeartbeat(), Math.max(100, welcome.heartbeatIntervalMs));
             if (this.draining) this.send({ msg: { $case: 'draining', draining: { reason: 'the worker is shutting down' } } });
-            for (const pending of this.unacked.values()) this.send(pending);
+            for (const pending of this.unacked.values()) {
+              pending.sentAt = Date.now();
+              this.send(pending.message);
+            }
             this.emit('connected', welcome);
             return;
           }
@@ -226,6 +231,14 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   }
 
   private sendHeartbeat(): void {
+    // A result the coordinator could not commit yet (Redis was unreachable) is sent again.
+    const now = Date.now();
+    for (const pending of this.unacked.values()) {
+      if (now - pending.sentAt >= RESEND_AFTER_MS) {
+        pending.sentAt = now;
+        this.send(pending.message);
+      }
+    }
     this.heartbeatSeq += 1;
     this.send({ msg: { $case: 'heartbeat', heartbeat: { seq: this.heartbeatSeq, gpus: [], warmModels: [], running: this.heldLeases() } } });
   }
@@ -271,7 +284,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
 
   private finish(lease: Lease, message: WorkerMessage): void {
     this.running.delete(lease.leaseId);
-    this.unacked.set(lease.leaseId, message);
+    this.unacked.set(lease.leaseId, { message, sentAt: Date.now() });
     this.send(message);
   }
 

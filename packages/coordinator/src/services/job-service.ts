@@ -11,8 +11,8 @@ import {
   type PlanInput,
 } from '@mmgrid/core';
 import {
-  JobState,
   type CancelJobRequest,
+  type JobState,
   type GetJobRequest,
   type Job,
   type JobEvent,
@@ -50,6 +50,7 @@ export interface JobServiceDeps {
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
 const WATCH_POLL_MS = 5_000;
+const WATCH_BATCH = 1_000;
 
 /** Submitters' API: submit, get, watch, cancel and list jobs. */
 export class JobServiceImpl {
@@ -86,11 +87,13 @@ export class JobServiceImpl {
     const id = this.deps.newJobId();
     const createdAt = now();
     const storedId = await jobs.create({ id, tenant: principal.tenant, spec: resolved, inputs: planInputs, graph, createdAt, idempotencyKey: key });
-    const record = storedId === id ? undefined : await jobs.get(storedId);
-    const job = record ?? { id, tenant: principal.tenant, spec: resolved, graph };
-    // Adding the flow is idempotent, so a retried submission finishes what a failed one began.
-    await queues.addJob(job);
-    if (storedId === id) logger.info({ jobId: id, tenant: principal.tenant, tasks: graph.tasks.length, pipeline: spec.pipeline }, 'job accepted');
+    const earlier = storedId === id ? undefined : await jobs.get(storedId);
+    if (!earlier || !isTerminalJobState(earlier.state)) {
+      // Adding the flow is idempotent, so a retried submission finishes what a failed one began.
+      await queues.addJob(earlier ?? { id, tenant: principal.tenant, spec: resolved, graph });
+      await jobs.accepted(storedId);
+    }
+    if (!earlier) logger.info({ jobId: id, tenant: principal.tenant, tasks: graph.tasks.length, pipeline: spec.pipeline }, 'job accepted');
     return { job: await this.load(storedId, principal) };
   }
 
@@ -187,19 +190,21 @@ export class JobServiceImpl {
     let pending = true;
     let wake: (() => void) | undefined;
     let stopped = false;
-    const stop = (): void => {
-      stopped = true;
-      wake?.();
-    };
-    call.on('cancelled', stop);
-    call.on('close', stop);
+    const gone = new Promise<void>((resolve) => {
+      const stop = (): void => {
+        stopped = true;
+        wake?.();
+        resolve();
+      };
+      call.once('cancelled', stop);
+      call.once('close', stop);
+    });
     const unlisten = hub.listen(record.id, () => {
       pending = true;
       wake?.();
     });
     try {
-      let ended = false;
-      while (!stopped && !ended) {
+      while (!stopped) {
         if (!pending) {
           const ac = new AbortController();
           await Promise.race([
@@ -212,19 +217,20 @@ export class JobServiceImpl {
           wake = undefined;
         }
         pending = false;
-        const events = await jobs.events(record.id, after);
+        // The state is read before the events: if it was final then, its event is among them.
+        const state = await jobs.state(record.id);
+        const events = await jobs.events(record.id, after, WATCH_BATCH);
         for (const { id, event } of events) {
+          if (stopped) return;
           after = id;
-          if (!call.write(event)) await once(call, 'drain');
-          if (event.event?.$case === 'jobState' && [JobState.JOB_STATE_COMPLETED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED].includes(event.event.jobState.state)) {
-            ended = true;
-          }
+          if (!call.write(event)) await Promise.race([once(call, 'drain'), gone]);
         }
-        if (events.length === 0 && !ended) {
-          const state = await jobs.state(record.id);
-          // The job expired from Redis, or ended with its events trimmed: nothing more will come.
-          if (state === undefined) ended = true;
+        if (events.length === WATCH_BATCH) {
+          pending = true;
+          continue;
         }
+        // Ended (or expired from Redis): every event has been sent.
+        if (state === undefined || isTerminalJobState(state)) break;
       }
       if (!stopped) call.end();
     } finally {

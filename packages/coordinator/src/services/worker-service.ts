@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { status, type ServerDuplexStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { TASK_KIND_PATTERN } from '@mmgrid/core';
+import type { ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { TASK_KIND_PATTERN, taskKindInfo } from '@mmgrid/core';
 import type { CoordinatorMessage, Hello, WorkerMessage, WorkerServiceServer } from '@mmgrid/proto';
 import type { Authenticator } from '../auth.js';
 import type { Dispatcher } from '../dispatcher.js';
@@ -39,6 +39,7 @@ function helloProblem(hello: Hello): string | undefined {
   if (hello.kinds.length === 0) return 'the worker offers no task kinds';
   for (const offer of hello.kinds) {
     if (!TASK_KIND_PATTERN.test(offer.kind)) return `task kind "${offer.kind}" is not a valid kind name (lower-case dotted words, e.g. image.ocr)`;
+    if (taskKindInfo(offer.kind)?.placement === 'coordinator') return `task kind "${offer.kind}" runs inside the coordinator; workers cannot offer it`;
     if (offer.slots < 1 || offer.slots > MAX_SLOTS_PER_KIND) return `slots for ${offer.kind} must be from 1 to ${MAX_SLOTS_PER_KIND} (got ${offer.slots})`;
   }
   return undefined;
@@ -50,27 +51,105 @@ export class WorkerServiceImpl {
 
   handlers(): WorkerServiceServer & UntypedServiceImplementation {
     return {
-      connect: (call: WorkerCall) => {
-        this.connect(call).catch((err: unknown) => {
-          const e = toServiceError(err, this.deps.logger, 'Connect');
-          call.emit('error', e);
-        });
-      },
+      connect: (call: WorkerCall) => this.connect(call),
     };
   }
 
-  private async connect(call: WorkerCall): Promise<void> {
+  /**
+   * One worker's stream. Every message is handled in arrival order on one promise chain,
+   * from the first (the hello) on, so nothing that arrives while the session is being set
+   * up is lost; the welcome goes out only once the session is ready for the worker's results.
+   */
+  private connect(call: WorkerCall): void {
+    const { registry, directory, logger } = this.deps;
+    let session: WorkerSession | undefined;
+    let log = logger;
+    let opened = false;
+    let closed = false;
+    let watchdog: NodeJS.Timeout | undefined;
+    let chain: Promise<void> = Promise.resolve();
+
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(helloTimer);
+      if (watchdog) clearInterval(watchdog);
+      if (!session) return;
+      session.closed = true;
+      registry.remove(session);
+      void directory.remove(session).catch(() => undefined);
+      // Leases stay with BullMQ's locks: if the worker reconnects in time it adopts them,
+      // otherwise they lapse and the tasks run elsewhere.
+      log.info({ running: session.leases.size }, 'worker disconnected');
+    };
+    const fail = (err: unknown): void => {
+      if (closed) return;
+      call.emit('error', toServiceError(err, logger, 'Connect'));
+      close();
+    };
+    const helloTimer = setTimeout(() => fail(new CoordinatorError('INVALID_ARGUMENT', `no hello within ${HELLO_TIMEOUT_MS / 1000} s of connecting`)), HELLO_TIMEOUT_MS);
+
+    call.on('data', (message: WorkerMessage) => {
+      if (closed) return;
+      if (!opened) {
+        opened = true;
+        clearTimeout(helloTimer);
+        chain = this.open(call, message, fail).then((s) => {
+          session = s;
+          log = logger.child({ worker: s.name, workerId: s.workerId, session: s.sessionId });
+          if (closed) {
+            // The stream ended while the session was being set up.
+            closed = false;
+            close();
+            return;
+          }
+          watchdog = setInterval(() => {
+            if (this.deps.now() - s.lastHeartbeatAt > this.deps.heartbeatIntervalMs * MISSED_HEARTBEATS) {
+              log.warn('worker stopped sending heartbeats; closing its stream');
+              fail(new CoordinatorError('UNAVAILABLE', 'no heartbeat received in time'));
+            }
+          }, this.deps.heartbeatIntervalMs);
+        }, fail);
+        return;
+      }
+      chain = chain
+        .then(() => (session && !closed ? this.handle(session, message) : undefined))
+        .catch((err: unknown) => log.error({ err: String(err) }, 'handling a worker message failed'));
+    });
+    call.on('end', () => {
+      close();
+      call.end();
+    });
+    call.on('error', close);
+    call.on('cancelled', close);
+    call.on('close', close);
+  }
+
+  /** Checks the hello, registers the session, adopts the worker's leases, and welcomes it. */
+  private async open(call: WorkerCall, first: WorkerMessage, kick: (err: unknown) => void): Promise<WorkerSession> {
     const { auth, registry, dispatcher, directory, logger, now } = this.deps;
     await auth.authenticate(call.metadata, 'worker');
-    const hello = await this.firstHello(call);
+    if (first.msg?.$case !== 'hello') {
+      throw new CoordinatorError('INVALID_ARGUMENT', `the first message on Connect must be a hello, not ${first.msg?.$case ?? 'an empty message'}`);
+    }
+    const hello = first.msg.hello;
     const problem = helloProblem(hello);
     if (problem) throw new CoordinatorError('INVALID_ARGUMENT', `bad hello from worker: ${problem}`);
 
-    const session = new WorkerSession(randomUUID(), hello, call, now());
-    const log = logger.child({ worker: session.name, workerId: session.workerId, session: session.sessionId });
+    const session = new WorkerSession(randomUUID(), hello, call, now(), (reason) => kick(new CoordinatorError('UNAVAILABLE', reason)));
+    // A worker has one stream: an older one from the same worker (a half-open connection
+    // the worker gave up on) must not keep phantom slots here.
+    for (const old of registry.byWorkerId(hello.workerId)) old.kick('replaced by a newer connection from the same worker');
     const lost = await dispatcher.adopt(session, hello.running);
     registry.add(session);
-    dispatcher.ensureKinds(session.slots.keys());
+    try {
+      dispatcher.ensureKinds(session.slots.keys());
+      await directory.publish(session);
+    } catch (err) {
+      session.closed = true;
+      registry.remove(session);
+      throw err;
+    }
     session.send({
       msg: {
         $case: 'welcome',
@@ -84,69 +163,11 @@ export class WorkerServiceImpl {
         },
       },
     });
-    await directory.publish(session);
-    log.info({ kinds: hello.kinds.map((k) => `${k.kind}×${k.slots}`).join(' '), adopted: hello.running.length - lost.length }, 'worker connected');
-
-    const watchdog = setInterval(() => {
-      if (now() - session.lastHeartbeatAt > this.deps.heartbeatIntervalMs * MISSED_HEARTBEATS) {
-        log.warn('worker stopped sending heartbeats; closing its stream');
-        call.emit('error', Object.assign(new Error('no heartbeat'), { code: status.DEADLINE_EXCEEDED, details: 'no heartbeat received in time' }));
-        close();
-      }
-    }, this.deps.heartbeatIntervalMs);
-
-    let closing = false;
-    const close = (): void => {
-      if (closing) return;
-      closing = true;
-      clearInterval(watchdog);
-      session.closed = true;
-      registry.remove(session);
-      void directory.remove(session).catch(() => undefined);
-      // Leases stay with BullMQ's locks: if the worker reconnects in time it adopts them,
-      // otherwise they lapse and the tasks run elsewhere.
-      log.info({ running: session.leases.size }, 'worker disconnected');
-    };
-    call.on('end', () => {
-      close();
-      call.end();
-    });
-    call.on('error', close);
-    call.on('cancelled', close);
-    call.on('close', close);
-
-    // Messages are handled one at a time, in order, so a result is never overtaken.
-    let chain = Promise.resolve();
-    call.on('data', (message: WorkerMessage) => {
-      chain = chain
-        .then(() => this.handle(session, message))
-        .catch((err: unknown) => log.error({ err: String(err) }, 'handling a worker message failed'));
-    });
-  }
-
-  private firstHello(call: WorkerCall): Promise<Hello> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new CoordinatorError('INVALID_ARGUMENT', `no hello within ${HELLO_TIMEOUT_MS / 1000} s of connecting`));
-      }, HELLO_TIMEOUT_MS);
-      const onData = (message: WorkerMessage): void => {
-        cleanup();
-        if (message.msg?.$case === 'hello') resolve(message.msg.hello);
-        else reject(new CoordinatorError('INVALID_ARGUMENT', `the first message on Connect must be a hello, not ${message.msg?.$case ?? 'an empty message'}`));
-      };
-      const onEnd = (): void => {
-        cleanup();
-        reject(new CoordinatorError('INVALID_ARGUMENT', 'the stream ended before a hello'));
-      };
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        call.off('data', onData);
-        call.off('end', onEnd);
-      };
-      call.on('data', onData);
-      call.on('end', onEnd);
-    });
+    logger.info(
+      { worker: session.name, workerId: session.workerId, session: session.sessionId, kinds: hello.kinds.map((k) => `${k.kind}×${k.slots}`).join(' '), adopted: hello.running.length - lost.length },
+      'worker connected',
+    );
+    return session;
   }
 
   private async handle(session: WorkerSession, message: WorkerMessage): Promise<void> {
