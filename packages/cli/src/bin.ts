@@ -2,10 +2,12 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_COORDINATOR, MmgridClientError } from '@mmgrid/client';
-import { cancel, result, status, submit, watch } from './commands/jobs.js';
+import { builtinPipelines } from '@mmgrid/core';
+import { cancel, explain, result, retry, status, submit, watch } from './commands/jobs.js';
 import { demo, dev, launch } from './commands/grid.js';
 import { CommandContext, type GlobalOptions } from './context.js';
 import { CliError } from './errors.js';
+import { formatPipelines } from './format.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 
 const require = createRequire(import.meta.url);
@@ -31,6 +33,7 @@ const program = new Command('mmgrid')
   .version(VERSION, '-V, --version', 'print the version')
   .addOption(new Option('--coordinator <host:port>', 'coordinator to talk to').env('MMGRID_COORDINATOR').default(DEFAULT_COORDINATOR))
   .addOption(new Option('--token <token>', 'bearer token').env('MMGRID_TOKEN'))
+  .addOption(new Option('--tenant <tenant>', 'tenant to act for, on a grid without tokens').env('MMGRID_TENANT'))
   .option('--json', 'print data as JSON (stable shapes, see docs/cli.md)', false)
   .option('-q, --quiet', 'print no progress notes on stderr', false)
   .option('--debug', 'print stack traces for errors', false)
@@ -56,6 +59,7 @@ program
   .option('--pipeline <name>', 'built-in pipeline', 'describe')
   .option('--priority <n>', 'from -10 to 10; higher runs sooner', integer('--priority', -10, 10))
   .option('--label <key=value>', 'a label for your own bookkeeping (repeatable)', collect)
+  .option('--param <name=value>', 'a pipeline parameter (repeatable; see: mmgrid pipelines)', collect)
   .option('--idempotency-key <key>', 'retrying with the same key returns the same job')
   .option('-w, --wait', 'wait for the job to end and print its result', false)
   .action(async (files: string[], flags: Parameters<typeof submit>[2]) => run((ctx) => submit(ctx, files, flags))());
@@ -86,6 +90,27 @@ program
   .argument('<job>', 'job id')
   .option('--reason <text>', 'why (recorded with the job)')
   .action(async (job: string, flags: { reason?: string }) => run((ctx) => cancel(ctx, job, flags.reason))());
+
+program
+  .command('retry')
+  .description('run the failed tasks of an ended job again (and the steps that use them), keeping what succeeded')
+  .argument('<job>', 'job id')
+  .option('-w, --wait', 'wait for the job to end and print its result', false)
+  .action(async (job: string, flags: { wait: boolean }) => run((ctx) => retry(ctx, job, flags.wait))());
+
+program
+  .command('explain')
+  .description('say, per task, why it waits (or where it runs)')
+  .argument('<job>', 'job id')
+  .action(async (job: string) => run((ctx) => explain(ctx, job))());
+
+program
+  .command('pipelines')
+  .description('list the built-in pipelines, their steps and parameters')
+  .action(() => {
+    if (program.opts<GlobalOptions>().json) process.stdout.write(`${JSON.stringify(builtinPipelines(), null, 2)}\n`);
+    else process.stdout.write(`${formatPipelines(builtinPipelines())}\n`);
+  });
 
 program
   .command('dev')

@@ -4,6 +4,7 @@ import { MmgridClient } from '@mmgrid/client';
 export interface GlobalOptions {
   readonly coordinator: string;
   readonly token?: string;
+  readonly tenant?: string;
   readonly json: boolean;
   readonly quiet: boolean;
   readonly debug: boolean;
@@ -22,6 +23,7 @@ export class CommandContext {
     this.client ??= new MmgridClient({
       address: this.options.coordinator,
       ...(this.options.token !== undefined ? { token: this.options.token } : {}),
+      ...(this.options.tenant !== undefined ? { tenant: this.options.tenant } : {}),
     });
     return this.client;
   }

@@ -1,4 +1,5 @@
-import type { JobEventView, JobView, TaskView } from '@mmgrid/client';
+import type { ExplanationView, JobEventView, JobView, TaskView } from '@mmgrid/client';
+import { describeRequirements, type PipelineInfo } from '@mmgrid/core';
 
 /** Human-readable output. Machine-readable output is the JSON views themselves (--json). */
 
@@ -97,4 +98,35 @@ export function formatEvent(event: JobEventView): string {
     case 'progress':
       return `${time}  ${event.taskId} ${Math.round(event.fraction * 100)}%${event.message ? ` ${event.message}` : ''}`;
   }
+}
+
+export function formatExplanation(tasks: readonly ExplanationView[]): string {
+  return table([
+    ['TASK', 'KIND', 'STATE', 'NEEDS', 'CAPABLE', 'WHY'],
+    ...tasks.map((t) => {
+      const needs = describeRequirements({
+        model: t.requirements.model ?? '',
+        minVramBytes: t.requirements.minVramBytes,
+        minComputeCapability: t.requirements.minComputeCapability ?? '',
+        cpuAllowed: t.requirements.cpuAllowed,
+      });
+      return [t.taskId, t.kind, t.state, needs || '-', `${t.freeCapableWorkers}/${t.capableWorkers}`, t.reason];
+    }),
+  ]);
+}
+
+export function formatPipelines(pipelines: readonly PipelineInfo[]): string {
+  const out: string[] = [];
+  for (const p of pipelines) {
+    out.push(`${p.name}: ${p.description}`);
+    if (p.modalities.length > 0) out.push(`  takes: ${p.modalities.join(', ')}`);
+    out.push('  steps:');
+    for (const step of p.steps) out.push(`    ${step}`);
+    if (p.params.length > 0) {
+      out.push('  parameters (--param NAME=VALUE):');
+      for (const param of p.params) out.push(`    ${param.name}  ${param.description} (default: ${param.default === '' ? 'none' : param.default})`);
+    }
+    out.push('');
+  }
+  return out.join('\n').trimEnd();
 }

@@ -7,6 +7,11 @@ export interface ConnectionOptions {
   address?: string;
   /** Bearer token sent with every call. @default none */
   token?: string;
+  /**
+   * Tenant to act for, on an open grid (one without tokens); a grid with tokens takes the
+   * tenant from the token and ignores this. @default the grid's default tenant
+   */
+  tenant?: string;
   /** Largest message received, in bytes. @default 8 MiB */
   maxMessageBytes?: number;
 }
@@ -25,6 +30,7 @@ export function resolveConnection(options: ConnectionOptions = {}): ResolvedConn
   const address = options.address ?? DEFAULT_COORDINATOR;
   parseHostPort('coordinator', address);
   const token = options.token ?? '';
+  const tenant = options.tenant ?? '';
   const maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
   return {
     address,
@@ -39,6 +45,7 @@ export function resolveConnection(options: ConnectionOptions = {}): ResolvedConn
     metadata: () => {
       const md = new Metadata();
       if (token !== '') md.set('authorization', `Bearer ${token}`);
+      if (tenant !== '') md.set('x-mmgrid-tenant', tenant);
       return md;
     },
   };

@@ -21,5 +21,5 @@ export { MmgridClientError, toClientError } from './errors.js';
 export type { ClientErrorCode } from './errors.js';
 export { MmgridClient } from './mmgrid-client.js';
 export type { ListOptions, SubmitInput, SubmitOptions } from './mmgrid-client.js';
-export { isTerminal, jobStateName, toEventView, toJobView } from './views.js';
-export type { ErrorView, InputView, JobEventView, JobView, ResultView, TaskView } from './views.js';
+export { isTerminal, jobStateName, toEventView, toExplanationView, toJobView } from './views.js';
+export type { ErrorView, ExplanationView, InputView, JobEventView, JobView, RequirementsView, ResultView, TaskView } from './views.js';

@@ -5,6 +5,7 @@ import type { JobStateName } from '@mmgrid/core';
 import {
   AdminServiceClient,
   JobServiceClient,
+  type ExplainJobResponse,
   type GetQueueStatsResponse,
   type Job,
   type JobEvent,
@@ -14,7 +15,7 @@ import {
 import { BlobClient, type ProgressCallback } from './blob-client.js';
 import { resolveConnection, type ConnectionOptions, type ResolvedConnection } from './connection.js';
 import { MmgridClientError, toClientError } from './errors.js';
-import { isTerminal, jobStateValue, toEventView, toJobView, type JobEventView, type JobView } from './views.js';
+import { jobStateValue, toEventView, toExplanationView, toJobView, type ExplanationView, type JobEventView, type JobView } from './views.js';
 
 /** One input of a job: a file to upload, or inline text. */
 export type SubmitInput = { readonly path: string; readonly name?: string } | { readonly text: string; readonly name: string };
@@ -26,6 +27,8 @@ export interface SubmitOptions {
   /** -10..10. @default 0 */
   readonly priority?: number;
   readonly labels?: Readonly<Record<string, string>>;
+  /** Pipeline parameters (see `mmgrid pipelines`). */
+  readonly params?: Readonly<Record<string, string>>;
   /** Makes retries of this submission return the same job. @default a fresh UUID */
   readonly idempotencyKey?: string;
   readonly onUploadProgress?: (input: string, doneBytes: number, totalBytes: number) => void;
@@ -92,6 +95,7 @@ export class MmgridClient {
         pipeline: options.pipeline ?? '',
         priority: options.priority ?? 0,
         labels: { ...(options.labels ?? {}) },
+        params: { ...(options.params ?? {}) },
       },
       // One key for every try: a retry after a lost answer returns the job the first try made.
       idempotencyKey: options.idempotencyKey ?? randomUUID(),
@@ -160,13 +164,24 @@ export class MmgridClient {
     }
   }
 
-  /** Follows the job until it ends and returns it, result included. */
+  /**
+   * Follows the job until it ends and returns it, result included. (The coordinator ends the
+   * event stream when the job has ended; a job retried after it ended keeps going.)
+   */
   async waitForJob(jobId: string, onEvent?: (event: JobEventView) => void): Promise<JobView> {
-    for await (const event of this.watch(jobId)) {
-      onEvent?.(event);
-      if (event.type === 'job' && isTerminal(event.state)) break;
-    }
+    for await (const event of this.watch(jobId)) onEvent?.(event);
     return this.getJob(jobId);
+  }
+
+  /** Runs the failed tasks of an ended job again (and what consumes them). */
+  async retry(jobId: string): Promise<JobView> {
+    return toJobView(await this.call<Job>((cb) => this.jobs.retryJob({ jobId }, this.conn.metadata(), cb)));
+  }
+
+  /** Per task: why it waits, or where it runs. */
+  async explain(jobId: string): Promise<ExplanationView[]> {
+    const res = await this.call<ExplainJobResponse>((cb) => this.jobs.explainJob({ jobId }, this.conn.metadata(), cb));
+    return res.tasks.map(toExplanationView);
   }
 
   async listWorkers(): Promise<ListWorkersResponse> {

@@ -1,5 +1,5 @@
 import type { BlobRef, JobResultDoc, JobStateName, TaskStateName } from '@mmgrid/core';
-import { JobState, Modality, TaskState, type Job, type JobEvent } from '@mmgrid/proto';
+import { JobState, Modality, TaskState, type Job, type JobEvent, type TaskExplanation, type TaskRequirements } from '@mmgrid/proto';
 
 /**
  * The stable JSON shapes the client returns and `mmgrid … --json` prints. Times are ISO 8601
@@ -17,6 +17,8 @@ export interface JobView {
   readonly tasks: readonly TaskView[];
   readonly result: ResultView | null;
   readonly error: ErrorView | null;
+  /** How many times the job was retried. */
+  readonly generation: number;
 }
 
 export interface InputView {
@@ -40,6 +42,25 @@ export interface TaskView {
   readonly startedAt: string | null;
   readonly finishedAt: string | null;
   readonly error: ErrorView | null;
+}
+
+/** Why a task waits, or where it runs (`mmgrid explain`). */
+export interface ExplanationView {
+  readonly taskId: string;
+  readonly kind: string;
+  readonly state: TaskStateName;
+  readonly reason: string;
+  readonly requirements: RequirementsView;
+  readonly capableWorkers: number;
+  readonly freeCapableWorkers: number;
+  readonly queuePosition: number;
+}
+
+export interface RequirementsView {
+  readonly model: string | null;
+  readonly minVramBytes: number;
+  readonly minComputeCapability: string | null;
+  readonly cpuAllowed: boolean;
 }
 
 export interface ResultView {
@@ -141,6 +162,8 @@ export function toJobView(job: Job): JobView {
       startedAt: iso(t.startedAtMs),
       finishedAt: iso(t.finishedAtMs),
       error: t.error ? { code: t.error.code, message: t.error.message } : null,
+      nextAttemptAt: iso(t.nextAttemptAtMs),
+      requirements: toRequirementsView(t.requirements),
     })),
     result: job.result
       ? {
@@ -152,6 +175,29 @@ export function toJobView(job: Job): JobView {
         }
       : null,
     error: job.error ? { code: job.error.code, message: job.error.message } : null,
+    generation: job.generation,
+  };
+}
+
+function toRequirementsView(r: TaskRequirements | undefined): RequirementsView {
+  return {
+    model: r?.model || null,
+    minVramBytes: r?.minVramBytes ?? 0,
+    minComputeCapability: r?.minComputeCapability || null,
+    cpuAllowed: r?.cpuAllowed ?? true,
+  };
+}
+
+export function toExplanationView(t: TaskExplanation): ExplanationView {
+  return {
+    taskId: t.taskId,
+    kind: t.kind,
+    state: taskStates[t.state] ?? 'queued',
+    reason: t.reason,
+    requirements: toRequirementsView(t.requirements),
+    capableWorkers: t.capableWorkers,
+    freeCapableWorkers: t.freeCapableWorkers,
+    queuePosition: t.queuePosition,
   };
 }
 

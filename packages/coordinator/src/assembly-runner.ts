@@ -4,7 +4,7 @@ import { ASSEMBLE_KIND, assembleJobResult, DEFAULT_RETRY_POLICY, isTerminalJobSt
 import type { JobRecord, JobStore } from './job-store.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
-import { readChildOutcomes, toTaskOutcome } from './outcomes.js';
+import { collectJobOutcomes } from './outcomes.js';
 import { BACKOFF_TYPE, type TaskData } from './task-queues.js';
 
 export interface AssemblyRunnerDeps {
@@ -58,7 +58,8 @@ export class AssemblyRunner {
     const jobId = job.data.jobId;
     const record = await jobs.get(jobId);
     if (!record || isTerminalJobState(record.state)) return;
-    const outcomes = await this.collectOutcomes(record);
+    const collected = await collectJobOutcomes(this.deps.redis, this.deps.keys, record, await jobs.tasks(jobId));
+    const outcomes = new Map([...collected].map(([id, c]) => [id, c.outcome]));
     await this.settleRecords(record, outcomes);
     const assembled = assembleJobResult(record.graph, record.inputs, record.spec.prompt, outcomes);
     const at = now();
@@ -102,22 +103,6 @@ export class AssemblyRunner {
     } catch (err) {
       logger.error({ jobId, err: String(err) }, 'could not record the failed assembly');
     }
-  }
-
-  /** Every task's outcome, read from the BullMQ records of each parent in the graph. */
-  private async collectOutcomes(record: JobRecord): Promise<Map<string, TaskOutcome>> {
-    const { redis, keys, jobs } = this.deps;
-    const records = await jobs.tasks(record.id);
-    const outcomes = new Map<string, TaskOutcome>();
-    const parents = record.graph.tasks.filter((t) => t.dependsOn.length > 0);
-    const children = await Promise.all(parents.map((p) => readChildOutcomes(redis, keys.prefix, p.kind, record.id, p.id)));
-    parents.forEach((parent, i) => {
-      const found = children[i];
-      for (const childId of parent.dependsOn) {
-        outcomes.set(childId, toTaskOutcome(found?.get(childId), records.get(childId)));
-      }
-    });
-    return outcomes;
   }
 
   async close(): Promise<void> {

@@ -1,4 +1,6 @@
 import type { Metadata } from '@grpc/grpc-js';
+import { DEFAULT_TENANT, TENANT_PATTERN } from '@mmgrid/core';
+import { CoordinatorError } from './errors.js';
 
 export type Role = 'submitter' | 'worker' | 'admin';
 
@@ -14,7 +16,6 @@ export interface Authenticator {
   authenticate(metadata: Metadata, role: Role): Promise<Principal>;
 }
 
-export const DEFAULT_TENANT = 'default';
 
 /** The bearer token of a call ("authorization: Bearer <token>"), or "" when there is none. */
 export function bearerToken(metadata: Metadata): string {
@@ -24,13 +25,22 @@ export function bearerToken(metadata: Metadata): string {
   return match?.[1] ?? '';
 }
 
+/** Metadata key naming the tenant a caller acts for, on an open grid. */
+export const TENANT_METADATA = 'x-mmgrid-tenant';
+
 /**
- * An open grid: every caller acts in the default tenant with every role. Tokens are read but
- * not checked. For a trusted network or a laptop; the coordinator warns when it runs this way.
+ * An open grid: every caller has every role and acts for the tenant it names in
+ * `x-mmgrid-tenant` metadata (the default tenant otherwise). Tokens are read but not checked.
+ * For a trusted network or a laptop; the coordinator warns when it runs this way.
  */
 export class OpenAuthenticator implements Authenticator {
   authenticate(metadata: Metadata): Promise<Principal> {
     const token = bearerToken(metadata);
-    return Promise.resolve({ subject: token === '' ? 'anonymous' : 'token', tenant: DEFAULT_TENANT, roles: ['submitter', 'worker', 'admin'] });
+    const named = metadata.get(TENANT_METADATA)[0];
+    const tenant = typeof named === 'string' && named !== '' ? named : DEFAULT_TENANT;
+    if (!TENANT_PATTERN.test(tenant)) {
+      return Promise.reject(new CoordinatorError('INVALID_ARGUMENT', `tenant "${tenant}" is not a tenant name (lower-case letters, digits, "_" and "-", up to 64)`));
+    }
+    return Promise.resolve({ subject: token === '' ? 'anonymous' : 'token', tenant, roles: ['submitter', 'worker', 'admin'] });
   }
 }

@@ -17,7 +17,7 @@ import { AdminServiceImpl } from './services/admin-service.js';
 import { BlobServiceImpl } from './services/blob-service.js';
 import { JobServiceImpl } from './services/job-service.js';
 import { WorkerServiceImpl } from './services/worker-service.js';
-import { TaskQueues } from './task-queues.js';
+import { queueOfTask, TaskQueues } from './task-queues.js';
 import { WorkerDirectory } from './worker-directory.js';
 import { WorkerRegistry } from './worker-registry.js';
 
@@ -70,14 +70,15 @@ export class Coordinator {
     const connection = { url: o.redisUrl, maxRetriesPerRequest: null };
     this.keys = new Keys(o.keyPrefix);
     this.jobs = new JobStore(this.redis, this.keys, o.jobRetentionMs);
-    this.queues = new TaskQueues(this.redis, this.keys, connection);
+    this.queues = new TaskQueues(this.redis, this.keys, { leaseMs: o.leaseMs, stalledIntervalMs: o.stalledCheckIntervalMs, maxStalledCount: o.maxStalledCount });
     this.hub = new EventHub(this.redis, this.keys, this.logger);
     this.directory = new WorkerDirectory(this.redis, this.keys, o.coordinatorId, o.heartbeatIntervalMs * 4, this.now);
     this.blobs = parts.blobs ?? new FsBlobStore(o.blobDir, o.maxBlobBytes);
     this.dispatcher = new Dispatcher({
       redis: this.redis,
       keys: this.keys,
-      connection,
+      queues: this.queues,
+      hub: this.hub,
       registry: this.registry,
       jobs: this.jobs,
       logger: this.logger,
@@ -120,6 +121,10 @@ export class Coordinator {
         now: this.now,
         newJobId: () => newJobId(this.now()),
         cancelRunning: (jobId) => this.hub.broadcast({ type: 'cancel-job', jobId }),
+        dispatcher: this.dispatcher,
+        directory: this.directory,
+        redis: this.redis,
+        keys: this.keys,
       }).handlers(),
     );
     this.server.addService(
@@ -130,6 +135,7 @@ export class Coordinator {
         dispatcher: this.dispatcher,
         directory: this.directory,
         jobs: this.jobs,
+        hub: this.hub,
         logger: this.logger,
         coordinatorId: o.coordinatorId,
         heartbeatIntervalMs: o.heartbeatIntervalMs,
@@ -151,9 +157,10 @@ export class Coordinator {
   /** Connects to Redis, starts the services and listens. Resolves with the bound address. */
   async start(): Promise<{ host: string; port: number; address: string }> {
     const o = this.options;
-    await this.redis.connect();
+    await this.connectRedis();
     if (this.blobs instanceof FsBlobStore) await this.blobs.init();
     await this.hub.start(this.dispatcher);
+    await this.dispatcher.start();
     this.assembly.start();
     await this.sweepUnaccepted();
     this.sweeper = setInterval(() => void this.sweepUnaccepted(), ACCEPT_SWEEP_MS);
@@ -166,6 +173,29 @@ export class Coordinator {
     return { host, port: this.port, address };
   }
 
+  /** Waits for Redis (BullMQ may already be connecting the shared client), failing clearly. */
+  private async connectRedis(): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    if (this.redis.status === 'wait') void this.redis.connect().catch(() => undefined);
+    const url = redact(this.options.redisUrl);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`cannot reach Redis at ${url} (waited ${REDIS_CONNECT_TIMEOUT_MS / 1000} s); is it running? Set --redis or REDIS_URL`));
+      }, REDIS_CONNECT_TIMEOUT_MS);
+      const onReady = (): void => {
+        cleanup();
+        resolve();
+      };
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+      };
+      this.redis.on('ready', onReady);
+      if (this.redis.status === 'ready') onReady();
+    });
+  }
+
   /**
    * Finishes accepting jobs whose submitting replica died between storing the job and queueing
    * its tasks (adding a job's tasks is idempotent, so replicas may race here harmlessly).
@@ -175,7 +205,9 @@ export class Coordinator {
       for (const id of await this.jobs.unaccepted(this.now() - ACCEPT_SWEEP_MS)) {
         const job = await this.jobs.get(id);
         if (job && !isTerminalJobState(job.state)) {
-          await this.queues.addJob(job);
+          const fresh = await this.queues.addJob(job);
+          if (fresh.length > 0) await this.hub.broadcast({ type: 'queues-added' });
+          await this.dispatcher.wake(job.graph.tasks.map((t) => queueOfTask(t, job.tenant)));
           this.logger.warn({ jobId: id }, 'queued the tasks of a job whose submission was interrupted');
         }
         await this.jobs.accepted(id);
@@ -211,6 +243,7 @@ export class Coordinator {
 
 /** A job not fully accepted after this long is finished by the sweep. */
 const ACCEPT_SWEEP_MS = 30_000;
+const REDIS_CONNECT_TIMEOUT_MS = 15_000;
 
 function redact(url: string): string {
   return url.replace(/\/\/([^@/]*)@/, '//***@');

@@ -1,31 +1,34 @@
-import { Job as BullJob, UnrecoverableError, type ConnectionOptions } from 'bullmq';
+import { UnrecoverableError, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   InvalidTaskOutputError,
   isBuiltinWorkerKind,
   isTerminalJobState,
   parseTaskOutput,
+  requirementsSignature,
   type JsonValue,
 } from '@mmgrid/core';
 import type { Lease, TaskAssignment, TaskFailure, TaskResult, UpstreamOutput } from '@mmgrid/proto';
-import type { ControlHandler, ControlMessage } from './event-hub.js';
+import { ClassDispatcher } from './class-dispatcher.js';
+import type { ControlHandler, ControlMessage, EventHub } from './event-hub.js';
 import type { JobStore, RecordedError } from './job-store.js';
 import type { Keys } from './keys.js';
-import { KindDispatcher } from './kind-dispatcher.js';
 import { leaseToProto, lockTokenOf, parseBullJobId, parseTaskRef, taskRefOf, type LeaseGrant } from './lease.js';
 import type { Logger } from './logger.js';
 import { readChildOutcomes } from './outcomes.js';
 import { blobRefToProto } from './proto-mapping.js';
-import type { TaskData } from './task-queues.js';
+import type { TaskQueue } from './task-queue.js';
+import type { QueueInfo, TaskData, TaskQueues } from './task-queues.js';
 import type { WorkerRegistry } from './worker-registry.js';
 import type { ActiveLease, WorkerSession } from './worker-session.js';
 
 export interface DispatcherDeps {
   readonly redis: Redis;
   readonly keys: Keys;
-  readonly connection: ConnectionOptions;
+  readonly queues: TaskQueues;
   readonly registry: WorkerRegistry;
   readonly jobs: JobStore;
+  readonly hub: EventHub;
   readonly logger: Logger;
   readonly leaseMs: number;
   readonly stalledCheckIntervalMs: number;
@@ -48,41 +51,81 @@ export interface DispatchCounters {
  * replica it reaches and however late it comes.
  */
 export class Dispatcher implements ControlHandler {
-  private readonly kinds = new Map<string, KindDispatcher>();
+  /** One dispatch loop per task class (kind and requirement set). */
+  private readonly classes = new Map<string, ClassDispatcher>();
+  private readonly queueClass = new Map<string, ClassDispatcher>();
+  private stalledTimer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> | undefined;
   readonly counters: DispatchCounters = { dispatched: 0, committed: 0, failed: 0, staleRejected: 0, leasesLapsed: 0 };
 
   constructor(private readonly deps: DispatcherDeps) {}
 
-  /** Starts (once) the dispatch loop of each kind a worker offers. */
-  ensureKinds(kinds: Iterable<string>): void {
-    for (const kind of kinds) this.kindDispatcher(kind);
+  /** Learns the grid's queues and starts looking for lapsed leases. */
+  async start(): Promise<void> {
+    await this.refreshQueues();
+    this.stalledTimer = setInterval(() => void this.checkStalled(), this.deps.stalledCheckIntervalMs);
   }
 
-  private kindDispatcher(kind: string): KindDispatcher {
-    let kd = this.kinds.get(kind);
-    if (!kd) {
-      kd = new KindDispatcher(kind, {
+  /** Reads the grid's list of queues and starts a loop for each new task class. */
+  refreshQueues(): Promise<void> {
+    this.refreshing ??= this.deps.queues
+      .known()
+      .then((known) => {
+        for (const info of known) this.addQueue(info);
+      })
+      .catch((err: unknown) => this.deps.logger.warn({ err: String(err) }, 'could not read the list of queues'))
+      .finally(() => {
+        this.refreshing = undefined;
+      });
+    return this.refreshing;
+  }
+
+  private addQueue(info: QueueInfo): void {
+    if (this.queueClass.has(info.name)) return;
+    const key = `${info.kind}#${requirementsSignature(info.requirements)}`;
+    let cd = this.classes.get(key);
+    if (!cd) {
+      cd = new ClassDispatcher(info.kind, info.requirements, {
         redis: this.deps.redis,
         keys: this.deps.keys,
-        connection: this.deps.connection,
         registry: this.deps.registry,
         logger: this.deps.logger,
-        leaseMs: this.deps.leaseMs,
-        stalledCheckIntervalMs: this.deps.stalledCheckIntervalMs,
-        maxStalledCount: this.deps.maxStalledCount,
-        dispatch: (k, job, grant) => this.dispatch(k, job, grant),
-        onStalled: (k, id) => void this.onStalled(k, id),
-        onFailedByBroker: (k, job, err) => void this.onFailedByBroker(k, job, err),
+        dispatch: (queue, job, grant) => this.dispatch(queue, job, grant),
       });
-      this.kinds.set(kind, kd);
-      kd.start();
+      this.classes.set(key, cd);
+      cd.start();
     }
-    return kd;
+    cd.addQueue(this.deps.queues.queue(info.name));
+    this.queueClass.set(info.name, cd);
   }
 
-  private async dispatch(kind: string, job: BullJob<TaskData>, grant: LeaseGrant): Promise<void> {
+  /** A queue may have tasks ready (a wake-up from any replica). */
+  onWake(queue: string): void {
+    const cd = this.queueClass.get(queue);
+    if (cd) cd.markReady(queue);
+    else void this.refreshQueues();
+  }
+
+  /** Tells every replica that these queues may have tasks ready. */
+  async wake(queues: Iterable<string>): Promise<void> {
+    const names = [...new Set(queues)].filter((q) => q !== '');
+    if (names.length === 0) return;
+    await this.deps.hub.wake(names);
+  }
+
+  private async dispatch(queue: TaskQueue, job: BullJob<TaskData>, grant: LeaseGrant): Promise<void> {
     const { jobs, registry, now } = this.deps;
     const data = job.data;
+    const kind = data.kind;
+    if (job.deferredFailure) {
+      // BullMQ's stalled check gave up on this task: its workers kept vanishing.
+      await this.failForGood(job, grant.lockToken, {
+        code: 'WORKER_LOST',
+        message: `the task's worker vanished more than ${this.deps.maxStalledCount} times; it is treated as poison (${job.deferredFailure})`,
+        retryable: false,
+      });
+      return;
+    }
     const jobState = await jobs.state(data.jobId);
     if (jobState === undefined || isTerminalJobState(jobState)) {
       await job.moveToFailed(new UnrecoverableError(`job ${data.jobId} has already ended`), grant.lockToken, false);
@@ -92,35 +135,34 @@ export class Dispatcher implements ControlHandler {
 
     let upstream: UpstreamOutput[] = [];
     if (data.upstream.length > 0) {
-      upstream = await this.upstreamOf(kind, data);
+      upstream = await this.upstreamOf(data);
       const broken = data.upstream.find((u) => !u.optional && upstream.find((o) => o.taskId === u.taskId)?.error);
       if (broken) {
         const cause = upstream.find((o) => o.taskId === broken.taskId)?.error?.message ?? 'failed';
-        const error: RecordedError = { code: 'UPSTREAM_FAILED', message: `required input ${broken.kind} (${broken.taskId}) failed: ${cause}`, retryable: false };
-        await job.moveToFailed(new UnrecoverableError(error.message), grant.lockToken, false);
-        await jobs.updateTask(data.jobId, data.taskId, { kind, state: 'failed', error, finishedAt: now() }, now());
+        await this.failForGood(job, grant.lockToken, { code: 'UPSTREAM_FAILED', message: `required input ${broken.kind} (${broken.taskId}) failed: ${cause}`, retryable: false });
         return;
       }
     }
 
-    const session = registry.reserve(kind);
+    const session = registry.reserve(kind, data.requirements, data.jobId);
     if (!session) {
-      // The worker whose free slot started this fetch went away meanwhile.
+      // The worker whose free slot started this fetch went away (or was taken) meanwhile.
       await job.moveToWait(grant.lockToken);
+      await this.wake([queue.name]);
       return;
     }
-    const taskRef = taskRefOf(kind, job.id ?? '');
-    const attempt = Math.max(1, job.attemptsStarted);
     const lease: ActiveLease = {
       leaseId: grant.leaseId,
       fencingToken: grant.fencingToken,
       lockToken: grant.lockToken,
       kind,
-      taskRef,
+      queue,
+      taskRef: taskRefOf(queue.name, job.id ?? ''),
       job,
-      attempt,
+      attempt: Math.max(1, job.attemptsStarted),
       startedAt: now(),
       durationMs: this.deps.leaseMs,
+      vramBytes: data.requirements.minVramBytes,
     };
     session.leases.set(lease.leaseId, lease);
     try {
@@ -153,7 +195,7 @@ export class Dispatcher implements ControlHandler {
     await jobs.updateTask(
       data.jobId,
       data.taskId,
-      { kind, state: 'running', attempts: attempt, workerId: session.workerId, workerName: session.name, leaseId: lease.leaseId, fencingToken: lease.fencingToken, startedAt: lease.startedAt },
+      { kind, state: 'running', attempts: attempt, workerId: session.workerId, workerName: session.name, leaseId: lease.leaseId, fencingToken: lease.fencingToken, startedAt: lease.startedAt, nextAttemptAt: 0 },
       lease.startedAt,
     );
     if (!session.send({ msg: { $case: 'assign', assign: assignment } })) {
@@ -161,16 +203,27 @@ export class Dispatcher implements ControlHandler {
       registry.release(session, kind);
       await job.moveToWait(lease.lockToken);
       await jobs.updateTask(data.jobId, data.taskId, { kind, state: 'queued', workerId: '', workerName: '' }, now());
+      await this.wake([lease.queue.name]);
       return;
     }
     this.counters.dispatched += 1;
     logger.debug({ jobId: data.jobId, taskId: data.taskId, kind, worker: session.name, fencingToken: lease.fencingToken }, 'task dispatched');
   }
 
+  /** Fails a fetched task without running it, and tells its consumer. */
+  private async failForGood(job: BullJob<TaskData>, lockToken: string, error: RecordedError): Promise<void> {
+    const data = job.data;
+    await job.moveToFailed(new UnrecoverableError(error.message), lockToken, false);
+    this.counters.failed += 1;
+    await this.deps.jobs.updateTask(data.jobId, data.taskId, { kind: data.kind, state: 'failed', error, finishedAt: this.deps.now() }, this.deps.now());
+    this.deps.logger.warn({ jobId: data.jobId, taskId: data.taskId, kind: data.kind, code: error.code }, error.message);
+    await this.wake([data.parentQueue]);
+  }
+
   /** The outputs (or failures) of the tasks a task consumes. */
-  private async upstreamOf(kind: string, data: TaskData): Promise<UpstreamOutput[]> {
+  private async upstreamOf(data: TaskData): Promise<UpstreamOutput[]> {
     const [outcomes, records] = await Promise.all([
-      readChildOutcomes(this.deps.redis, this.deps.keys.prefix, kind, data.jobId, data.taskId),
+      readChildOutcomes(this.deps.redis, this.deps.keys, { queue: data.queue, jobId: data.jobId, taskId: data.taskId, generation: data.generation }),
       this.deps.jobs.tasks(data.jobId),
     ]);
     return data.upstream.map((u) => {
@@ -201,7 +254,7 @@ export class Dispatcher implements ControlHandler {
     const { jobs, now, logger } = this.deps;
     const lease = this.leaseOf(session, result.lease);
     if (!lease) {
-      this.reject(session, result.lease, 'the lease is not current (it lapsed or was never granted to this worker)');
+      await this.rejectUnknown(session, result.lease);
       return;
     }
     const data = lease.job.data;
@@ -222,7 +275,7 @@ export class Dispatcher implements ControlHandler {
         return;
       }
       this.finishLease(session, lease);
-      if (await this.alreadyCommitted(data, lease)) {
+      if (await this.alreadyCommitted(data, lease.leaseId)) {
         session.send({ msg: { $case: 'ack', ack: { lease: result.lease, accepted: true, reason: 'already committed' } } });
         return;
       }
@@ -232,8 +285,16 @@ export class Dispatcher implements ControlHandler {
     this.finishLease(session, lease);
     this.counters.committed += 1;
     const finishedAt = now();
-    await retryTransient(() => jobs.updateTask(data.jobId, data.taskId, { kind: lease.kind, state: 'succeeded', workerId: session.workerId, workerName: session.name, error: null, finishedAt, attempts: lease.attempt }, finishedAt));
+    await retryTransient(() =>
+      jobs.updateTask(
+        data.jobId,
+        data.taskId,
+        { kind: lease.kind, state: 'succeeded', workerId: session.workerId, workerName: session.name, leaseId: lease.leaseId, error: null, finishedAt, attempts: lease.attempt },
+        finishedAt,
+      ),
+    );
     session.send({ msg: { $case: 'ack', ack: { lease: result.lease, accepted: true, reason: '' } } });
+    await this.wake([data.parentQueue]);
     logger.debug({ jobId: data.jobId, taskId: data.taskId, kind: lease.kind, worker: session.name }, 'task result committed');
   }
 
@@ -242,7 +303,7 @@ export class Dispatcher implements ControlHandler {
     const { jobs, now } = this.deps;
     const lease = this.leaseOf(session, failure.lease);
     if (!lease) {
-      this.reject(session, failure.lease, 'the lease is not current');
+      await this.rejectUnknown(session, failure.lease);
       return;
     }
     const data = lease.job.data;
@@ -270,15 +331,27 @@ export class Dispatcher implements ControlHandler {
     this.finishLease(session, lease);
     this.counters.failed += 1;
     const at = now();
-    await retryTransient(() => jobs.updateTask(
-      data.jobId,
-      data.taskId,
-      willRetry
-        ? { kind: lease.kind, state: 'queued', error, attempts: lease.attempt, workerId: session.workerId, workerName: session.name }
-        : { kind: lease.kind, state: error.code === 'CANCELLED' ? 'cancelled' : 'failed', error, attempts: lease.attempt, workerId: session.workerId, workerName: session.name, finishedAt: at },
-      at,
-    ));
+    const nextAttemptAt = willRetry && lease.job.delay > 0 ? at + lease.job.delay : 0;
+    await retryTransient(() =>
+      jobs.updateTask(
+        data.jobId,
+        data.taskId,
+        willRetry
+          ? { kind: lease.kind, state: 'queued', error, attempts: lease.attempt, workerId: session.workerId, workerName: session.name, nextAttemptAt }
+          : {
+              kind: lease.kind,
+              state: error.code === 'CANCELLED' ? 'cancelled' : 'failed',
+              error,
+              attempts: lease.attempt,
+              workerId: session.workerId,
+              workerName: session.name,
+              finishedAt: at,
+            },
+        at,
+      ),
+    );
     session.send({ msg: { $case: 'ack', ack: { lease: failure.lease, accepted: true, reason: willRetry ? 'will retry' : 'failed for good' } } });
+    await this.wake([willRetry ? lease.queue.name : data.parentQueue]);
   }
 
   /**
@@ -295,12 +368,23 @@ export class Dispatcher implements ControlHandler {
     this.finishLease(session, lease);
     await this.deps.jobs.updateTask(data.jobId, data.taskId, { kind: lease.kind, state: 'queued', workerId: '', workerName: '' }, this.deps.now());
     session.send({ msg: { $case: 'ack', ack: { lease: ref, accepted: true, reason: 'handed back' } } });
+    await this.wake([lease.queue.name]);
+  }
+
+  /** A message about a lease this session does not hold: a duplicate, or a late answer. */
+  private async rejectUnknown(session: WorkerSession, ref: Lease | undefined): Promise<void> {
+    const ids = ref ? parseBullJobId(parseTaskRef(ref.taskRef)?.bullJobId ?? '') : undefined;
+    if (ref && ids && (await this.alreadyCommitted({ jobId: ids.jobId, taskId: ids.taskId }, ref.leaseId))) {
+      session.send({ msg: { $case: 'ack', ack: { lease: ref, accepted: true, reason: 'already committed' } } });
+      return;
+    }
+    this.reject(session, ref, 'the lease is not current (it lapsed, or was never granted to this worker)');
   }
 
   /** Whether this very lease already committed the task (a result sent twice). */
-  private async alreadyCommitted(data: TaskData, lease: ActiveLease): Promise<boolean> {
-    const record = (await this.deps.jobs.tasks(data.jobId)).get(data.taskId);
-    return record?.state === 'succeeded' && record.leaseId === lease.leaseId;
+  private async alreadyCommitted(task: { jobId: string; taskId: string }, leaseId: string): Promise<boolean> {
+    const record = (await this.deps.jobs.tasks(task.jobId)).get(task.taskId);
+    return record?.state === 'succeeded' && record.leaseId === leaseId;
   }
 
   private reject(session: WorkerSession, lease: Lease | undefined, reason: string): void {
@@ -320,7 +404,7 @@ export class Dispatcher implements ControlHandler {
    */
   async renew(session: WorkerSession, running: readonly Lease[]): Promise<Lease[]> {
     const reported = new Set(running.map((l) => l.leaseId));
-    const byKind = new Map<string, ActiveLease[]>();
+    const byQueue = new Map<TaskQueue, ActiveLease[]>();
     const lost: Lease[] = [];
     for (const lease of session.leases.values()) {
       if (!reported.has(lease.leaseId)) {
@@ -332,14 +416,13 @@ export class Dispatcher implements ControlHandler {
         }
         continue;
       }
-      const list = byKind.get(lease.kind) ?? [];
+      const list = byQueue.get(lease.queue) ?? [];
       list.push(lease);
-      byKind.set(lease.kind, list);
+      byQueue.set(lease.queue, list);
     }
-    for (const [kind, leases] of byKind) {
-      const kd = this.kindDispatcher(kind);
-      const failed = new Set<string>(
-        await kd.bull.extendJobLocks(
+    for (const [queue, leases] of byQueue) {
+      const failed = new Set(
+        await queue.extendLocks(
           leases.map((l) => l.job.id ?? ''),
           leases.map((l) => l.lockToken),
           this.deps.leaseMs,
@@ -362,80 +445,98 @@ export class Dispatcher implements ControlHandler {
    */
   async adopt(session: WorkerSession, running: readonly Lease[]): Promise<Lease[]> {
     const lost: Lease[] = [];
+    const known = new Set((await this.deps.queues.known()).map((q) => q.name));
     for (const ref of running) {
       const parsed = parseTaskRef(ref.taskRef);
-      if (!parsed || !parseBullJobId(parsed.bullJobId) || !session.slots.has(parsed.kind)) {
+      if (!parsed || !parseBullJobId(parsed.bullJobId) || !known.has(parsed.queue)) {
         lost.push(ref);
         continue;
       }
-      const kd = this.kindDispatcher(parsed.kind);
-      const job = await BullJob.fromId<TaskData>(kd.bull, parsed.bullJobId);
+      const queue = this.deps.queues.queue(parsed.queue);
+      const job = await queue.job(parsed.bullJobId);
       const lockToken = lockTokenOf(ref.leaseId, ref.fencingToken);
-      const failed = job ? await kd.bull.extendJobLocks([parsed.bullJobId], [lockToken], this.deps.leaseMs) : [parsed.bullJobId];
-      if (!job || failed.length > 0) {
+      const failed = job ? await queue.extendLocks([parsed.bullJobId], [lockToken], this.deps.leaseMs) : [parsed.bullJobId];
+      if (!job || failed.length > 0 || !session.slots.has(job.data.kind)) {
         lost.push(ref);
         continue;
       }
-      const slot = session.slots.get(parsed.kind);
+      job.token = lockToken;
+      const slot = session.slots.get(job.data.kind);
       if (slot) slot.busy += 1;
       session.leases.set(ref.leaseId, {
         leaseId: ref.leaseId,
         fencingToken: ref.fencingToken,
         lockToken,
-        kind: parsed.kind,
+        kind: job.data.kind,
+        queue,
         taskRef: ref.taskRef,
         job,
         attempt: Math.max(1, job.attemptsStarted),
         startedAt: this.deps.now(),
         durationMs: this.deps.leaseMs,
+        vramBytes: job.data.requirements.minVramBytes,
       });
-      await this.deps.jobs.updateTask(job.data.jobId, job.data.taskId, { kind: parsed.kind, state: 'running', workerId: session.workerId, workerName: session.name }, this.deps.now());
+      await this.deps.jobs.updateTask(job.data.jobId, job.data.taskId, { kind: job.data.kind, state: 'running', workerId: session.workerId, workerName: session.name }, this.deps.now());
     }
     return lost;
   }
 
-  /** BullMQ's stalled check put a task back: its lease lapsed. */
-  private async onStalled(kind: string, bullJobId: string): Promise<void> {
+  /** Runs BullMQ's stalled check on every queue: tasks whose lease lapsed go back. */
+  private async checkStalled(): Promise<void> {
+    for (const queue of this.queueClass.keys()) {
+      try {
+        const stalled = await this.deps.queues.queue(queue).moveStalledToWait();
+        for (const id of stalled) await this.onStalled(queue, id);
+        if (stalled.length > 0) await this.wake([queue]);
+      } catch (err) {
+        this.deps.logger.warn({ queue, err: String(err) }, 'stalled check failed');
+      }
+    }
+  }
+
+  private async onStalled(queue: string, bullJobId: string): Promise<void> {
     const ids = parseBullJobId(bullJobId);
     this.counters.leasesLapsed += 1;
     for (const session of this.deps.registry.all()) {
       for (const lease of session.leases.values()) {
-        if (lease.kind === kind && lease.job.id === bullJobId) {
+        if (lease.queue.name === queue && lease.job.id === bullJobId) {
           this.finishLease(session, lease);
           session.send({ msg: { $case: 'cancel', cancel: { lease: leaseToProto(lease, lease.taskRef, lease.durationMs), reason: 'lease lapsed' } } });
         }
       }
     }
     if (!ids) return;
-    this.deps.logger.warn({ jobId: ids.jobId, taskId: ids.taskId, kind }, 'lease lapsed; task back in the queue');
+    this.deps.logger.warn({ jobId: ids.jobId, taskId: ids.taskId, queue }, 'lease lapsed; task back in the queue');
     const error: RecordedError = { code: 'LEASE_EXPIRED', message: 'the worker stopped renewing its lease (it died, froze or lost its connection)', retryable: true };
-    await this.deps.jobs.updateTask(ids.jobId, ids.taskId, { kind, state: 'queued', workerId: '', workerName: '', error }, this.deps.now()).catch(() => undefined);
+    await this.deps.jobs.updateTask(ids.jobId, ids.taskId, { state: 'queued', workerId: '', workerName: '', error }, this.deps.now()).catch(() => undefined);
   }
 
-  /** BullMQ failed a task itself (it stalled more often than maxStalledCount). */
-  private async onFailedByBroker(kind: string, job: BullJob<TaskData>, err: Error): Promise<void> {
-    const error: RecordedError = {
-      code: 'WORKER_LOST',
-      message: `the task's worker vanished more than ${this.deps.maxStalledCount} times; it is treated as poison (${err.message})`,
-      retryable: false,
-    };
-    this.deps.logger.warn({ jobId: job.data.jobId, taskId: job.data.taskId, kind }, error.message);
-    await this.deps.jobs.updateTask(job.data.jobId, job.data.taskId, { kind, state: 'failed', error, finishedAt: this.deps.now() }, this.deps.now()).catch(() => undefined);
-  }
-
-  /** A job was cancelled (on any replica): tell workers here running its tasks to stop. */
+  /** Control messages from any replica. */
   onControl(message: ControlMessage): void {
-    if (message.type !== 'cancel-job') return;
-    for (const session of this.deps.registry.all()) {
-      for (const lease of session.leases.values()) {
-        if (lease.job.data.jobId !== message.jobId) continue;
-        session.send({ msg: { $case: 'cancel', cancel: { lease: leaseToProto(lease, lease.taskRef, lease.durationMs), reason: 'the job was cancelled' } } });
-      }
+    switch (message.type) {
+      case 'cancel-job':
+        for (const session of this.deps.registry.all()) {
+          for (const lease of session.leases.values()) {
+            if (lease.job.data.jobId !== message.jobId) continue;
+            session.send({ msg: { $case: 'cancel', cancel: { lease: leaseToProto(lease, lease.taskRef, lease.durationMs), reason: 'the job was cancelled' } } });
+          }
+        }
+        return;
+      case 'worker-connected':
+        // The worker opened a newer stream on another replica: the one here is stale.
+        for (const session of this.deps.registry.byWorkerId(message.workerId)) {
+          if (session.sessionId !== message.sessionId) session.kick('replaced by a newer connection from the same worker');
+        }
+        return;
+      case 'queues-added':
+        void this.refreshQueues();
+        return;
     }
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.kinds.values()].map((kd) => kd.close()));
+    if (this.stalledTimer) clearInterval(this.stalledTimer);
+    await Promise.all([...this.classes.values()].map((cd) => cd.close()));
   }
 }
 
@@ -445,7 +546,7 @@ function isTransient(err: unknown): boolean {
 }
 
 /** Runs `fn`, retrying a few times over about three seconds while Redis is unreachable. */
-async function retryTransient<T>(fn: () => Promise<T>): Promise<T> {
+export async function retryTransient<T>(fn: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();

@@ -3,10 +3,15 @@ import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
 
 /** Messages every replica receives. */
-export type ControlMessage = { readonly type: 'cancel-job'; readonly jobId: string };
+export type ControlMessage =
+  | { readonly type: 'cancel-job'; readonly jobId: string }
+  | { readonly type: 'worker-connected'; readonly workerId: string; readonly sessionId: string }
+  | { readonly type: 'queues-added' };
 
 export interface ControlHandler {
   onControl(message: ControlMessage): void;
+  /** A task queue may have tasks ready. */
+  onWake(queue: string): void;
 }
 
 /**
@@ -27,8 +32,13 @@ export class EventHub {
     const sub = this.redis.duplicate();
     this.subscriber = sub;
     const controlChannel = this.keys.controlChannel();
+    const wakeChannel = this.keys.wakeChannel();
     sub.on('message', (channel: string, payload: string) => {
-      if (channel !== controlChannel) return this.wake(payload);
+      if (channel === wakeChannel) {
+        for (const queue of payload.split('\n')) control.onWake(queue);
+        return;
+      }
+      if (channel !== controlChannel) return this.wakeWatchers(payload);
       try {
         control.onControl(JSON.parse(payload) as ControlMessage);
       } catch (err) {
@@ -38,9 +48,9 @@ export class EventHub {
     sub.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'event subscriber error'));
     // After a reconnect ioredis re-subscribes; wake everyone so nothing missed in between is lost.
     sub.on('ready', () => {
-      for (const jobId of this.listeners.keys()) this.wake(jobId);
+      for (const jobId of this.listeners.keys()) this.wakeWatchers(jobId);
     });
-    await sub.subscribe(this.keys.eventsChannel(), controlChannel);
+    await sub.subscribe(this.keys.eventsChannel(), controlChannel, wakeChannel);
   }
 
   /** Calls `listener` whenever the job may have new events. Returns the unsubscribe function. */
@@ -64,7 +74,12 @@ export class EventHub {
     await this.redis.publish(this.keys.controlChannel(), JSON.stringify(message));
   }
 
-  private wake(jobId: string): void {
+  /** Tells every replica's dispatchers that these queues may have tasks ready. */
+  async wake(queues: readonly string[]): Promise<void> {
+    await this.redis.publish(this.keys.wakeChannel(), queues.join('\n'));
+  }
+
+  private wakeWatchers(jobId: string): void {
     const set = this.listeners.get(jobId);
     if (set) for (const l of [...set]) l();
   }

@@ -40,6 +40,7 @@ export function specFromProto(spec: JobSpec | undefined): unknown {
     pipeline: spec.pipeline,
     priority: spec.priority,
     labels: spec.labels,
+    params: spec.params,
   };
 }
 
@@ -55,6 +56,7 @@ export function specToProto(spec: CoreJobSpec): JobSpec {
     pipeline: spec.pipeline,
     priority: spec.priority,
     labels: { ...spec.labels },
+    params: { ...spec.params },
   };
 }
 
@@ -78,6 +80,8 @@ export function taskStatusesOf(record: JobRecord, tasks: ReadonlyMap<string, Tas
       startedAtMs: r?.startedAt ?? 0,
       finishedAtMs: r?.finishedAt ?? 0,
       optional: task.optional,
+      requirements: { ...task.requirements },
+      nextAttemptAtMs: r?.state === 'queued' ? (r.nextAttemptAt ?? 0) : 0,
     };
   });
 }
@@ -87,6 +91,7 @@ export function jobToProto(record: JobRecord, tasks: ReadonlyMap<string, TaskRec
   const result = record.result;
   return {
     ...summaryFields(record),
+    generation: record.generation,
     spec: specToProto(record.spec),
     tasks: taskStatusesOf(record, tasks),
     result: result
@@ -104,10 +109,10 @@ export function jobToProto(record: JobRecord, tasks: ReadonlyMap<string, TaskRec
 
 /** A Job message with the summary fields only (ListJobs). */
 export function jobSummaryToProto(summary: JobSummary): Job {
-  return { ...summaryFields(summary), spec: undefined, tasks: [], result: undefined, modalities: {} };
+  return { ...summaryFields(summary), spec: undefined, tasks: [], result: undefined, modalities: {}, generation: 0 };
 }
 
-function summaryFields(s: JobSummary): Omit<Job, 'spec' | 'tasks' | 'result' | 'modalities'> {
+function summaryFields(s: JobSummary): Omit<Job, 'spec' | 'tasks' | 'result' | 'modalities' | 'generation'> {
   return {
     id: s.id,
     state: jobStateToProto(s.state),

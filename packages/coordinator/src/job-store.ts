@@ -11,7 +11,7 @@ import type {
 } from '@mmgrid/core';
 import { JobEvent, type JobStateChanged, type TaskProgressed, type TaskStateChanged } from '@mmgrid/proto';
 import type { Keys } from './keys.js';
-import { CREATE_JOB, FINISH_JOB, UPDATE_TASK } from './lua.js';
+import { CREATE_JOB, FINISH_JOB, RETRY_JOB, UPDATE_TASK } from './lua.js';
 import { jobStateToProto, taskStateToProto } from './proto-mapping.js';
 
 /** What went wrong with a task, as recorded. */
@@ -32,6 +32,12 @@ export interface TaskRecord {
   readonly queuedAt: number;
   readonly startedAt: number;
   readonly finishedAt: number;
+  /** When a retry waits out its backoff: when it may run again (0 otherwise). */
+  readonly nextAttemptAt: number;
+  /** The job generation the task last ran in (see RetryJob). */
+  readonly generation: number;
+  /** How many times a result of this task was committed; anything but 0 or 1 is a bug. */
+  readonly commits: number;
 }
 
 export interface JobRecord {
@@ -47,6 +53,10 @@ export interface JobRecord {
   readonly graph: TaskGraph;
   readonly result: { readonly doc: JobResultDoc; readonly blobs: readonly BlobRef[] } | null;
   readonly error: TaskError | null;
+  /** How many times the job was retried. */
+  readonly generation: number;
+  /** The tasks the latest retry runs again (undefined: every task, the first run). */
+  readonly rerun: readonly string[] | undefined;
 }
 
 /** The summary fields ListJobs reads, without spec, plan or result. */
@@ -114,6 +124,9 @@ export class JobStore {
         queuedAt: job.createdAt,
         startedAt: 0,
         finishedAt: 0,
+        nextAttemptAt: 0,
+        generation: 0,
+        commits: 0,
       };
       tasks[task.id] = JSON.stringify(record);
     }
@@ -151,6 +164,8 @@ export class JobStore {
       inputs: JSON.parse(raw['inputs'] ?? '[]') as PlanInput[],
       graph: JSON.parse(raw['graph'] ?? '{}') as TaskGraph,
       result: raw['result'] ? (JSON.parse(raw['result']) as JobRecord['result']) : null,
+      generation: Number(raw['generation'] ?? 0),
+      rerun: raw['rerun'] ? (JSON.parse(raw['rerun']) as string[]) : undefined,
     };
   }
 
@@ -190,6 +205,55 @@ export class JobStore {
     });
     if (expired.length > 0) await this.redis.zrem(index, ...expired);
     return { jobs, next: ids.length > limit ? offset + limit : undefined };
+  }
+
+  /**
+   * Starts another run of an ended job for the tasks in `rerun` (see retryPlan), keeping the
+   * outcomes of the others in `carried`. Returns false when the job had not ended or was
+   * cancelled meanwhile (nothing changed then).
+   */
+  async retry(
+    job: JobRecord,
+    rerun: ReadonlySet<string>,
+    carried: ReadonlyMap<string, string>,
+    now: number,
+  ): Promise<boolean> {
+    const generation = job.generation + 1;
+    const records: Record<string, string> = {};
+    for (const task of job.graph.tasks) {
+      if (!rerun.has(task.id)) continue;
+      const blocked = task.dependsOn.some((d) => rerun.has(d));
+      records[task.id] = JSON.stringify({
+        state: blocked ? 'blocked' : 'queued',
+        attempts: 0,
+        workerId: '',
+        workerName: '',
+        leaseId: '',
+        fencingToken: 0,
+        error: null,
+        queuedAt: now,
+        startedAt: 0,
+        finishedAt: 0,
+        nextAttemptAt: 0,
+        generation,
+      } satisfies Omit<TaskRecord, 'kind' | 'commits'>);
+    }
+    const event = encodeEvent(job.id, now, { $case: 'jobState', jobState: { state: jobStateToProto('queued'), error: undefined } });
+    const changed = await RETRY_JOB.run(
+      this.redis,
+      [this.keys.job(job.id), this.keys.tasks(job.id), this.keys.events(job.id), this.keys.carried(job.id), this.keys.accepting()],
+      [
+        job.id,
+        String(generation),
+        JSON.stringify([...rerun]),
+        JSON.stringify(records),
+        JSON.stringify(Object.fromEntries(carried)),
+        event,
+        String(now),
+        this.keys.eventsChannel(),
+      ],
+    );
+    return changed === 1;
   }
 
   /** Merges `patch` into a task's record and appends the matching event. */
@@ -250,7 +314,7 @@ export class JobStore {
         error: fields.error ? { code: fields.error.code, message: fields.error.message, retryable: false } : undefined,
       },
     });
-    const changed = await FINISH_JOB.run(this.redis, [this.keys.job(jobId), this.keys.tasks(jobId), this.keys.events(jobId)], [
+    const changed = await FINISH_JOB.run(this.redis, [this.keys.job(jobId), this.keys.tasks(jobId), this.keys.events(jobId), this.keys.carried(jobId)], [
       jobId,
       state,
       JSON.stringify(flat),

@@ -10,7 +10,9 @@
  *   {p}:accepting           zset   jobs stored but whose tasks may not be queued yet, by time
  *   {p}:fence               string the grid-wide fencing counter
  *   {p}:workers             hash   worker id → worker view JSON (for fleet views across replicas)
- *   {p}:kinds               set    task kinds that have a queue
+ *   {p}:queues              hash   task queue name → its kind, tenant and requirements
+ *   {p}:wake                channel  queue names that may have tasks ready (pub/sub)
+ *   {p}:job:{id}:carried    hash   task id → outcome kept from before a retry
  *   {p}:events              channel  job ids whose events changed (pub/sub)
  *   {p}:control             channel  control messages to every replica (JSON, see event-hub.ts)
  */
@@ -44,8 +46,14 @@ export class Keys {
   workers(): string {
     return `${this.prefix}:workers`;
   }
-  kinds(): string {
-    return `${this.prefix}:kinds`;
+  queues(): string {
+    return `${this.prefix}:queues`;
+  }
+  wakeChannel(): string {
+    return `${this.prefix}:wake`;
+  }
+  carried(id: string): string {
+    return `${this.prefix}:job:${id}:carried`;
   }
   eventsChannel(): string {
     return `${this.prefix}:events`;

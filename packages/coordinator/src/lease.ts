@@ -25,26 +25,29 @@ export function lockTokenOf(leaseId: string, fencingToken: number): string {
   return `${fencingToken}.${leaseId}`;
 }
 
-/** "<queue>/<bull job id>" names where a task lives; the queue is the task kind. */
-export function taskRefOf(kind: string, bullJobId: string): string {
-  return `${kind}/${bullJobId}`;
+/** "<queue>/<bull job id>" names where a task lives. */
+export function taskRefOf(queue: string, bullJobId: string): string {
+  return `${queue}/${bullJobId}`;
 }
 
-export function parseTaskRef(ref: string): { kind: string; bullJobId: string } | undefined {
+export function parseTaskRef(ref: string): { queue: string; bullJobId: string } | undefined {
   const slash = ref.indexOf('/');
   if (slash <= 0 || slash === ref.length - 1) return undefined;
-  return { kind: ref.slice(0, slash), bullJobId: ref.slice(slash + 1) };
+  return { queue: ref.slice(0, slash), bullJobId: ref.slice(slash + 1) };
 }
 
-/** BullMQ job id of a task: "<job id>-<task id>". */
-export function bullJobIdOf(jobId: string, taskId: string): string {
-  return `${jobId}-${taskId}`;
+/**
+ * BullMQ job id of a task: "<job id>-<task id>", with ".<generation>" for the runs that
+ * RetryJob starts (each generation is a new BullMQ job).
+ */
+export function bullJobIdOf(jobId: string, taskId: string, generation = 0): string {
+  return generation === 0 ? `${jobId}-${taskId}` : `${jobId}-${taskId}.${generation}`;
 }
 
-export function parseBullJobId(bullJobId: string): { jobId: string; taskId: string } | undefined {
-  const dash = bullJobId.lastIndexOf('-');
-  if (dash <= 0 || dash === bullJobId.length - 1) return undefined;
-  return { jobId: bullJobId.slice(0, dash), taskId: bullJobId.slice(dash + 1) };
+export function parseBullJobId(bullJobId: string): { jobId: string; taskId: string; generation: number } | undefined {
+  const match = /^([^-]+)-([^-.]+)(?:\.(\d+))?$/.exec(bullJobId);
+  if (!match?.[1] || !match[2]) return undefined;
+  return { jobId: match[1], taskId: match[2], generation: match[3] ? Number(match[3]) : 0 };
 }
 
 export function leaseToProto(grant: LeaseGrant, taskRef: string, durationMs: number): Lease {

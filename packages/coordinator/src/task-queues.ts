@@ -1,10 +1,12 @@
-import { FlowProducer, Queue, type FlowJob, type ConnectionOptions } from 'bullmq';
+import { FlowProducer, type FlowJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
-  ASSEMBLE_KIND,
   DEFAULT_RETRY_POLICY,
+  parseTaskQueueName,
   PROMPT_INPUT_NAME,
+  retryDelayMs,
   taskKindInfo,
+  taskQueueName,
   type BlobRef,
   type JobSpec,
   type JsonObject,
@@ -14,6 +16,7 @@ import {
 } from '@mmgrid/core';
 import type { Keys } from './keys.js';
 import { bullJobIdOf } from './lease.js';
+import { BACKOFF_TYPE, TaskQueue } from './task-queue.js';
 
 /** One input a task reads: a blob, or inline text. */
 export interface TaskInput {
@@ -36,6 +39,11 @@ export interface TaskData {
   readonly taskId: string;
   readonly kind: string;
   readonly tenant: string;
+  /** The queue this task is in, and the one its consumer is in ("" for the root). */
+  readonly queue: string;
+  readonly parentQueue: string;
+  /** Which run of the job this is (0, then one more per RetryJob). */
+  readonly generation: number;
   readonly inputs: readonly TaskInput[];
   readonly params: JsonObject;
   readonly requirements: TaskRequirements;
@@ -44,52 +52,102 @@ export interface TaskData {
   readonly timeoutMs: number;
 }
 
-/** BullMQ's custom backoff type; the strategy lives in the dispatcher's BullMQ workers. */
-export const BACKOFF_TYPE = 'mmgrid';
+/** What a queue holds: its kind, requirement set and tenant. */
+export interface QueueInfo {
+  readonly name: string;
+  readonly kind: string;
+  readonly tenant: string;
+  readonly requirements: TaskRequirements;
+}
+
+export interface TaskQueuesOptions {
+  readonly leaseMs: number;
+  readonly stalledIntervalMs: number;
+  readonly maxStalledCount: number;
+}
+
+/** The job as the flow is built from it. */
+export interface FlowSource {
+  readonly id: string;
+  readonly tenant: string;
+  readonly spec: JobSpec;
+  readonly graph: TaskGraph;
+  readonly generation: number;
+  /** Tasks to run in this generation; every task when undefined. */
+  readonly rerun?: readonly string[] | undefined;
+}
 
 const COMPLETED_TASK_RETENTION = { age: 3600, count: 100_000 };
 const FAILED_TASK_RETENTION = { age: 7 * 24 * 3600 };
 
 /**
- * The BullMQ side of jobs: one queue per task kind, a job's graph added as one flow whose
- * parents wait on their children.
+ * The queue of one task of a job. Steps that run inside the coordinator (the assembly) share
+ * one queue: they are quick, and the tenants' turns are taken when tasks go to workers.
+ */
+export function queueOfTask(task: TaskNode, tenant: string): string {
+  if (taskKindInfo(task.kind)?.placement === 'coordinator') return task.kind;
+  return taskQueueName(task.kind, task.requirements, tenant);
+}
+
+/**
+ * The BullMQ side of jobs: one queue per task kind, requirement set and tenant, a job's graph
+ * added as one flow whose parents wait on their children, and the grid-wide list of queues.
  */
 export class TaskQueues {
   private readonly flows: FlowProducer;
-  private readonly queues = new Map<string, Queue<TaskData>>();
+  private readonly queues = new Map<string, TaskQueue>();
 
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
-    private readonly connection: ConnectionOptions,
+    private readonly options: TaskQueuesOptions,
   ) {
-    this.flows = new FlowProducer({ connection, prefix: keys.prefix });
+    this.flows = new FlowProducer({ connection: redis, prefix: keys.prefix });
   }
 
   get prefix(): string {
     return this.keys.prefix;
   }
 
-  queue(kind: string): Queue<TaskData> {
-    let queue = this.queues.get(kind);
+  queue(name: string): TaskQueue {
+    let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue<TaskData>(kind, { connection: this.connection, prefix: this.keys.prefix });
-      this.queues.set(kind, queue);
+      const kind = parseTaskQueueName(name)?.kind ?? name;
+      const retry = taskKindInfo(kind)?.retry ?? DEFAULT_RETRY_POLICY;
+      queue = new TaskQueue(name, this.redis, {
+        prefix: this.keys.prefix,
+        leaseMs: this.options.leaseMs,
+        stalledIntervalMs: this.options.stalledIntervalMs,
+        maxStalledCount: this.options.maxStalledCount,
+        backoff: (attemptsMade) => retryDelayMs(retry, attemptsMade, Math.random),
+      });
+      this.queues.set(name, queue);
     }
     return queue;
   }
 
-  /** Kinds that ever had a queue on this grid. */
-  async knownKinds(): Promise<string[]> {
-    return (await this.redis.smembers(this.keys.kinds())).sort();
+  /** Every task queue on the grid (written when a job first uses it). */
+  async known(): Promise<QueueInfo[]> {
+    const raw = await this.redis.hgetall(this.keys.queues());
+    return Object.entries(raw)
+      .map(([name, json]) => ({ name, ...(JSON.parse(json) as Omit<QueueInfo, 'name'>) }))
+      .sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /**
-   * Adds a job's tasks. Idempotent: task ids are derived from the job id, and BullMQ keeps an
-   * existing job when one with the same id is added again.
+   * Adds a job's tasks (or, after a retry, the ones to run again). Idempotent: task ids are
+   * derived from the job id and generation, and BullMQ keeps an existing job when one with
+   * the same id is added again. Returns the queues the job uses that the grid did not know.
    */
-  async addJob(job: { id: string; tenant: string; spec: JobSpec; graph: TaskGraph }): Promise<void> {
+  async addJob(job: FlowSource): Promise<QueueInfo[]> {
     const byId = new Map(job.graph.tasks.map((t) => [t.id, t]));
+    const rerun = job.rerun ? new Set(job.rerun) : undefined;
+    const runs = (id: string): boolean => rerun === undefined || rerun.has(id);
+    const consumerOf = new Map<string, TaskNode>();
+    for (const task of job.graph.tasks) for (const dep of task.dependsOn) {
+      const consumer = byId.get(task.id);
+      if (consumer) consumerOf.set(dep, consumer);
+    }
     const blobs = new Map<string, BlobRef>();
     const texts = new Map<string, string>();
     for (const input of job.spec.inputs) {
@@ -99,15 +157,21 @@ export class TaskQueues {
     texts.set(PROMPT_INPUT_NAME, job.spec.prompt);
     // Priority 1 is BullMQ's highest; job priority 10 maps to 1 and -10 to 21.
     const priority = 11 - job.spec.priority;
+    const queuesUsed = new Map<string, QueueInfo>();
 
     const toFlow = (task: TaskNode): FlowJob => {
-      const info = taskKindInfo(task.kind);
-      const retry = info?.retry ?? DEFAULT_RETRY_POLICY;
+      const retry = taskKindInfo(task.kind)?.retry ?? DEFAULT_RETRY_POLICY;
+      const queue = queueOfTask(task, job.tenant);
+      const consumer = consumerOf.get(task.id);
+      if (queue !== task.kind) queuesUsed.set(queue, { name: queue, kind: task.kind, tenant: job.tenant, requirements: task.requirements });
       const data: TaskData = {
         jobId: job.id,
         taskId: task.id,
         kind: task.kind,
         tenant: job.tenant,
+        queue,
+        parentQueue: consumer ? queueOfTask(consumer, job.tenant) : '',
+        generation: job.generation,
         inputs: task.inputNames.map((name) => {
           const blob = blobs.get(name);
           if (blob) return { name, blob };
@@ -120,16 +184,19 @@ export class TaskQueues {
           const dep = byId.get(id);
           return { taskId: id, kind: dep?.kind ?? '', inputNames: dep?.inputNames ?? [], optional: dep?.optional ?? false };
         }),
-        timeoutMs: info?.timeoutMs ?? 60_000,
+        timeoutMs: task.timeoutMs,
       };
       const isRoot = task.id === job.graph.rootId;
-      const children = task.dependsOn.map((id) => byId.get(id)).filter((t): t is TaskNode => t !== undefined);
+      const children = task.dependsOn
+        .filter(runs)
+        .map((id) => byId.get(id))
+        .filter((t): t is TaskNode => t !== undefined);
       return {
         name: task.kind,
-        queueName: task.kind,
+        queueName: queue,
         data,
         opts: {
-          jobId: bullJobIdOf(job.id, task.id),
+          jobId: bullJobIdOf(job.id, task.id, job.generation),
           priority,
           attempts: retry.maxAttempts,
           backoff: { type: BACKOFF_TYPE },
@@ -145,9 +212,18 @@ export class TaskQueues {
 
     const root = byId.get(job.graph.rootId);
     if (!root) throw new Error(`job ${job.id}: root task ${job.graph.rootId} missing from its graph`);
-    const kinds = [...new Set(job.graph.tasks.map((t) => t.kind))];
-    await this.redis.sadd(this.keys.kinds(), ...kinds);
-    await this.flows.add(toFlow(root));
+    const flow = toFlow(root);
+    const fresh: QueueInfo[] = [];
+    const pipeline = this.redis.pipeline();
+    for (const info of queuesUsed.values()) {
+      pipeline.hsetnx(this.keys.queues(), info.name, JSON.stringify({ kind: info.kind, tenant: info.tenant, requirements: info.requirements }));
+    }
+    const results = (await pipeline.exec()) ?? [];
+    [...queuesUsed.values()].forEach((info, i) => {
+      if (results[i]?.[1] === 1) fresh.push(info);
+    });
+    await this.flows.add(flow);
+    return fresh;
   }
 
   async close(): Promise<void> {
@@ -156,4 +232,4 @@ export class TaskQueues {
   }
 }
 
-export { ASSEMBLE_KIND };
+export { BACKOFF_TYPE };

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { WorkerCapability } from '@mmgrid/core';
 import type { WorkerView } from '@mmgrid/proto';
 import type { Keys } from './keys.js';
 import type { WorkerSession } from './worker-session.js';
@@ -25,13 +26,15 @@ export class WorkerDirectory {
       coordinatorId: this.coordinatorId,
       host: session.hello.host,
       gpus: session.hello.gpus,
-      slots: [...session.slots].map(([kind, s]) => ({ kind, total: s.total, busy: s.busy })),
+      slots: [...session.slots].map(([kind, s]) => ({ kind, total: s.total, busy: s.busy, models: [...s.models] })),
       warmModels: session.warmModels,
       connectedAtMs: session.connectedAt,
       lastHeartbeatMs: session.lastHeartbeatAt,
       draining: session.draining,
       version: session.hello.version,
       gpuStats: session.gpuStats,
+      vramBudgetBytes: session.vramBudgetBytes,
+      vramReservedBytes: session.vramReservedBytes,
     };
   }
 
@@ -47,6 +50,11 @@ export class WorkerDirectory {
     }
   }
 
+  /** The fleet as placement sees it, for explaining why tasks wait. */
+  async capabilities(): Promise<WorkerCapability[]> {
+    return (await this.list()).map(capabilityOf);
+  }
+
   async list(): Promise<WorkerView[]> {
     const raw = await this.redis.hgetall(this.keys.workers());
     const views: WorkerView[] = [];
@@ -59,4 +67,24 @@ export class WorkerDirectory {
     if (stale.length > 0) await this.redis.hdel(this.keys.workers(), ...stale);
     return views.sort((a, b) => a.name.localeCompare(b.name));
   }
+}
+
+/** A worker view (possibly from another replica) as a placement capability. */
+export function capabilityOf(view: WorkerView): WorkerCapability {
+  return {
+    workerId: view.workerId,
+    name: view.name,
+    kinds: new Map(view.slots.map((s) => [s.kind, { slots: s.total, busy: s.busy, models: s.models }])),
+    gpus: view.gpus.map((gpu) => {
+      const stats = view.gpuStats.find((g) => g.uuid === gpu.uuid);
+      return {
+        memoryFreeBytes: stats ? Math.max(0, stats.memoryTotalBytes - stats.memoryUsedBytes) : gpu.memoryFreeBytes,
+        computeCapability: gpu.computeCapability,
+      };
+    }),
+    vramBudgetBytes: view.vramBudgetBytes,
+    vramReservedBytes: view.vramReservedBytes,
+    warmModels: view.warmModels,
+    draining: view.draining,
+  };
 }

@@ -1,8 +1,9 @@
+import { canTakeNow, rankWorkers, type TaskRequirements } from '@mmgrid/core';
 import type { WorkerSession } from './worker-session.js';
 
 /**
- * The workers connected to this replica, and the free slots per task kind. Dispatch loops
- * wait here for a slot instead of polling.
+ * The workers connected to this replica and their free slots. Dispatch loops wait here for a
+ * slot instead of polling, and take the best worker for each task.
  */
 export class WorkerRegistry {
   private readonly sessions = new Map<string, WorkerSession>();
@@ -17,10 +18,6 @@ export class WorkerRegistry {
     this.sessions.delete(session.sessionId);
   }
 
-  get(sessionId: string): WorkerSession | undefined {
-    return this.sessions.get(sessionId);
-  }
-
   byWorkerId(workerId: string): WorkerSession[] {
     return [...this.sessions.values()].filter((s) => s.workerId === workerId);
   }
@@ -29,34 +26,21 @@ export class WorkerRegistry {
     return [...this.sessions.values()];
   }
 
-  /** Kinds offered by at least one connected worker. */
-  kinds(): Set<string> {
-    const kinds = new Set<string>();
-    for (const s of this.sessions.values()) for (const k of s.slots.keys()) kinds.add(k);
-    return kinds;
+  private live(): WorkerSession[] {
+    return [...this.sessions.values()].filter((s) => !s.closed);
   }
 
-  hasFreeSlot(kind: string): boolean {
-    for (const s of this.sessions.values()) if (s.freeSlots(kind) > 0) return true;
-    return false;
+  /** Whether some connected worker could take a task of this kind and requirements now. */
+  hasFreeSlot(kind: string, requirements: TaskRequirements): boolean {
+    return this.live().some((s) => canTakeNow(s, kind, requirements));
   }
 
   /**
-   * Takes a slot of `kind` on the least loaded worker that has one free (most free slots of
-   * that kind, then fewest busy in all), or returns undefined.
+   * Takes a slot on the best worker for the task (see rankWorkers: warm model, fewest tasks
+   * of the same job, least loaded), or returns undefined when none can take it now.
    */
-  reserve(kind: string): WorkerSession | undefined {
-    let best: WorkerSession | undefined;
-    for (const s of this.sessions.values()) {
-      const free = s.freeSlots(kind);
-      if (free === 0) continue;
-      if (!best) {
-        best = s;
-        continue;
-      }
-      const bestFree = best.freeSlots(kind);
-      if (free > bestFree || (free === bestFree && s.busySlots() < best.busySlots())) best = s;
-    }
+  reserve(kind: string, requirements: TaskRequirements, jobId: string): WorkerSession | undefined {
+    const best = rankWorkers(this.live(), kind, requirements, (s) => s.tasksOfJob(jobId))[0];
     const slot = best?.slots.get(kind);
     if (!best || !slot) return undefined;
     slot.busy += 1;
@@ -90,10 +74,15 @@ export class WorkerRegistry {
     });
   }
 
-  /** Wakes every loop waiting on `kind` (a slot freed, a worker joined or changed its slots). */
+  /** Wakes every loop waiting on `kind` (a slot freed, a worker joined or changed). */
   notify(kind: string): void {
     const set = this.waiters.get(kind);
     if (!set) return;
     for (const wake of [...set]) wake();
+  }
+
+  /** Wakes every loop (GPU memory changed on a heartbeat, a worker left…). */
+  notifyAll(): void {
+    for (const kind of [...this.waiters.keys()]) this.notify(kind);
   }
 }

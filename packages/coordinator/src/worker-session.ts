@@ -1,6 +1,8 @@
 import type { Job as BullJob } from 'bullmq';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { WorkerCapability } from '@mmgrid/core';
 import type { CoordinatorMessage, GpuStats, Hello, WorkerMessage } from '@mmgrid/proto';
+import type { TaskQueue } from './task-queue.js';
 import type { TaskData } from './task-queues.js';
 
 /** A task running on a worker under a lease. */
@@ -9,20 +11,24 @@ export interface ActiveLease {
   readonly fencingToken: number;
   readonly lockToken: string;
   readonly kind: string;
+  readonly queue: TaskQueue;
   readonly taskRef: string;
   readonly job: BullJob<TaskData>;
   readonly attempt: number;
   readonly startedAt: number;
   readonly durationMs: number;
+  /** GPU memory the task reserved on the worker. */
+  readonly vramBytes: number;
 }
 
 export interface SlotCount {
   total: number;
   busy: number;
+  models: readonly string[];
 }
 
 /** One worker's Connect stream, as seen by the replica it is connected to. */
-export class WorkerSession {
+export class WorkerSession implements WorkerCapability {
   readonly connectedAt: number;
   lastHeartbeatAt: number;
   draining = false;
@@ -43,7 +49,7 @@ export class WorkerSession {
     this.connectedAt = now;
     this.lastHeartbeatAt = now;
     this.warmModels = [...hello.warmModels];
-    for (const offer of hello.kinds) this.slots.set(offer.kind, { total: offer.slots, busy: 0 });
+    for (const offer of hello.kinds) this.slots.set(offer.kind, { total: offer.slots, busy: 0, models: [...offer.models] });
   }
 
   get workerId(): string {
@@ -54,10 +60,36 @@ export class WorkerSession {
     return this.hello.name || this.hello.workerId;
   }
 
-  freeSlots(kind: string): number {
-    if (this.closed || this.draining) return 0;
-    const slot = this.slots.get(kind);
-    return slot ? Math.max(0, slot.total - slot.busy) : 0;
+  get kinds(): ReadonlyMap<string, { slots: number; busy: number; models: readonly string[] }> {
+    const kinds = new Map<string, { slots: number; busy: number; models: readonly string[] }>();
+    for (const [kind, s] of this.slots) kinds.set(kind, { slots: s.total, busy: s.busy, models: s.models });
+    return kinds;
+  }
+
+  /** GPUs with their free memory as of the last heartbeat (or the hello). */
+  get gpus(): { memoryFreeBytes: number; computeCapability: string }[] {
+    return this.hello.gpus.map((gpu) => {
+      const stats = this.gpuStats.find((s) => s.uuid === gpu.uuid);
+      const free = stats ? Math.max(0, stats.memoryTotalBytes - stats.memoryUsedBytes) : gpu.memoryFreeBytes;
+      return { memoryFreeBytes: free, computeCapability: gpu.computeCapability };
+    });
+  }
+
+  get vramBudgetBytes(): number {
+    return this.hello.vramBudgetBytes;
+  }
+
+  get vramReservedBytes(): number {
+    let reserved = 0;
+    for (const lease of this.leases.values()) reserved += lease.vramBytes;
+    return reserved;
+  }
+
+  /** Tasks of a job running here (so a job's shards spread over workers). */
+  tasksOfJob(jobId: string): number {
+    let n = 0;
+    for (const lease of this.leases.values()) if (lease.job.data.jobId === jobId) n += 1;
+    return n;
   }
 
   busySlots(): number {

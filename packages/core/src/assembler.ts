@@ -36,7 +36,7 @@ export interface JobResultDoc {
   readonly pipeline: string;
   readonly prompt: string;
   readonly summary: string;
-  /** Fraction of the job's input-reading tasks whose output is in the result, 0..1. */
+  /** Fraction of the job's optional tasks (those reading inputs) whose output is in the result, 0..1. */
   readonly coverage: number;
   readonly partial: boolean;
   readonly inputs: readonly ResultInput[];
@@ -80,7 +80,7 @@ export function assembleJobResult(
       error: { code: 'NO_OUTCOME', message: 'the task ended without a recorded outcome' },
     };
     const inputName = task.inputNames[0];
-    if (task.inputNames.length > 0) readers += 1;
+    if (task.optional) readers += 1;
     if (outcome.status === 'failed') {
       failures.push({
         taskId: task.id,
@@ -96,8 +96,8 @@ export function assembleJobResult(
     }
     const output = JSON.parse(outcome.outputJson) as JsonValue;
     collectBlobs(output, blobs);
+    if (task.optional) readersSucceeded += 1;
     if (task.inputNames.length > 0) {
-      readersSucceeded += 1;
       for (const name of task.inputNames) {
         const target = resultInputs.get(name);
         if (target) target.outputs[task.kind] = output;
@@ -113,7 +113,7 @@ export function assembleJobResult(
   const doc: JobResultDoc = {
     pipeline: graph.pipeline,
     prompt,
-    summary: fusion?.summary ?? '',
+    summary: fusion?.summary ?? `${readersSucceeded} of ${readers} tasks succeeded${failures.length > 0 ? `; ${failures.length} failed` : ''}.`,
     coverage,
     partial: failures.length > 0,
     inputs: [...resultInputs.values()],

@@ -155,6 +155,10 @@ function describeOutput(kind: string, json: string): { line: string; content?: s
       const o = parseTaskOutput(kind, json);
       return { line: o.summary };
     }
+    case 'selftest.sleep': {
+      const o = parseTaskOutput(kind, json);
+      return { line: `waited ${o.sleptMs} ms (attempt ${o.attempt})` };
+    }
   }
 }
 

@@ -37,7 +37,10 @@ export { describeSupportedMedia, MODALITIES, modalityOf, normaliseMediaType, SUP
 export type { Modality } from './modality.js';
 export { durationOption, intOption, nonEmptyOption, parseHostPort } from './options.js';
 export { builtinPipelines, DEFAULT_PIPELINE, pipelineInfo, pipelineNames } from './pipelines.js';
-export type { PipelineInfo } from './pipelines.js';
+export type { PipelineInfo, PipelineParam } from './pipelines.js';
+export { canRun, canTakeNow, describeRequirements, explainWaiting, formatBytes, freeVram, rankWorkers } from './placement.js';
+export type { Fit, WorkerCapability } from './placement.js';
+export { retryPlan } from './retry-plan.js';
 export { plan } from './planner.js';
 export type { FusionParams, PlanInput, PlanRequest } from './planner.js';
 export { DEFAULT_RETRY_POLICY, retryDelayMs, shouldRetry, validateRetryPolicy } from './retry-policy.js';
@@ -45,6 +48,7 @@ export type { RetryPolicy } from './retry-policy.js';
 export { findTask, leafTasks, NO_REQUIREMENTS, validateTaskGraph } from './task-graph.js';
 export type { TaskGraph, TaskNode, TaskRequirements } from './task-graph.js';
 export { ASSEMBLE_KIND, builtinTaskKinds, TASK_KIND_PATTERN, taskKindInfo, workerTaskKinds } from './task-kinds.js';
+export { DEFAULT_TENANT, parseTaskQueueName, requirementsSignature, TENANT_PATTERN, taskQueueName } from './task-queue-name.js';
 export type { TaskKindInfo, TaskPlacement } from './task-kinds.js';
 export {
   audioAnalyzeOutputSchema,
@@ -53,6 +57,7 @@ export {
   imageOcrOutputSchema,
   isBuiltinWorkerKind,
   parseTaskOutput,
+  selftestSleepOutputSchema,
   textStatsOutputSchema,
 } from './task-outputs.js';
 export type {
@@ -62,6 +67,7 @@ export type {
   FusionReportOutput,
   ImageInspectOutput,
   ImageOcrOutput,
+  SelftestSleepOutput,
   TaskOutputs,
   TextStatsOutput,
 } from './task-outputs.js';

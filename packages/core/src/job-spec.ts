@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { blobRefSchema, type BlobRef } from './blob-ref.js';
 import { InvalidJobSpecError } from './errors.js';
-import { DEFAULT_PIPELINE, pipelineNames } from './pipelines.js';
+import { DEFAULT_PIPELINE, pipelineInfo, pipelineNames } from './pipelines.js';
 
 /** Bounds on what one job may ask for. */
 export interface JobLimits {
@@ -38,6 +38,8 @@ export interface JobSpec {
   /** -10..10; higher runs sooner among the same tenant's work. */
   readonly priority: number;
   readonly labels: Readonly<Record<string, string>>;
+  /** Pipeline parameters; each pipeline checks its own (see pipelines.ts). */
+  readonly params: Readonly<Record<string, string>>;
 }
 
 // eslint-disable-next-line no-control-regex
@@ -80,6 +82,13 @@ function schemaFor(limits: JobLimits) {
       )
       .default({})
       .refine((l) => Object.keys(l).length <= limits.maxLabels, `a job takes at most ${limits.maxLabels} labels`),
+    params: z
+      .record(
+        z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/, 'parameter names are letters, digits, "_", "." or "-", starting with a letter'),
+        z.string().max(limits.maxLabelChars, `parameter values must be at most ${limits.maxLabelChars} characters`),
+      )
+      .default({})
+      .refine((p) => Object.keys(p).length <= limits.maxLabels, `a job takes at most ${limits.maxLabels} parameters`),
   });
 }
 
@@ -111,8 +120,15 @@ export function validateJobSpec(raw: unknown, limits: JobLimits = DEFAULT_JOB_LI
     }
     seen.set(input.name, i);
   });
-  if (spec.inputs.length === 0 && spec.prompt.trim() === '') {
+  const pipeline = pipelineInfo(spec.pipeline);
+  if (pipeline?.needsInput !== false && spec.inputs.length === 0 && spec.prompt.trim() === '') {
     throw new InvalidJobSpecError('', 'the job is empty: give at least one input (an image, a recording, a text) or a prompt');
+  }
+  for (const name of Object.keys(spec.params)) {
+    if (!pipeline?.params.some((p) => p.name === name)) {
+      const known = pipeline?.params.map((p) => p.name) ?? [];
+      throw new InvalidJobSpecError(`params.${name}`, `the ${spec.pipeline} pipeline has no such parameter${known.length > 0 ? `; it takes ${known.join(', ')}` : '; it takes none'}`);
+    }
   }
   return spec;
 }

@@ -24,6 +24,8 @@ export interface TaskNode {
   /** The job can succeed without this task (its failure makes the result partial). */
   readonly optional: boolean;
   readonly requirements: TaskRequirements;
+  /** A run longer than this is given up (counts as a failed attempt). */
+  readonly timeoutMs: number;
 }
 
 /**

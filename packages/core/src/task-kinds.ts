@@ -60,6 +60,14 @@ const kinds: readonly TaskKindInfo[] = [
     retry: DEFAULT_RETRY_POLICY,
   },
   {
+    kind: 'selftest.sleep',
+    modality: undefined,
+    placement: 'worker',
+    description: 'waits the given time and succeeds (or fails on purpose): for checking and measuring a grid',
+    timeoutMs: 660_000,
+    retry: { ...DEFAULT_RETRY_POLICY, initialDelayMs: 200, maxDelayMs: 5_000 },
+  },
+  {
     kind: ASSEMBLE_KIND,
     modality: undefined,
     placement: 'coordinator',

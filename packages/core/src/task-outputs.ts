@@ -91,12 +91,21 @@ export const fusionReportOutputSchema = z.object({
 });
 export type FusionReportOutput = z.infer<typeof fusionReportOutputSchema>;
 
+/** `selftest.sleep`: how long the task waited, on which attempt. */
+export const selftestSleepOutputSchema = z.object({
+  sleptMs: z.number().nonnegative(),
+  attempt: z.number().int().positive(),
+  index: z.number().int().nonnegative(),
+});
+export type SelftestSleepOutput = z.infer<typeof selftestSleepOutputSchema>;
+
 export interface TaskOutputs {
   'image.ocr': ImageOcrOutput;
   'image.inspect': ImageInspectOutput;
   'audio.analyze': AudioAnalyzeOutput;
   'text.stats': TextStatsOutput;
   'fusion.report': FusionReportOutput;
+  'selftest.sleep': SelftestSleepOutput;
 }
 
 export type BuiltinWorkerKind = keyof TaskOutputs;
@@ -107,6 +116,7 @@ const schemas: { [K in BuiltinWorkerKind]: z.ZodType<TaskOutputs[K]> } = {
   'audio.analyze': audioAnalyzeOutputSchema,
   'text.stats': textStatsOutputSchema,
   'fusion.report': fusionReportOutputSchema,
+  'selftest.sleep': selftestSleepOutputSchema,
 };
 
 export function isBuiltinWorkerKind(kind: string): kind is BuiltinWorkerKind {

@@ -38,6 +38,8 @@ export type { BlobServiceServer } from './gen/mmgrid/v1/blob.js';
 export { BlobRef, ErrorDetail, Modality, TaskRequirements } from './gen/mmgrid/v1/common.js';
 export {
   CancelJobRequest,
+  ExplainJobRequest,
+  ExplainJobResponse,
   GetJobRequest,
   Job,
   JobEvent,
@@ -50,11 +52,13 @@ export {
   JobStateChanged,
   ListJobsRequest,
   ListJobsResponse,
+  RetryJobRequest,
   SubmitJobRequest,
   SubmitJobResponse,
   TaskProgressed,
   TaskState,
   TaskStateChanged,
+  TaskExplanation,
   TaskStatus,
   WatchJobRequest,
 } from './gen/mmgrid/v1/job.js';

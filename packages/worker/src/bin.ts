@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { InvalidOptionError } from '@mmgrid/core';
+import { formatBytes, InvalidOptionError } from '@mmgrid/core';
 import { builtinHandlers } from './backends/builtin/index.js';
 import { createLogger } from './logger.js';
 import { WorkerDaemon } from './worker-daemon.js';
-import { resolveWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
+import { parseBytes, resolveWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
 
 function parseSlots(value: string): Record<string, number> {
   const slots: Record<string, number> = {};
@@ -26,13 +26,24 @@ const available = handlers.map((h) => h.kind);
 
 const program = new Command('mmgrid worker')
   .description('Run a worker daemon: connect to a coordinator and run tasks on this machine.')
-  .addOption(new Option('--coordinator <host:port>', 'coordinator to connect to').env('MMGRID_COORDINATOR').default('127.0.0.1:7070'))
+  .addOption(
+    new Option('--coordinator <host:port,…>', 'coordinator to connect to; several, comma-separated, are tried in turn').env('MMGRID_COORDINATOR').default('127.0.0.1:7070'),
+  )
   .addOption(new Option('--token <token>', 'worker token from the grid operator').env('MMGRID_TOKEN'))
   .addOption(new Option('--name <name>', 'name shown in fleet views').default(hostname()))
   .addOption(new Option('--state-dir <dir>', 'where the worker id and blob cache live').env('MMGRID_WORKER_STATE_DIR'))
   .addOption(new Option('--kinds <list>', `task kinds to run, comma-separated (default: all of ${available.join(', ')})`).argParser(parseList))
   .addOption(new Option('--slots <list>', 'tasks run at once per kind, e.g. image.ocr=2,audio.analyze=1').argParser(parseSlots))
   .addOption(new Option('--drain-grace-ms <ms>', 'on SIGTERM, how long running tasks may finish').argParser((v) => Number(v)))
+  .addOption(
+    new Option('--vram-budget <size>', 'GPU memory the grid may use, e.g. 12GiB (default: all of it)').argParser((v) => {
+      const bytes = parseBytes(v);
+      if (bytes === undefined) throw new InvalidArgumentError(`"${v}" is not a size (for example 12GiB or 512MiB)`);
+      return bytes;
+    }),
+  )
+  .option('--cpu-only', 'offer no GPU, even when one is present', false)
+  .addOption(new Option('--nvidia-smi <path>', 'the nvidia-smi to ask about GPUs').env('MMGRID_NVIDIA_SMI').default('nvidia-smi'))
   .showHelpAfterError();
 
 program.parse();
@@ -44,6 +55,9 @@ const flags = program.opts<{
   kinds?: string[];
   slots?: Record<string, number>;
   drainGraceMs?: number;
+  vramBudget?: number;
+  cpuOnly: boolean;
+  nvidiaSmi: string;
 }>();
 
 let options: ResolvedWorkerOptions;
@@ -57,6 +71,9 @@ try {
       ...(flags.kinds !== undefined ? { kinds: flags.kinds } : {}),
       ...(flags.slots !== undefined ? { slots: flags.slots } : {}),
       ...(flags.drainGraceMs !== undefined ? { drainGraceMs: flags.drainGraceMs } : {}),
+      ...(flags.vramBudget !== undefined ? { vramBudgetBytes: flags.vramBudget } : {}),
+      cpuOnly: flags.cpuOnly,
+      nvidiaSmi: flags.nvidiaSmi,
     },
     available,
     hostname(),
@@ -75,9 +92,14 @@ await daemon.start();
 const summary = options.kinds
   .map((kind) => `${kind}×${options.slots[kind] ?? 1} (${handlers.find((h) => h.kind === kind)?.description ?? ''})`)
   .join('; ');
+const { gpus, note, vramBudgetBytes } = daemon.gpuSummary;
+const gpuText =
+  gpus.length === 0
+    ? `no GPU (${note}); CPU kinds only`
+    : `${gpus.map((g) => `${g.name} (${formatBytes(g.memoryTotalBytes)}, compute ${g.computeCapability || '?'})`).join(', ')}; grid may use ${formatBytes(vramBudgetBytes)} of GPU memory`;
 logger.info(
-  { workerId: daemon.id, coordinator: options.coordinator, stateDir: options.stateDir },
-  `mmgrid worker ${options.name}: no GPU (CPU kinds only); offering ${summary}; connecting to ${options.coordinator}`,
+  { workerId: daemon.id, coordinators: options.coordinators, stateDir: options.stateDir },
+  `mmgrid worker ${options.name}: ${gpuText}; offering ${summary}; connecting to ${options.coordinators.join(' or ')}`,
 );
 daemon.on('connected', () => process.send?.({ type: 'connected', workerId: daemon.id }));
 

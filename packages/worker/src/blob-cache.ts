@@ -1,6 +1,9 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
 import type { BlobClient } from '@mmgrid/client';
+
+/** The blob transfers the worker needs (a BlobClient, or one that follows reconnections). */
+export type BlobClientLike = Pick<BlobClient, 'download' | 'uploadBytes'>;
 import { isSha256, type BlobRef } from '@mmgrid/core';
 import { TaskFailedError } from './errors.js';
 
@@ -14,7 +17,7 @@ export class BlobCache {
 
   constructor(
     private readonly dir: string,
-    private readonly client: BlobClient,
+    private readonly client: BlobClientLike,
   ) {}
 
   pathOf(sha256: string): string {

@@ -22,5 +22,7 @@ export type { TaskFailureCode } from './errors.js';
 export { createLogger } from './logger.js';
 export { WorkerDaemon } from './worker-daemon.js';
 export type { WorkerDaemonEvents } from './worker-daemon.js';
-export { defaultSlots, defaultStateDir, resolveWorkerOptions } from './worker-options.js';
+export { parseCudaVersion, parseQueryGpu, probeNvidiaGpus, QUERY_FIELDS } from './gpu/nvidia-smi.js';
+export type { NvidiaGpu, ProbeResult } from './gpu/nvidia-smi.js';
+export { defaultSlots, defaultStateDir, parseBytes, resolveWorkerOptions } from './worker-options.js';
 export type { ResolvedWorkerOptions, WorkerOptions } from './worker-options.js';

@@ -1,8 +1,8 @@
 import { isBuiltinWorkerKind, parseTaskOutput, type BlobRef, type JsonObject } from '@mmgrid/core';
 import type { ErrorDetail, TaskAssignment, TaskRunStats } from '@mmgrid/proto';
-import type { BlobClient } from '@mmgrid/client';
+
 import type { TaskContext, TaskHandler } from './backends/backend.js';
-import type { BlobCache } from './blob-cache.js';
+import type { BlobCache, BlobClientLike } from './blob-cache.js';
 import { TaskFailedError, toTaskFailure } from './errors.js';
 
 export type TaskOutcome =
@@ -23,7 +23,7 @@ export class TaskRunner {
   constructor(
     handlers: readonly TaskHandler[],
     private readonly cache: BlobCache,
-    private readonly blobs: BlobClient,
+    private readonly blobs: BlobClientLike,
   ) {
     this.handlers = new Map(handlers.map((h) => [h.kind, h]));
   }
@@ -48,6 +48,7 @@ export class TaskRunner {
         jobId: assignment.jobId,
         taskId: assignment.taskId,
         kind: assignment.kind,
+        attempt: Math.max(1, assignment.attempt),
         params: parseParams(assignment.paramsJson),
         files,
         mediaTypes,

@@ -17,7 +17,8 @@ import {
 } from '@mmgrid/proto';
 import type { Logger } from 'pino';
 import type { TaskHandler } from './backends/backend.js';
-import { BlobCache } from './blob-cache.js';
+import { BlobCache, type BlobClientLike } from './blob-cache.js';
+import { probeNvidiaGpus, toGpuInfo, toGpuStats, type NvidiaGpu } from './gpu/nvidia-smi.js';
 import { TaskRunner, type StopReason } from './task-runner.js';
 import { loadWorkerId } from './worker-id.js';
 import type { ResolvedWorkerOptions } from './worker-options.js';
@@ -26,6 +27,8 @@ const require = createRequire(import.meta.url);
 const VERSION = (require('../package.json') as { version: string }).version;
 const WELCOME_TIMEOUT_MS = 10_000;
 const ACK_WAIT_MS = 5_000;
+/** GPU statistics are refreshed on every this many heartbeats. */
+const GPU_STATS_EVERY = 2;
 /** An unacknowledged result is sent again after this long. */
 const RESEND_AFTER_MS = 10_000;
 
@@ -49,9 +52,15 @@ export interface WorkerDaemonEvents {
  * their results are delivered after the reconnect (the coordinator adopts their leases).
  */
 export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
-  private readonly conn: ResolvedConnection;
-  private readonly blobs: BlobClient;
+  private conn: ResolvedConnection;
+  private blobs: BlobClient;
   private readonly runner: TaskRunner;
+  private readonly handlers: readonly TaskHandler[];
+  /** Which of the coordinator addresses the worker uses now. */
+  private coordinatorIndex = 0;
+  private gpus: readonly NvidiaGpu[] = [];
+  private cudaVersion = '';
+  private gpuNote = '';
   private readonly running = new Map<string, RunningTask>();
   /** Results and failures sent (or to send) and not yet acknowledged, by lease id. */
   private readonly unacked = new Map<string, { message: WorkerMessage; sentAt: number }>();
@@ -71,10 +80,57 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
     private readonly logger: Logger,
   ) {
     super();
-    this.conn = resolveConnection({ address: options.coordinator, token: options.token });
+    this.conn = this.connectionTo(0);
     this.blobs = new BlobClient(this.conn);
-    const offered = handlers.filter((h) => options.kinds.includes(h.kind));
-    this.runner = new TaskRunner(offered, new BlobCache(path.join(options.stateDir, 'blobs'), this.blobs), this.blobs);
+    this.handlers = handlers.filter((h) => options.kinds.includes(h.kind));
+    // Blob transfers always go to the coordinator the worker is connected to.
+    const blobs: BlobClientLike = {
+      download: (sha, file, opts) => this.blobs.download(sha, file, opts),
+      uploadBytes: (bytes, opts) => this.blobs.uploadBytes(bytes, opts),
+    };
+    this.runner = new TaskRunner(this.handlers, new BlobCache(path.join(options.stateDir, 'blobs'), blobs), blobs);
+  }
+
+  private connectionTo(index: number): ResolvedConnection {
+    const address = this.options.coordinators[index % this.options.coordinators.length] ?? '127.0.0.1:7070';
+    return resolveConnection({ address, token: this.options.token });
+  }
+
+  /** Moves to the next coordinator address (after one could not be reached or went away). */
+  private rotate(): void {
+    if (this.options.coordinators.length < 2) return;
+    this.coordinatorIndex = (this.coordinatorIndex + 1) % this.options.coordinators.length;
+    this.blobs.close();
+    this.conn = this.connectionTo(this.coordinatorIndex);
+    this.blobs = new BlobClient(this.conn);
+  }
+
+  /** The GPUs the grid may use here, and why there are none when there are none. */
+  get gpuSummary(): { gpus: readonly NvidiaGpu[]; note: string; vramBudgetBytes: number } {
+    return { gpus: this.gpus, note: this.gpuNote, vramBudgetBytes: this.vramBudget() };
+  }
+
+  private vramBudget(): number {
+    if (this.gpus.length === 0) return 0;
+    const total = this.gpus.reduce((sum, g) => sum + (Number.isFinite(g.memoryTotalBytes) ? g.memoryTotalBytes : 0), 0);
+    return Math.min(total, this.options.vramBudgetBytes ?? total);
+  }
+
+  private async probeGpus(): Promise<void> {
+    if (this.options.cpuOnly) {
+      this.gpus = [];
+      this.gpuNote = 'GPUs ignored (--cpu-only)';
+      return;
+    }
+    const probe = await probeNvidiaGpus(this.options.nvidiaSmi);
+    if (probe.ok) {
+      this.gpus = probe.gpus;
+      this.cudaVersion = probe.cudaVersion;
+      this.gpuNote = probe.gpus.length === 0 ? 'nvidia-smi lists no GPU' : '';
+    } else {
+      this.gpus = [];
+      this.gpuNote = probe.reason;
+    }
   }
 
   get id(): string {
@@ -84,6 +140,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   /** Starts connecting (and reconnecting) in the background. */
   async start(): Promise<void> {
     this.workerId = await loadWorkerId(this.options.stateDir);
+    await this.probeGpus();
     this.loop = this.connectLoop();
   }
 
@@ -104,6 +161,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
         reason = toClientError(err, this.conn.address).message;
       }
       if (this.welcomed) attempt = 0;
+      else this.rotate();
       this.welcomed = false;
       this.emit('disconnected', reason);
       if (this.stopped) break;
@@ -208,10 +266,10 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
             name: this.options.name,
             version: VERSION,
             host: this.hostInfo(),
-            gpus: [],
+            gpus: this.gpus.map((g) => toGpuInfo(g, this.cudaVersion)),
             kinds: this.options.kinds.map((kind) => ({ kind, slots: this.options.slots[kind] ?? 1, models: [] })),
             warmModels: [],
-            vramBudgetBytes: 0,
+            vramBudgetBytes: this.vramBudget(),
             running: this.heldLeases(),
           },
         },
@@ -240,7 +298,19 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
       }
     }
     this.heartbeatSeq += 1;
-    this.send({ msg: { $case: 'heartbeat', heartbeat: { seq: this.heartbeatSeq, gpus: [], warmModels: [], running: this.heldLeases() } } });
+    const seq = this.heartbeatSeq;
+    const send = (): void => {
+      this.send({ msg: { $case: 'heartbeat', heartbeat: { seq, gpus: this.gpus.map(toGpuStats), warmModels: [], running: this.heldLeases() } } });
+    };
+    if (this.gpus.length === 0 || seq % GPU_STATS_EVERY !== 0) {
+      send();
+      return;
+    }
+    // GPU utilisation, memory, temperature and power travel with every few heartbeats.
+    void probeNvidiaGpus(this.options.nvidiaSmi).then((probe) => {
+      if (probe.ok && probe.gpus.length > 0) this.gpus = probe.gpus;
+      send();
+    });
   }
 
   private forget(leaseId: string, reason: StopReason): void {

@@ -4,7 +4,10 @@ import { durationOption, intOption, InvalidOptionError, nonEmptyOption, parseHos
 
 /** Options of a worker daemon. Every field is optional; see each default. */
 export interface WorkerOptions {
-  /** Coordinator "HOST:PORT". @default "127.0.0.1:7070" */
+  /**
+   * Coordinator "HOST:PORT", or several separated by commas: the worker connects to one and
+   * moves to the next when it cannot reach it. @default "127.0.0.1:7070"
+   */
   coordinator?: string;
   /** Bearer token the coordinator enrolled this worker with. @default none */
   token?: string;
@@ -18,13 +21,20 @@ export interface WorkerOptions {
   slots?: Readonly<Record<string, number>>;
   /** On SIGTERM, how long running tasks may take before they are handed back. @default 30 s */
   drainGraceMs?: number;
+  /** GPU memory the grid may use, in bytes. @default all the GPUs' memory */
+  vramBudgetBytes?: number;
+  /** Offer no GPU, even when one is present. @default false */
+  cpuOnly?: boolean;
+  /** The nvidia-smi to ask about GPUs. @default "nvidia-smi" from PATH */
+  nvidiaSmi?: string;
   /** First and largest pause between reconnection attempts. @default 500 ms and 15 s */
   reconnectInitialMs?: number;
   reconnectMaxMs?: number;
 }
 
 export interface ResolvedWorkerOptions {
-  readonly coordinator: string;
+  /** Coordinator addresses, tried in turn. */
+  readonly coordinators: readonly string[];
   readonly token: string;
   readonly name: string;
   readonly stateDir: string;
@@ -33,6 +43,10 @@ export interface ResolvedWorkerOptions {
   readonly drainGraceMs: number;
   readonly reconnectInitialMs: number;
   readonly reconnectMaxMs: number;
+  /** Undefined: all the GPUs' memory. */
+  readonly vramBudgetBytes: number | undefined;
+  readonly cpuOnly: boolean;
+  readonly nvidiaSmi: string;
 }
 
 export function defaultStateDir(): string {
@@ -54,8 +68,9 @@ export function defaultSlots(kind: string, cpuCount = cpus().length): number {
 }
 
 export function resolveWorkerOptions(options: WorkerOptions, available: readonly string[], hostName: string): ResolvedWorkerOptions {
-  const coordinator = options.coordinator ?? '127.0.0.1:7070';
-  parseHostPort('coordinator', coordinator);
+  const coordinators = (options.coordinator ?? '127.0.0.1:7070').split(',').map((c) => c.trim()).filter(Boolean);
+  if (coordinators.length === 0) throw new InvalidOptionError('coordinator', 'HOST:PORT, or several separated by commas', options.coordinator);
+  for (const c of coordinators) parseHostPort('coordinator', c);
   const kinds = options.kinds ?? available;
   for (const kind of kinds) {
     if (!TASK_KIND_PATTERN.test(kind) || !available.includes(kind)) {
@@ -69,8 +84,10 @@ export function resolveWorkerOptions(options: WorkerOptions, available: readonly
     if (!kinds.includes(kind)) throw new InvalidOptionError(`slots.${kind}`, `slots for a kind this worker runs (${kinds.join(', ')})`, kind);
   }
   const reconnectInitialMs = durationOption('reconnectInitialMs', options.reconnectInitialMs ?? 500, 10, 60_000);
+  const budget = options.vramBudgetBytes;
+  if (budget !== undefined && (!Number.isFinite(budget) || budget < 0)) throw new InvalidOptionError('vramBudgetBytes', 'a number of bytes, 0 or more', budget);
   return {
-    coordinator,
+    coordinators,
     token: options.token ?? '',
     name: nonEmptyOption('name', options.name ?? hostName),
     stateDir: nonEmptyOption('stateDir', options.stateDir ?? defaultStateDir()),
@@ -79,5 +96,18 @@ export function resolveWorkerOptions(options: WorkerOptions, available: readonly
     drainGraceMs: durationOption('drainGraceMs', options.drainGraceMs ?? 30_000, 0, 3_600_000),
     reconnectInitialMs,
     reconnectMaxMs: durationOption('reconnectMaxMs', options.reconnectMaxMs ?? 15_000, reconnectInitialMs, 600_000),
+    vramBudgetBytes: budget,
+    cpuOnly: options.cpuOnly ?? false,
+    nvidiaSmi: nonEmptyOption('nvidiaSmi', options.nvidiaSmi ?? 'nvidia-smi'),
   };
+}
+
+const UNITS: Readonly<Record<string, number>> = { b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kb: 1e3, mb: 1e6, gb: 1e9 };
+
+/** Parses "12GiB", "512 MiB", "8000000000" into bytes; undefined when it is none of those. */
+export function parseBytes(value: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$/i.exec(value);
+  if (!match?.[1]) return undefined;
+  const unit = UNITS[(match[2] ?? 'b').toLowerCase()];
+  return unit === undefined ? undefined : Math.round(Number(match[1]) * unit);
 }

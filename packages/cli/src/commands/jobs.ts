@@ -4,13 +4,14 @@ import type { JobView } from '@mmgrid/client';
 import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
-import { formatEvent, formatResult, formatStatus } from '../format.js';
+import { formatEvent, formatExplanation, formatResult, formatStatus } from '../format.js';
 
 export interface SubmitFlags {
   readonly prompt?: string;
   readonly pipeline?: string;
   readonly priority?: number;
   readonly label?: readonly string[];
+  readonly param?: readonly string[];
   readonly wait?: boolean;
   readonly idempotencyKey?: string;
 }
@@ -22,12 +23,12 @@ export function exitCodeOf(job: JobView): ExitCodeValue {
   return ExitCode.NOT_READY;
 }
 
-function parseLabels(labels: readonly string[] = []): Record<string, string> {
+function parsePairs(flag: string, pairs: readonly string[] = []): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const label of labels) {
-    const eq = label.indexOf('=');
-    if (eq <= 0) throw new CliError(`--label "${label}" is not KEY=VALUE`, ExitCode.USAGE);
-    out[label.slice(0, eq)] = label.slice(eq + 1);
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new CliError(`${flag} "${pair}" is not KEY=VALUE`, ExitCode.USAGE);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return out;
 }
@@ -40,7 +41,9 @@ export async function submit(ctx: CommandContext, files: readonly string[], flag
       throw new CliError(`no such file: ${file}`, ExitCode.USAGE);
     }
   }
-  if (files.length === 0 && !flags.prompt) throw new CliError('nothing to submit: give one or more files and/or --prompt TEXT', ExitCode.USAGE);
+  if (files.length === 0 && !flags.prompt && (flags.pipeline ?? 'describe') === 'describe') {
+    throw new CliError('nothing to submit: give one or more files and/or --prompt TEXT', ExitCode.USAGE);
+  }
   const client = ctx.connect();
   const job = await client.submit(
     files.map((f) => ({ path: f })),
@@ -49,7 +52,8 @@ export async function submit(ctx: CommandContext, files: readonly string[], flag
       ...(flags.pipeline !== undefined ? { pipeline: flags.pipeline } : {}),
       ...(flags.priority !== undefined ? { priority: flags.priority } : {}),
       ...(flags.idempotencyKey !== undefined ? { idempotencyKey: flags.idempotencyKey } : {}),
-      labels: parseLabels(flags.label),
+      labels: parsePairs('--label', flags.label),
+      params: parsePairs('--param', flags.param),
       onUploadProgress: (name, done, total) => {
         if (done === total) ctx.note(`uploaded ${name} (${total} bytes)`);
       },
@@ -124,4 +128,30 @@ export async function result(ctx: CommandContext, jobId: string, flags: { output
   if (ctx.json) ctx.printJson(job);
   else ctx.print(formatResult(job));
   return exitCodeOf(job);
+}
+
+export async function retry(ctx: CommandContext, jobId: string, wait: boolean): Promise<ExitCodeValue> {
+  const client = ctx.connect();
+  const job = await client.retry(jobId);
+  const failed = job.tasks.filter((t) => t.state === 'queued' || t.state === 'blocked').length;
+  if (!wait) {
+    if (ctx.json) ctx.printJson(job);
+    else ctx.print(`job ${job.id} is ${job.state} again (retry ${job.generation}): ${failed} task${failed === 1 ? '' : 's'} to run`);
+    return ExitCode.OK;
+  }
+  ctx.note(`job ${job.id} retried (${failed} tasks to run); waiting for it`);
+  const done = await client.waitForJob(job.id, (event) => ctx.note(formatEvent(event)));
+  if (ctx.json) ctx.printJson(done);
+  else ctx.print(formatResult(done));
+  return exitCodeOf(done);
+}
+
+export async function explain(ctx: CommandContext, jobId: string): Promise<ExitCodeValue> {
+  const tasks = await ctx.connect().explain(jobId);
+  if (ctx.json) {
+    ctx.printJson(tasks);
+    return ExitCode.OK;
+  }
+  ctx.print(formatExplanation(tasks));
+  return ExitCode.OK;
 }

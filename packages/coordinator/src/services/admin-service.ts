@@ -40,24 +40,25 @@ export class AdminServiceImpl {
 
   private async queueStats(call: ServerUnaryCall<GetQueueStatsRequest, GetQueueStatsResponse>): Promise<GetQueueStatsResponse> {
     await this.deps.auth.authenticate(call.metadata, 'admin');
-    const kinds = await this.deps.queues.knownKinds();
+    const known = await this.deps.queues.known();
     const queues: QueueStats[] = await Promise.all(
-      kinds.map(async (kind) => {
-        const queue = this.deps.queues.queue(kind);
+      known.map(async (info) => {
+        const queue = this.deps.queues.queue(info.name).queue;
         const counts = await queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed', 'completed', 'waiting-children');
         // The next task to run in each list; its age is how long the queue head has waited.
-        const oldest = [...(await queue.getJobs(['waiting'], 0, 0, true)), ...(await queue.getJobs(['prioritized'], 0, 0, true))];
-        const oldestTs = oldest.reduce((min, j) => Math.min(min, j.timestamp), Number.POSITIVE_INFINITY);
+        const heads = [...(await queue.getJobs(['waiting'], 0, 0, true)), ...(await queue.getJobs(['prioritized'], 0, 0, true))];
+        const oldest = heads.reduce((min, j) => Math.min(min, j.timestamp), Number.POSITIVE_INFINITY);
         return {
-          queue: queue.name,
-          kind,
+          queue: info.name,
+          kind: info.kind,
+          tenant: info.tenant,
           waiting: (counts['waiting'] ?? 0) + (counts['prioritized'] ?? 0),
           active: counts['active'] ?? 0,
           delayed: counts['delayed'] ?? 0,
           failed: counts['failed'] ?? 0,
           completed: counts['completed'] ?? 0,
           waitingChildren: counts['waiting-children'] ?? 0,
-          oldestWaitingAgeMs: Number.isFinite(oldestTs) ? Math.max(0, this.deps.now() - oldestTs) : 0,
+          oldestWaitingAgeMs: Number.isFinite(oldest) ? Math.max(0, this.deps.now() - oldest) : 0,
         };
       }),
     );

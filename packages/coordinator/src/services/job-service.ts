@@ -1,10 +1,17 @@
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Redis } from 'ioredis';
 import {
+  canRun,
+  canTakeNow,
+  explainWaiting,
   InvalidJobSpecError,
   isTerminalJobState,
   plan,
+  PlanError,
+  retryPlan,
+  taskKindInfo,
   validateJobSpec,
   type JobInputSpec,
   type JobSpec,
@@ -12,7 +19,11 @@ import {
 } from '@mmgrid/core';
 import {
   type CancelJobRequest,
+  type ExplainJobRequest,
+  type ExplainJobResponse,
   type JobState,
+  type RetryJobRequest,
+  type TaskExplanation,
   type GetJobRequest,
   type Job,
   type JobEvent,
@@ -32,8 +43,13 @@ import { jobSummaryToProto, jobToProto, specFromProto } from '../job-mapping.js'
 import type { JobRecord, JobStore } from '../job-store.js';
 import type { Logger } from '../logger.js';
 import { detectMedia, PROBE_HEAD_BYTES } from '../media-probe.js';
-import { jobStateFromProto } from '../proto-mapping.js';
-import type { TaskQueues } from '../task-queues.js';
+import { jobStateFromProto, taskStateToProto } from '../proto-mapping.js';
+import type { Dispatcher } from '../dispatcher.js';
+import type { Keys } from '../keys.js';
+import { bullJobIdOf } from '../lease.js';
+import { collectJobOutcomes } from '../outcomes.js';
+import { queueOfTask, type FlowSource, type TaskQueues } from '../task-queues.js';
+import type { WorkerDirectory } from '../worker-directory.js';
 
 export interface JobServiceDeps {
   readonly jobs: JobStore;
@@ -46,6 +62,10 @@ export interface JobServiceDeps {
   readonly newJobId: () => string;
   /** Stops a job's running tasks on whichever replica holds their workers. */
   readonly cancelRunning: (jobId: string) => Promise<void>;
+  readonly dispatcher: Dispatcher;
+  readonly directory: WorkerDirectory;
+  readonly redis: Redis;
+  readonly keys: Keys;
 }
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -63,6 +83,8 @@ export class JobServiceImpl {
       getJob: unary(logger, 'GetJob', (call: ServerUnaryCall<GetJobRequest, Job>) => this.getJob(call)),
       cancelJob: unary(logger, 'CancelJob', (call: ServerUnaryCall<CancelJobRequest, Job>) => this.cancel(call)),
       listJobs: unary(logger, 'ListJobs', (call: ServerUnaryCall<ListJobsRequest, ListJobsResponse>) => this.list(call)),
+      retryJob: unary(logger, 'RetryJob', (call: ServerUnaryCall<RetryJobRequest, Job>) => this.retry(call)),
+      explainJob: unary(logger, 'ExplainJob', (call: ServerUnaryCall<ExplainJobRequest, ExplainJobResponse>) => this.explain(call)),
       watchJob: (call: ServerWritableStream<WatchJobRequest, JobEvent>) => {
         this.watch(call).catch((err: unknown) => call.destroy(toServiceError(err, logger, 'WatchJob')));
       },
@@ -70,7 +92,7 @@ export class JobServiceImpl {
   }
 
   private async submit(call: ServerUnaryCall<SubmitJobRequest, SubmitJobResponse>): Promise<SubmitJobResponse> {
-    const { jobs, queues, logger, now } = this.deps;
+    const { jobs, logger, now } = this.deps;
     const principal = await this.deps.auth.authenticate(call.metadata, 'submitter');
     const request = call.request;
     const key = request.idempotencyKey;
@@ -83,18 +105,26 @@ export class JobServiceImpl {
     });
     const spec = validateJobSpec(raw);
     const { resolved, planInputs } = await this.resolveInputs(spec);
-    const graph = plan({ pipeline: spec.pipeline, inputs: planInputs, prompt: spec.prompt });
+    const graph = plan({ pipeline: spec.pipeline, inputs: planInputs, prompt: spec.prompt, params: spec.params });
     const id = this.deps.newJobId();
     const createdAt = now();
     const storedId = await jobs.create({ id, tenant: principal.tenant, spec: resolved, inputs: planInputs, graph, createdAt, idempotencyKey: key });
     const earlier = storedId === id ? undefined : await jobs.get(storedId);
     if (!earlier || !isTerminalJobState(earlier.state)) {
       // Adding the flow is idempotent, so a retried submission finishes what a failed one began.
-      await queues.addJob(earlier ?? { id, tenant: principal.tenant, spec: resolved, graph });
+      const job = earlier ?? { id, tenant: principal.tenant, spec: resolved, graph, generation: 0, rerun: undefined };
+      await this.enqueue(job);
       await jobs.accepted(storedId);
     }
     if (!earlier) logger.info({ jobId: id, tenant: principal.tenant, tasks: graph.tasks.length, pipeline: spec.pipeline }, 'job accepted');
     return { job: await this.load(storedId, principal) };
+  }
+
+  /** Adds a job's tasks to their queues and wakes the dispatchers of every replica. */
+  private async enqueue(job: FlowSource): Promise<void> {
+    const fresh = await this.deps.queues.addJob(job);
+    if (fresh.length > 0) await this.deps.hub.broadcast({ type: 'queues-added' });
+    await this.deps.dispatcher.wake(job.graph.tasks.map((t) => queueOfTask(t, job.tenant)));
   }
 
   /** Checks every blob input exists, detects its media type from its bytes, and fixes its size. */
@@ -151,11 +181,15 @@ export class JobServiceImpl {
     const changed = await jobs.finish(record.id, 'cancelled', { error: { code: 'CANCELLED', message: reason } }, at);
     if (changed) {
       // Queued tasks are removed (leaves first); running ones are told to stop wherever they run.
+      const tasks = await jobs.tasks(record.id);
       for (const task of record.graph.tasks) {
-        await queues.queue(task.kind).remove(`${record.id}-${task.id}`).catch(() => 0);
+        const generation = tasks.get(task.id)?.generation ?? 0;
+        await queues
+          .queue(queueOfTask(task, record.tenant))
+          .queue.remove(bullJobIdOf(record.id, task.id, generation))
+          .catch(() => 0);
       }
       await this.deps.cancelRunning(record.id);
-      const tasks = await jobs.tasks(record.id);
       for (const [taskId, t] of tasks) {
         if (t.state === 'queued' || t.state === 'blocked') await jobs.updateTask(record.id, taskId, { kind: t.kind, state: 'cancelled', finishedAt: at }, at);
       }
@@ -179,6 +213,98 @@ export class JobServiceImpl {
     const page = await this.deps.jobs.list(tenant, offset, pageSize);
     const jobs = page.jobs.filter((j) => (states.size === 0 || states.has(j.state)) && (req.pipeline === '' || j.pipeline === req.pipeline));
     return { jobs: jobs.map(jobSummaryToProto), nextPageToken: page.next === undefined ? '' : String(page.next) };
+  }
+
+  /** Runs the failed tasks of an ended job again, and the steps that consume them. */
+  private async retry(call: ServerUnaryCall<RetryJobRequest, Job>): Promise<Job> {
+    const { jobs, redis, keys, logger, now } = this.deps;
+    const principal = await this.deps.auth.authenticate(call.metadata, 'submitter');
+    const record = await this.visible(call.request.jobId, principal);
+    if (record.state === 'cancelled') throw new CoordinatorError('FAILED_PRECONDITION', `job ${record.id} was cancelled; submit it again instead`);
+    if (!isTerminalJobState(record.state)) throw new CoordinatorError('FAILED_PRECONDITION', `job ${record.id} is still ${record.state}; retry it once it has ended`);
+    const records = await jobs.tasks(record.id);
+    let rerun: Set<string>;
+    try {
+      rerun = retryPlan(record.graph, new Map([...records].map(([id, r]) => [id, r.state])));
+    } catch (err) {
+      if (err instanceof PlanError) throw new CoordinatorError('FAILED_PRECONDITION', `job ${record.id}: ${err.message}`);
+      throw err;
+    }
+    // Outcomes of the tasks that do not run again are kept for their consumers.
+    const outcomes = await collectJobOutcomes(redis, keys, record, records);
+    const carried = new Map<string, string>();
+    for (const [taskId, { child }] of outcomes) if (!rerun.has(taskId) && child) carried.set(taskId, JSON.stringify(child));
+    if (!(await jobs.retry(record, rerun, carried, now()))) throw new CoordinatorError('FAILED_PRECONDITION', `job ${record.id} changed meanwhile; look at it again`);
+    const updated = await jobs.get(record.id);
+    if (updated) {
+      await this.enqueue(updated);
+      await jobs.accepted(record.id);
+    }
+    logger.info({ jobId: record.id, generation: record.generation + 1, tasks: rerun.size }, 'job retried');
+    return this.load(record.id, principal);
+  }
+
+  /** Per task: why it waits, or where it runs. */
+  private async explain(call: ServerUnaryCall<ExplainJobRequest, ExplainJobResponse>): Promise<ExplainJobResponse> {
+    const principal = await this.deps.auth.authenticate(call.metadata, 'submitter');
+    const record = await this.visible(call.request.jobId, principal);
+    const [records, fleet] = await Promise.all([this.deps.jobs.tasks(record.id), this.deps.directory.capabilities()]);
+    const now = this.deps.now();
+    const tasks: TaskExplanation[] = [];
+    for (const task of record.graph.tasks) {
+      const r = records.get(task.id);
+      const state = r?.state ?? 'queued';
+      const capable = fleet.filter((w) => !w.draining && canRun(w, task.kind, task.requirements).ok);
+      const free = capable.filter((w) => canTakeNow(w, task.kind, task.requirements));
+      let reason: string;
+      let position = 0;
+      switch (state) {
+        case 'blocked': {
+          const waiting = task.dependsOn.filter((d) => !['succeeded', 'failed', 'cancelled'].includes(records.get(d)?.state ?? ''));
+          reason = `waiting for its inputs: ${waiting.map((d) => `${d} (${records.get(d)?.state ?? 'queued'})`).join(', ') || 'all ended; it runs next'}`;
+          break;
+        }
+        case 'queued': {
+          if (taskKindInfo(task.kind)?.placement === 'coordinator') {
+            reason = 'runs in the coordinator once its inputs end';
+            break;
+          }
+          const queue = this.deps.queues.queue(queueOfTask(task, record.tenant)).queue;
+          const counts = await queue.getJobCounts('waiting', 'prioritized');
+          position = (counts['waiting'] ?? 0) + (counts['prioritized'] ?? 0);
+          if (r && r.nextAttemptAt > now) {
+            reason = `retrying in ${((r.nextAttemptAt - now) / 1000).toFixed(1)} s after attempt ${r.attempts} failed: ${r.error?.message ?? 'unknown error'}`;
+          } else {
+            reason = explainWaiting(task.kind, task.requirements, fleet);
+            if (position > 0 && free.length === 0 && capable.length > 0) reason += `; ${position} task${position === 1 ? '' : 's'} waiting in its queue`;
+          }
+          break;
+        }
+        case 'running':
+          reason = `running on ${r?.workerName || r?.workerId || 'a worker'} (attempt ${r?.attempts ?? 1}) for ${(((now - (r?.startedAt ?? now)) || 0) / 1000).toFixed(1)} s`;
+          break;
+        case 'succeeded':
+          reason = `succeeded on ${r?.workerName || r?.workerId || 'the coordinator'}`;
+          break;
+        case 'failed':
+          reason = `failed after ${r?.attempts ?? 0} attempt${r?.attempts === 1 ? '' : 's'}: ${r?.error ? `${r.error.code}: ${r.error.message}` : 'no reason recorded'}`;
+          break;
+        case 'cancelled':
+          reason = 'cancelled';
+          break;
+      }
+      tasks.push({
+        taskId: task.id,
+        kind: task.kind,
+        state: taskStateToProto(state),
+        reason,
+        requirements: { ...task.requirements },
+        capableWorkers: capable.length,
+        freeCapableWorkers: free.length,
+        queuePosition: position,
+      });
+    }
+    return { jobId: record.id, tasks };
   }
 
   /** Replays a job's events, then follows new ones until the job ends. */

@@ -6,6 +6,7 @@ import type { Authenticator } from '../auth.js';
 import type { Dispatcher } from '../dispatcher.js';
 import { CoordinatorError } from '../errors.js';
 import { toServiceError } from '../grpc-errors.js';
+import type { EventHub } from '../event-hub.js';
 import type { JobStore } from '../job-store.js';
 import type { Logger } from '../logger.js';
 import type { WorkerDirectory } from '../worker-directory.js';
@@ -18,6 +19,7 @@ export interface WorkerServiceDeps {
   readonly dispatcher: Dispatcher;
   readonly directory: WorkerDirectory;
   readonly jobs: JobStore;
+  readonly hub: EventHub;
   readonly logger: Logger;
   readonly coordinatorId: string;
   readonly heartbeatIntervalMs: number;
@@ -143,8 +145,8 @@ export class WorkerServiceImpl {
     const lost = await dispatcher.adopt(session, hello.running);
     registry.add(session);
     try {
-      dispatcher.ensureKinds(session.slots.keys());
       await directory.publish(session);
+      await this.deps.hub.broadcast({ type: 'worker-connected', workerId: session.workerId, sessionId: session.sessionId });
     } catch (err) {
       session.closed = true;
       registry.remove(session);
@@ -181,6 +183,8 @@ export class WorkerServiceImpl {
         session.lastHeartbeatAt = now();
         session.warmModels = [...msg.heartbeat.warmModels];
         session.gpuStats = [...msg.heartbeat.gpus];
+        // Free GPU memory may have grown: tasks waiting for VRAM may fit now.
+        if (session.gpuStats.length > 0) registry.notifyAll();
         const lost = await dispatcher.renew(session, msg.heartbeat.running);
         for (const lease of lost) session.send({ msg: { $case: 'cancel', cancel: { lease, reason: 'lease lost: the task went back to the queue' } } });
         await directory.publish(session);
@@ -202,11 +206,15 @@ export class WorkerServiceImpl {
         if (problem) return;
         for (const offer of msg.slots.kinds) {
           const slot = session.slots.get(offer.kind);
-          if (slot) slot.total = offer.slots;
-          else session.slots.set(offer.kind, { total: offer.slots, busy: 0 });
+          if (slot) {
+            slot.total = offer.slots;
+            slot.models = [...offer.models];
+          } else {
+            session.slots.set(offer.kind, { total: offer.slots, busy: 0, models: [...offer.models] });
+          }
           registry.notify(offer.kind);
         }
-        dispatcher.ensureKinds(session.slots.keys());
+        await directory.publish(session);
         return;
       }
       case 'draining':

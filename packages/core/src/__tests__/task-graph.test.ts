@@ -3,7 +3,7 @@ import { PlanError } from '../errors.js';
 import { findTask, leafTasks, NO_REQUIREMENTS, validateTaskGraph, type TaskGraph, type TaskNode } from '../task-graph.js';
 
 function node(id: string, dependsOn: string[] = [], inputNames: string[] = []): TaskNode {
-  return { id, kind: 'x.y', inputNames, params: {}, dependsOn, optional: inputNames.length > 0, requirements: NO_REQUIREMENTS };
+  return { id, kind: 'x.y', inputNames, params: {}, dependsOn, optional: inputNames.length > 0, requirements: NO_REQUIREMENTS, timeoutMs: 60_000 };
 }
 
 function graph(rootId: string, tasks: TaskNode[]): TaskGraph {

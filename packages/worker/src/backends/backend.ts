@@ -6,6 +6,8 @@ export interface TaskContext {
   readonly jobId: string;
   readonly taskId: string;
   readonly kind: string;
+  /** 1 for the first try. */
+  readonly attempt: number;
   readonly params: JsonObject;
   /** Blob inputs, downloaded and hash-checked: input name → local file. */
   readonly files: ReadonlyMap<string, string>;

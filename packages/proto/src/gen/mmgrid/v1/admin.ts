@@ -30,6 +30,8 @@ export interface WorkerSlots {
   kind: string;
   total: number;
   busy: number;
+  /** Models the worker serves for this kind. */
+  models: string[];
 }
 
 export interface WorkerView {
@@ -46,6 +48,9 @@ export interface WorkerView {
   draining: boolean;
   version: string;
   gpuStats: GpuStats[];
+  /** GPU memory the owner lets the grid use, and how much running tasks have reserved. */
+  vramBudgetBytes: number;
+  vramReservedBytes: number;
 }
 
 export interface ListWorkersResponse {
@@ -56,9 +61,10 @@ export interface GetQueueStatsRequest {
 }
 
 export interface QueueStats {
-  /** Queue name; one per task kind. */
+  /** Queue name: one per task kind, requirement class and tenant ("<kind>[#<class>]@<tenant>"). */
   queue: string;
   kind: string;
+  tenant: string;
   waiting: number;
   active: number;
   delayed: number;
@@ -109,7 +115,7 @@ export const ListWorkersRequest = {
 };
 
 function createBaseWorkerSlots(): WorkerSlots {
-  return { kind: "", total: 0, busy: 0 };
+  return { kind: "", total: 0, busy: 0, models: [] };
 }
 
 export const WorkerSlots = {
@@ -122,6 +128,9 @@ export const WorkerSlots = {
     }
     if (message.busy !== 0) {
       writer.uint32(24).uint32(message.busy);
+    }
+    for (const v of message.models) {
+      writer.uint32(34).string(v!);
     }
     return writer;
   },
@@ -154,6 +163,13 @@ export const WorkerSlots = {
 
           message.busy = reader.uint32();
           continue;
+        case 4:
+          if (tag !== 34) {
+            break;
+          }
+
+          message.models.push(reader.string());
+          continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -171,6 +187,7 @@ export const WorkerSlots = {
     message.kind = object.kind ?? "";
     message.total = object.total ?? 0;
     message.busy = object.busy ?? 0;
+    message.models = object.models?.map((e) => e) || [];
     return message;
   },
 };
@@ -190,6 +207,8 @@ function createBaseWorkerView(): WorkerView {
     draining: false,
     version: "",
     gpuStats: [],
+    vramBudgetBytes: 0,
+    vramReservedBytes: 0,
   };
 }
 
@@ -233,6 +252,12 @@ export const WorkerView = {
     }
     for (const v of message.gpuStats) {
       GpuStats.encode(v!, writer.uint32(106).fork()).ldelim();
+    }
+    if (message.vramBudgetBytes !== 0) {
+      writer.uint32(112).uint64(message.vramBudgetBytes);
+    }
+    if (message.vramReservedBytes !== 0) {
+      writer.uint32(120).uint64(message.vramReservedBytes);
     }
     return writer;
   },
@@ -335,6 +360,20 @@ export const WorkerView = {
 
           message.gpuStats.push(GpuStats.decode(reader, reader.uint32()));
           continue;
+        case 14:
+          if (tag !== 112) {
+            break;
+          }
+
+          message.vramBudgetBytes = longToNumber(reader.uint64() as Long);
+          continue;
+        case 15:
+          if (tag !== 120) {
+            break;
+          }
+
+          message.vramReservedBytes = longToNumber(reader.uint64() as Long);
+          continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -362,6 +401,8 @@ export const WorkerView = {
     message.draining = object.draining ?? false;
     message.version = object.version ?? "";
     message.gpuStats = object.gpuStats?.map((e) => GpuStats.fromPartial(e)) || [];
+    message.vramBudgetBytes = object.vramBudgetBytes ?? 0;
+    message.vramReservedBytes = object.vramReservedBytes ?? 0;
     return message;
   },
 };
@@ -449,6 +490,7 @@ function createBaseQueueStats(): QueueStats {
   return {
     queue: "",
     kind: "",
+    tenant: "",
     waiting: 0,
     active: 0,
     delayed: 0,
@@ -466,6 +508,9 @@ export const QueueStats = {
     }
     if (message.kind !== "") {
       writer.uint32(18).string(message.kind);
+    }
+    if (message.tenant !== "") {
+      writer.uint32(82).string(message.tenant);
     }
     if (message.waiting !== 0) {
       writer.uint32(24).uint64(message.waiting);
@@ -511,6 +556,13 @@ export const QueueStats = {
           }
 
           message.kind = reader.string();
+          continue;
+        case 10:
+          if (tag !== 82) {
+            break;
+          }
+
+          message.tenant = reader.string();
           continue;
         case 3:
           if (tag !== 24) {
@@ -577,6 +629,7 @@ export const QueueStats = {
     const message = createBaseQueueStats();
     message.queue = object.queue ?? "";
     message.kind = object.kind ?? "";
+    message.tenant = object.tenant ?? "";
     message.waiting = object.waiting ?? 0;
     message.active = object.active ?? 0;
     message.delayed = object.delayed ?? 0;

@@ -21,7 +21,7 @@ import {
 } from "@grpc/grpc-js";
 import Long from "long";
 import _m0 from "protobufjs/minimal.js";
-import { BlobRef, ErrorDetail, Modality } from "./common.js";
+import { BlobRef, ErrorDetail, Modality, TaskRequirements } from "./common.js";
 
 export const protobufPackage = "mmgrid.v1";
 
@@ -63,9 +63,16 @@ export interface JobSpec {
   priority: number;
   /** Free-form labels for the submitter's own bookkeeping (bounded in size). */
   labels: { [key: string]: string };
+  /** Pipeline parameters (see `mmgrid pipelines`), as strings. */
+  params: { [key: string]: string };
 }
 
 export interface JobSpec_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+export interface JobSpec_ParamsEntry {
   key: string;
   value: string;
 }
@@ -100,6 +107,12 @@ export interface TaskStatus {
   optional: boolean;
   /** Human name of that worker. */
   workerName: string;
+  /** What the task needs from a worker. */
+  requirements?:
+    | TaskRequirements
+    | undefined;
+  /** When a retry waits out its backoff: the time it may run again. */
+  nextAttemptAtMs: number;
 }
 
 export interface Job {
@@ -121,6 +134,8 @@ export interface Job {
     | undefined;
   /** Detected modality per input name. */
   modalities: { [key: string]: Modality };
+  /** How many times the job was retried (RetryJob). */
+  generation: number;
 }
 
 export interface Job_ModalitiesEntry {
@@ -206,6 +221,36 @@ export interface ListJobsResponse {
   nextPageToken: string;
 }
 
+export interface RetryJobRequest {
+  jobId: string;
+}
+
+export interface ExplainJobRequest {
+  jobId: string;
+}
+
+export interface TaskExplanation {
+  taskId: string;
+  kind: string;
+  state: TaskState;
+  /** One sentence, for example "needs 24 GiB free VRAM; largest connected: 12 GiB on 3 workers". */
+  reason: string;
+  requirements?:
+    | TaskRequirements
+    | undefined;
+  /** Connected workers that could run it (whether busy or not). */
+  capableWorkers: number;
+  /** Capable workers with a free slot for it now. */
+  freeCapableWorkers: number;
+  /** Tasks ahead of it in its tenant's queue for its kind (queued tasks only). */
+  queuePosition: number;
+}
+
+export interface ExplainJobResponse {
+  jobId: string;
+  tasks: TaskExplanation[];
+}
+
 function createBaseJobInput(): JobInput {
   return { name: "", source: undefined };
 }
@@ -280,7 +325,7 @@ export const JobInput = {
 };
 
 function createBaseJobSpec(): JobSpec {
-  return { inputs: [], prompt: "", pipeline: "", priority: 0, labels: {} };
+  return { inputs: [], prompt: "", pipeline: "", priority: 0, labels: {}, params: {} };
 }
 
 export const JobSpec = {
@@ -299,6 +344,9 @@ export const JobSpec = {
     }
     Object.entries(message.labels).forEach(([key, value]) => {
       JobSpec_LabelsEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).ldelim();
+    });
+    Object.entries(message.params).forEach(([key, value]) => {
+      JobSpec_ParamsEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).ldelim();
     });
     return writer;
   },
@@ -348,6 +396,16 @@ export const JobSpec = {
             message.labels[entry5.key] = entry5.value;
           }
           continue;
+        case 6:
+          if (tag !== 50) {
+            break;
+          }
+
+          const entry6 = JobSpec_ParamsEntry.decode(reader, reader.uint32());
+          if (entry6.value !== undefined) {
+            message.params[entry6.key] = entry6.value;
+          }
+          continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -367,6 +425,12 @@ export const JobSpec = {
     message.pipeline = object.pipeline ?? "";
     message.priority = object.priority ?? 0;
     message.labels = Object.entries(object.labels ?? {}).reduce<{ [key: string]: string }>((acc, [key, value]) => {
+      if (value !== undefined) {
+        acc[key] = globalThis.String(value);
+      }
+      return acc;
+    }, {});
+    message.params = Object.entries(object.params ?? {}).reduce<{ [key: string]: string }>((acc, [key, value]) => {
       if (value !== undefined) {
         acc[key] = globalThis.String(value);
       }
@@ -426,6 +490,62 @@ export const JobSpec_LabelsEntry = {
   },
   fromPartial<I extends Exact<DeepPartial<JobSpec_LabelsEntry>, I>>(object: I): JobSpec_LabelsEntry {
     const message = createBaseJobSpec_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseJobSpec_ParamsEntry(): JobSpec_ParamsEntry {
+  return { key: "", value: "" };
+}
+
+export const JobSpec_ParamsEntry = {
+  encode(message: JobSpec_ParamsEntry, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): JobSpec_ParamsEntry {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseJobSpec_ParamsEntry();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 10) {
+            break;
+          }
+
+          message.key = reader.string();
+          continue;
+        case 2:
+          if (tag !== 18) {
+            break;
+          }
+
+          message.value = reader.string();
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<JobSpec_ParamsEntry>, I>>(base?: I): JobSpec_ParamsEntry {
+    return JobSpec_ParamsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobSpec_ParamsEntry>, I>>(object: I): JobSpec_ParamsEntry {
+    const message = createBaseJobSpec_ParamsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
     return message;
@@ -547,6 +667,8 @@ function createBaseTaskStatus(): TaskStatus {
     finishedAtMs: 0,
     optional: false,
     workerName: "",
+    requirements: undefined,
+    nextAttemptAtMs: 0,
   };
 }
 
@@ -587,6 +709,12 @@ export const TaskStatus = {
     }
     if (message.workerName !== "") {
       writer.uint32(98).string(message.workerName);
+    }
+    if (message.requirements !== undefined) {
+      TaskRequirements.encode(message.requirements, writer.uint32(106).fork()).ldelim();
+    }
+    if (message.nextAttemptAtMs !== 0) {
+      writer.uint32(112).int64(message.nextAttemptAtMs);
     }
     return writer;
   },
@@ -682,6 +810,20 @@ export const TaskStatus = {
 
           message.workerName = reader.string();
           continue;
+        case 13:
+          if (tag !== 106) {
+            break;
+          }
+
+          message.requirements = TaskRequirements.decode(reader, reader.uint32());
+          continue;
+        case 14:
+          if (tag !== 112) {
+            break;
+          }
+
+          message.nextAttemptAtMs = longToNumber(reader.int64() as Long);
+          continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -710,6 +852,10 @@ export const TaskStatus = {
     message.finishedAtMs = object.finishedAtMs ?? 0;
     message.optional = object.optional ?? false;
     message.workerName = object.workerName ?? "";
+    message.requirements = (object.requirements !== undefined && object.requirements !== null)
+      ? TaskRequirements.fromPartial(object.requirements)
+      : undefined;
+    message.nextAttemptAtMs = object.nextAttemptAtMs ?? 0;
     return message;
   },
 };
@@ -727,6 +873,7 @@ function createBaseJob(): Job {
     result: undefined,
     error: undefined,
     modalities: {},
+    generation: 0,
   };
 }
 
@@ -765,6 +912,9 @@ export const Job = {
     Object.entries(message.modalities).forEach(([key, value]) => {
       Job_ModalitiesEntry.encode({ key: key as any, value }, writer.uint32(90).fork()).ldelim();
     });
+    if (message.generation !== 0) {
+      writer.uint32(96).uint32(message.generation);
+    }
     return writer;
   },
 
@@ -855,6 +1005,13 @@ export const Job = {
             message.modalities[entry11.key] = entry11.value;
           }
           continue;
+        case 12:
+          if (tag !== 96) {
+            break;
+          }
+
+          message.generation = reader.uint32();
+          continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -892,6 +1049,7 @@ export const Job = {
       },
       {},
     );
+    message.generation = object.generation ?? 0;
     return message;
   },
 };
@@ -1707,6 +1865,285 @@ export const ListJobsResponse = {
   },
 };
 
+function createBaseRetryJobRequest(): RetryJobRequest {
+  return { jobId: "" };
+}
+
+export const RetryJobRequest = {
+  encode(message: RetryJobRequest, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): RetryJobRequest {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseRetryJobRequest();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 10) {
+            break;
+          }
+
+          message.jobId = reader.string();
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<RetryJobRequest>, I>>(base?: I): RetryJobRequest {
+    return RetryJobRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RetryJobRequest>, I>>(object: I): RetryJobRequest {
+    const message = createBaseRetryJobRequest();
+    message.jobId = object.jobId ?? "";
+    return message;
+  },
+};
+
+function createBaseExplainJobRequest(): ExplainJobRequest {
+  return { jobId: "" };
+}
+
+export const ExplainJobRequest = {
+  encode(message: ExplainJobRequest, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): ExplainJobRequest {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseExplainJobRequest();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 10) {
+            break;
+          }
+
+          message.jobId = reader.string();
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<ExplainJobRequest>, I>>(base?: I): ExplainJobRequest {
+    return ExplainJobRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExplainJobRequest>, I>>(object: I): ExplainJobRequest {
+    const message = createBaseExplainJobRequest();
+    message.jobId = object.jobId ?? "";
+    return message;
+  },
+};
+
+function createBaseTaskExplanation(): TaskExplanation {
+  return {
+    taskId: "",
+    kind: "",
+    state: 0,
+    reason: "",
+    requirements: undefined,
+    capableWorkers: 0,
+    freeCapableWorkers: 0,
+    queuePosition: 0,
+  };
+}
+
+export const TaskExplanation = {
+  encode(message: TaskExplanation, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.taskId !== "") {
+      writer.uint32(10).string(message.taskId);
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    if (message.state !== 0) {
+      writer.uint32(24).int32(message.state);
+    }
+    if (message.reason !== "") {
+      writer.uint32(34).string(message.reason);
+    }
+    if (message.requirements !== undefined) {
+      TaskRequirements.encode(message.requirements, writer.uint32(42).fork()).ldelim();
+    }
+    if (message.capableWorkers !== 0) {
+      writer.uint32(48).uint32(message.capableWorkers);
+    }
+    if (message.freeCapableWorkers !== 0) {
+      writer.uint32(56).uint32(message.freeCapableWorkers);
+    }
+    if (message.queuePosition !== 0) {
+      writer.uint32(64).uint64(message.queuePosition);
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): TaskExplanation {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseTaskExplanation();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 10) {
+            break;
+          }
+
+          message.taskId = reader.string();
+          continue;
+        case 2:
+          if (tag !== 18) {
+            break;
+          }
+
+          message.kind = reader.string();
+          continue;
+        case 3:
+          if (tag !== 24) {
+            break;
+          }
+
+          message.state = reader.int32() as any;
+          continue;
+        case 4:
+          if (tag !== 34) {
+            break;
+          }
+
+          message.reason = reader.string();
+          continue;
+        case 5:
+          if (tag !== 42) {
+            break;
+          }
+
+          message.requirements = TaskRequirements.decode(reader, reader.uint32());
+          continue;
+        case 6:
+          if (tag !== 48) {
+            break;
+          }
+
+          message.capableWorkers = reader.uint32();
+          continue;
+        case 7:
+          if (tag !== 56) {
+            break;
+          }
+
+          message.freeCapableWorkers = reader.uint32();
+          continue;
+        case 8:
+          if (tag !== 64) {
+            break;
+          }
+
+          message.queuePosition = longToNumber(reader.uint64() as Long);
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<TaskExplanation>, I>>(base?: I): TaskExplanation {
+    return TaskExplanation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TaskExplanation>, I>>(object: I): TaskExplanation {
+    const message = createBaseTaskExplanation();
+    message.taskId = object.taskId ?? "";
+    message.kind = object.kind ?? "";
+    message.state = object.state ?? 0;
+    message.reason = object.reason ?? "";
+    message.requirements = (object.requirements !== undefined && object.requirements !== null)
+      ? TaskRequirements.fromPartial(object.requirements)
+      : undefined;
+    message.capableWorkers = object.capableWorkers ?? 0;
+    message.freeCapableWorkers = object.freeCapableWorkers ?? 0;
+    message.queuePosition = object.queuePosition ?? 0;
+    return message;
+  },
+};
+
+function createBaseExplainJobResponse(): ExplainJobResponse {
+  return { jobId: "", tasks: [] };
+}
+
+export const ExplainJobResponse = {
+  encode(message: ExplainJobResponse, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.jobId !== "") {
+      writer.uint32(10).string(message.jobId);
+    }
+    for (const v of message.tasks) {
+      TaskExplanation.encode(v!, writer.uint32(18).fork()).ldelim();
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): ExplainJobResponse {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseExplainJobResponse();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 10) {
+            break;
+          }
+
+          message.jobId = reader.string();
+          continue;
+        case 2:
+          if (tag !== 18) {
+            break;
+          }
+
+          message.tasks.push(TaskExplanation.decode(reader, reader.uint32()));
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<ExplainJobResponse>, I>>(base?: I): ExplainJobResponse {
+    return ExplainJobResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExplainJobResponse>, I>>(object: I): ExplainJobResponse {
+    const message = createBaseExplainJobResponse();
+    message.jobId = object.jobId ?? "";
+    message.tasks = object.tasks?.map((e) => TaskExplanation.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 /** Submitters' API. Every call carries "authorization: Bearer <token>" metadata. */
 export type JobServiceService = typeof JobServiceService;
 export const JobServiceService = {
@@ -1759,6 +2196,29 @@ export const JobServiceService = {
     responseSerialize: (value: ListJobsResponse) => Buffer.from(ListJobsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer) => ListJobsResponse.decode(value),
   },
+  /**
+   * Runs the failed tasks of an ended job again (and the steps that consume them), keeping
+   * what succeeded. The job returns to QUEUED.
+   */
+  retryJob: {
+    path: "/mmgrid.v1.JobService/RetryJob",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (value: RetryJobRequest) => Buffer.from(RetryJobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer) => RetryJobRequest.decode(value),
+    responseSerialize: (value: Job) => Buffer.from(Job.encode(value).finish()),
+    responseDeserialize: (value: Buffer) => Job.decode(value),
+  },
+  /** Says, per task, why it waits (or where it runs): like HTCondor's better-analyze. */
+  explainJob: {
+    path: "/mmgrid.v1.JobService/ExplainJob",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (value: ExplainJobRequest) => Buffer.from(ExplainJobRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer) => ExplainJobRequest.decode(value),
+    responseSerialize: (value: ExplainJobResponse) => Buffer.from(ExplainJobResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer) => ExplainJobResponse.decode(value),
+  },
 } as const;
 
 export interface JobServiceServer extends UntypedServiceImplementation {
@@ -1771,6 +2231,13 @@ export interface JobServiceServer extends UntypedServiceImplementation {
   watchJob: handleServerStreamingCall<WatchJobRequest, JobEvent>;
   cancelJob: handleUnaryCall<CancelJobRequest, Job>;
   listJobs: handleUnaryCall<ListJobsRequest, ListJobsResponse>;
+  /**
+   * Runs the failed tasks of an ended job again (and the steps that consume them), keeping
+   * what succeeded. The job returns to QUEUED.
+   */
+  retryJob: handleUnaryCall<RetryJobRequest, Job>;
+  /** Says, per task, why it waits (or where it runs): like HTCondor's better-analyze. */
+  explainJob: handleUnaryCall<ExplainJobRequest, ExplainJobResponse>;
 }
 
 export interface JobServiceClient extends Client {
@@ -1837,6 +2304,38 @@ export interface JobServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListJobsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Runs the failed tasks of an ended job again (and the steps that consume them), keeping
+   * what succeeded. The job returns to QUEUED.
+   */
+  retryJob(request: RetryJobRequest, callback: (error: ServiceError | null, response: Job) => void): ClientUnaryCall;
+  retryJob(
+    request: RetryJobRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientUnaryCall;
+  retryJob(
+    request: RetryJobRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Job) => void,
+  ): ClientUnaryCall;
+  /** Says, per task, why it waits (or where it runs): like HTCondor's better-analyze. */
+  explainJob(
+    request: ExplainJobRequest,
+    callback: (error: ServiceError | null, response: ExplainJobResponse) => void,
+  ): ClientUnaryCall;
+  explainJob(
+    request: ExplainJobRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ExplainJobResponse) => void,
+  ): ClientUnaryCall;
+  explainJob(
+    request: ExplainJobRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ExplainJobResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,84 @@
+import { Job as BullJob, Queue, type AdvancedOptions, type QueueOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { TaskData } from './task-queues.js';
+
+export interface TaskQueueOptions {
+  readonly prefix: string;
+  /** Lock (lease) length given to fetched tasks. */
+  readonly leaseMs: number;
+  readonly stalledIntervalMs: number;
+  readonly maxStalledCount: number;
+  /** Delay before retry `attemptsMade` (1-based) of a failed task. */
+  readonly backoff: (attemptsMade: number) => number;
+}
+
+/** BullMQ's custom backoff type for mmgrid tasks. */
+export const BACKOFF_TYPE = 'mmgrid';
+
+export type FetchResult = { readonly job: BullJob<TaskData> } | { readonly job: undefined; readonly nextDelayedAt: number | undefined };
+
+/**
+ * One BullMQ queue of tasks, driven below BullMQ's Worker class: mmgrid fetches a task only
+ * when a worker has a free slot for it, from whichever tenant's queue has its turn, so it
+ * calls BullMQ's own Lua scripts (moveToActive with the lease as lock token, the stalled
+ * check) on a Queue that shares one Redis connection with every other queue. A Worker per
+ * queue would hold two connections each. This is the only module that uses BullMQ's
+ * `scripts` directly; bullmq is pinned to an exact version in package.json.
+ */
+export class TaskQueue {
+  readonly queue: Queue<TaskData>;
+
+  constructor(
+    readonly name: string,
+    connection: Redis,
+    options: TaskQueueOptions,
+  ) {
+    const settings: AdvancedOptions = {
+      backoffStrategy: (attemptsMade: number, type?: string) => (type === BACKOFF_TYPE ? options.backoff(attemptsMade) : 0),
+    };
+    // Read by BullMQ's scripts from the queue's options (they are Worker options in its types).
+    const queueOptions: QueueOptions & { lockDuration: number; stalledInterval: number; maxStalledCount: number; settings: AdvancedOptions } = {
+      connection,
+      prefix: options.prefix,
+      lockDuration: options.leaseMs,
+      stalledInterval: options.stalledIntervalMs,
+      maxStalledCount: options.maxStalledCount,
+      settings,
+    };
+    this.queue = new Queue<TaskData>(name, queueOptions);
+  }
+
+  /**
+   * Takes the next task (priority order, then FIFO) and locks it with `lockToken`. When none
+   * is ready, says when the next delayed one (a retry waiting out its backoff) will be.
+   */
+  async fetch(lockToken: string): Promise<FetchResult> {
+    const client = await this.queue.client;
+    const [jobData, id, , delayUntil] = (await this.queue.scripts.moveToActive(client, lockToken)) as [unknown, string | undefined, number, number];
+    if (!jobData || !id) {
+      return { job: undefined, nextDelayedAt: typeof delayUntil === 'number' && delayUntil > 0 ? delayUntil : undefined };
+    }
+    const job = BullJob.fromJSON<TaskData>(this.queue, jobData as Parameters<typeof BullJob.fromJSON>[1], id);
+    job.token = lockToken;
+    return { job };
+  }
+
+  /** Puts back tasks whose lock lapsed (BullMQ's stalled check); returns their ids. */
+  async moveStalledToWait(): Promise<string[]> {
+    return this.queue.scripts.moveStalledJobsToWait();
+  }
+
+  /** Renews locks; returns the ids whose lock was no longer the given token. */
+  async extendLocks(jobIds: string[], tokens: string[], durationMs: number): Promise<string[]> {
+    if (jobIds.length === 0) return [];
+    return this.queue.scripts.extendLocks(jobIds, tokens, durationMs);
+  }
+
+  async job(id: string): Promise<BullJob<TaskData> | undefined> {
+    return BullJob.fromId<TaskData>(this.queue, id);
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}

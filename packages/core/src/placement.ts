@@ -1,0 +1,132 @@
+import type { TaskRequirements } from './task-graph.js';
+
+/** What a connected worker can do right now, as the dispatcher sees it. */
+export interface WorkerCapability {
+  readonly workerId: string;
+  readonly name: string;
+  /** Offered kinds: slots, busy slots, and models served. */
+  readonly kinds: ReadonlyMap<string, { readonly slots: number; readonly busy: number; readonly models: readonly string[] }>;
+  readonly gpus: readonly { readonly memoryFreeBytes: number; readonly computeCapability: string }[];
+  /** GPU memory the owner lets the grid use. */
+  readonly vramBudgetBytes: number;
+  /** GPU memory reserved by tasks running there now. */
+  readonly vramReservedBytes: number;
+  readonly warmModels: readonly string[];
+  readonly draining: boolean;
+}
+
+export type Fit = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+const GiB = 1024 ** 3;
+
+export function formatBytes(bytes: number): string {
+  if (bytes >= GiB) return `${Number((bytes / GiB).toFixed(1))} GiB`;
+  return `${Math.round(bytes / 1024 ** 2)} MiB`;
+}
+
+function compareCapability(a: string, b: string): number {
+  const [am = 0, an = 0] = a.split('.').map(Number);
+  const [bm = 0, bn = 0] = b.split('.').map(Number);
+  return am === bm ? an - bn : am - bm;
+}
+
+/** GPU memory a worker can still give one task: the roomiest GPU, within the owner's budget. */
+export function freeVram(worker: WorkerCapability): number {
+  const gpuFree = Math.max(0, ...worker.gpus.map((g) => g.memoryFreeBytes));
+  return Math.max(0, Math.min(gpuFree, worker.vramBudgetBytes - worker.vramReservedBytes));
+}
+
+/** Whether the worker could run the task at all (ignoring whether its slots are busy). */
+export function canRun(worker: WorkerCapability, kind: string, r: TaskRequirements): Fit {
+  const offer = worker.kinds.get(kind);
+  if (!offer) return { ok: false, reason: `does not offer ${kind}` };
+  if (r.model !== '' && !offer.models.includes(r.model)) return { ok: false, reason: `does not serve model ${r.model}` };
+  const needsGpu = !r.cpuAllowed || r.minVramBytes > 0 || r.minComputeCapability !== '';
+  if (needsGpu && worker.gpus.length === 0) return { ok: false, reason: 'has no GPU' };
+  if (r.minComputeCapability !== '' && !worker.gpus.some((g) => compareCapability(g.computeCapability, r.minComputeCapability) >= 0)) {
+    return { ok: false, reason: `has no GPU of compute capability ${r.minComputeCapability} or newer` };
+  }
+  if (r.minVramBytes > 0 && freeVram(worker) < r.minVramBytes) {
+    return { ok: false, reason: `has ${formatBytes(freeVram(worker))} of GPU memory free for the grid` };
+  }
+  return { ok: true };
+}
+
+/** Whether the worker can take the task now: capable, not draining, with a free slot. */
+export function canTakeNow(worker: WorkerCapability, kind: string, r: TaskRequirements): boolean {
+  const offer = worker.kinds.get(kind);
+  return !worker.draining && offer !== undefined && offer.busy < offer.slots && canRun(worker, kind, r).ok;
+}
+
+/**
+ * Ranks workers that can take the task now, best first: one that has the task's model
+ * loaded, then one running fewer tasks of the same job (so a job's shards spread), then the
+ * least loaded.
+ */
+export function rankWorkers<W extends WorkerCapability>(
+  workers: readonly W[],
+  kind: string,
+  r: TaskRequirements,
+  tasksOfJobOn: (worker: W) => number,
+): W[] {
+  const load = (w: W): number => {
+    let busy = 0;
+    let slots = 0;
+    for (const k of w.kinds.values()) {
+      busy += k.busy;
+      slots += k.slots;
+    }
+    return slots === 0 ? 1 : busy / slots;
+  };
+  return workers
+    .filter((w) => canTakeNow(w, kind, r))
+    .map((w) => ({ w, warm: r.model !== '' && w.warmModels.includes(r.model) ? 0 : 1, mine: tasksOfJobOn(w), load: load(w) }))
+    .sort((a, b) => a.warm - b.warm || a.mine - b.mine || a.load - b.load || a.w.workerId.localeCompare(b.w.workerId))
+    .map((x) => x.w);
+}
+
+/** Requirements in words, for people. */
+export function describeRequirements(r: TaskRequirements): string {
+  const parts: string[] = [];
+  if (r.model !== '') parts.push(`model ${r.model}`);
+  if (r.minVramBytes > 0) parts.push(`${formatBytes(r.minVramBytes)} free VRAM`);
+  if (r.minComputeCapability !== '') parts.push(`compute capability ${r.minComputeCapability}+`);
+  if (!r.cpuAllowed && r.minVramBytes === 0 && r.minComputeCapability === '') parts.push('a GPU');
+  return parts.join(', ');
+}
+
+/**
+ * Why a queued task is not running, from the fleet's point of view (HTCondor's
+ * better-analyze, in one sentence).
+ */
+export function explainWaiting(kind: string, r: TaskRequirements, fleet: readonly WorkerCapability[]): string {
+  const live = fleet.filter((w) => !w.draining);
+  if (live.length === 0) return 'no worker is connected';
+  const offering = live.filter((w) => w.kinds.has(kind));
+  if (offering.length === 0) return `no connected worker offers ${kind} (${live.length} connected)`;
+  const capable = offering.filter((w) => canRun(w, kind, r).ok);
+  if (capable.length === 0) {
+    if (r.model !== '' && !offering.some((w) => w.kinds.get(kind)?.models.includes(r.model))) {
+      const served = [...new Set(offering.flatMap((w) => [...(w.kinds.get(kind)?.models ?? [])]))].sort();
+      return `needs model ${r.model}; connected workers serve ${served.length > 0 ? served.join(', ') : 'no models'} for ${kind}`;
+    }
+    if (r.minVramBytes > 0 || !r.cpuAllowed || r.minComputeCapability !== '') {
+      const withGpu = offering.filter((w) => w.gpus.length > 0);
+      if (withGpu.length === 0) return `needs ${describeRequirements(r)}; none of the ${offering.length} workers offering ${kind} has a GPU`;
+      if (r.minComputeCapability !== '' && !withGpu.some((w) => w.gpus.some((g) => compareCapability(g.computeCapability, r.minComputeCapability) >= 0))) {
+        const best = withGpu.flatMap((w) => w.gpus.map((g) => g.computeCapability)).sort(compareCapability).pop() ?? '?';
+        return `needs compute capability ${r.minComputeCapability}; best connected: ${best}`;
+      }
+      const largest = Math.max(...withGpu.map(freeVram));
+      const onCount = withGpu.filter((w) => freeVram(w) === largest).length;
+      return `needs ${formatBytes(r.minVramBytes)} VRAM; largest connected: ${formatBytes(largest)} on ${onCount} worker${onCount === 1 ? '' : 's'}`;
+    }
+    return `no connected worker can run it (${offering.map((w) => canRun(w, kind, r)).map((f) => (f.ok ? '' : f.reason)).filter(Boolean)[0] ?? 'unknown'})`;
+  }
+  const free = capable.filter((w) => canTakeNow(w, kind, r));
+  if (free.length === 0) {
+    const slots = capable.reduce((n, w) => n + (w.kinds.get(kind)?.slots ?? 0), 0);
+    return `all ${slots} ${kind} slots on the ${capable.length} capable worker${capable.length === 1 ? '' : 's'} are busy`;
+  }
+  return `${free.length} capable worker${free.length === 1 ? ' has' : 's have'} a free slot; it runs at its turn`;
+}
