@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,10 @@ export interface TestGrid {
   readonly dataDir: string;
   /** The ids the worker processes persisted in their state folders. */
   workerIds(): Promise<string[]>;
+  /** The process of the worker with this id. */
+  workerProcess(workerId: string): Promise<ChildProcess>;
+  /** A process's log ("coordinator", "worker-1"…). */
+  log(name: string): Promise<string>;
   /** Stops everything and checks that every process it started has exited. */
   stop(): Promise<void>;
 }
@@ -25,6 +30,8 @@ export async function startTestGrid(options: Partial<LocalGridOptions> = {}): Pr
     workers: 2,
     // Short leases and heartbeats keep fault recovery quick in tests.
     coordinatorArgs: ['--lease-ms', '4000', '--heartbeat-ms', '500', '--stalled-check-ms', '1000'],
+    // Small slot counts keep the test processes light on a 2-core machine.
+    workerArgs: ['--slots', 'selftest.sleep=4'],
     ...options,
   });
   const client = new MmgridClient({ address: grid.address });
@@ -34,10 +41,18 @@ export async function startTestGrid(options: Partial<LocalGridOptions> = {}): Pr
     dataDir,
     workerIds: async () =>
       Promise.all(grid.workers.map((_, i) => readFile(path.join(dataDir, `worker-${i + 1}`, 'worker-id'), 'utf8').then((s) => s.trim()))),
+    workerProcess: async (workerId: string) => {
+      const ids = await Promise.all(grid.workers.map((_, i) => readFile(path.join(dataDir, `worker-${i + 1}`, 'worker-id'), 'utf8').then((s) => s.trim())));
+      const index = ids.indexOf(workerId);
+      const child = grid.workers[index];
+      if (!child) throw new Error(`no worker process has id ${workerId}`);
+      return child;
+    },
+    log: (name: string) => readFile(path.join(dataDir, 'logs', `${name}.log`), 'utf8'),
     stop: async () => {
       client.close();
       await grid.stop();
-      const alive = [grid.coordinator, ...grid.workers, ...(grid.redis ? [grid.redis.process] : [])].filter(
+      const alive = [...grid.coordinators, ...grid.workers, ...(grid.redis ? [grid.redis.process] : [])].filter(
         (p) => p.exitCode === null && p.signalCode === null,
       );
       if (alive.length > 0) throw new Error(`${alive.length} grid processes were left running`);

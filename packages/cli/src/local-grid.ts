@@ -26,6 +26,8 @@ export interface LocalGridOptions {
   readonly workers?: number;
   /** Coordinator listen address. @default "127.0.0.1:0" (a free port) */
   readonly listen?: string;
+  /** Coordinator replicas, sharing the Redis and the blob folder. @default 1 */
+  readonly replicas?: number;
   /** Use this Redis instead of starting a private redis-server. */
   readonly redisUrl?: string;
   /** Extra arguments for the coordinator. */
@@ -49,29 +51,50 @@ interface ChildMessage {
  */
 export class LocalGrid {
   readonly workers: ChildProcess[] = [];
+  /** Coordinator replicas and their addresses, in the same order. */
+  readonly coordinators: ChildProcess[] = [];
+  readonly addresses: string[] = [];
   private workerCount = 0;
 
   private constructor(
     readonly options: LocalGridOptions,
     readonly redisUrl: string,
-    readonly redis: LocalRedis | undefined,
-    public coordinator: ChildProcess,
-    public address: string,
+    public redis: LocalRedis | undefined,
   ) {}
+
+  /** The first coordinator replica. */
+  get coordinator(): ChildProcess {
+    const first = this.coordinators[0];
+    if (!first) throw new Error('the grid has no coordinator');
+    return first;
+  }
+
+  get address(): string {
+    return this.addresses[0] ?? '';
+  }
 
   static async start(options: LocalGridOptions): Promise<LocalGrid> {
     await mkdir(path.join(options.dataDir, 'logs'), { recursive: true });
     const redis = options.redisUrl ? undefined : await startRedisServer({ dir: path.join(options.dataDir, 'redis') });
     const redisUrl = options.redisUrl ?? redis?.url ?? '';
+    const grid = new LocalGrid(options, redisUrl, redis);
     try {
-      const { child, address } = await LocalGrid.launchCoordinator(options, redisUrl, options.listen ?? '127.0.0.1:0');
-      const grid = new LocalGrid(options, redisUrl, redis, child, address);
+      await grid.addCoordinator(options.listen ?? '127.0.0.1:0');
+      for (let i = 1; i < (options.replicas ?? 1); i++) await grid.addCoordinator('127.0.0.1:0');
       await Promise.all(Array.from({ length: options.workers ?? 2 }, () => grid.addWorker()));
       return grid;
     } catch (err) {
-      await redis?.stop();
+      await grid.stop();
       throw err;
     }
+  }
+
+  /** Starts one more coordinator replica; resolves with its address once it listens. */
+  async addCoordinator(listen = '127.0.0.1:0'): Promise<string> {
+    const { child, address } = await LocalGrid.launchCoordinator(this.options, this.redisUrl, listen, this.coordinators.length);
+    this.coordinators.push(child);
+    this.addresses.push(address);
+    return address;
   }
 
   private static stdio(options: LocalGridOptions, name: string): ['ignore', 'inherit' | number, 'inherit' | number, 'ipc'] {
@@ -84,27 +107,36 @@ export class LocalGrid {
     return { ...process.env, ...(options.env ?? {}) };
   }
 
-  private static async launchCoordinator(options: LocalGridOptions, redisUrl: string, listen: string): Promise<{ child: ChildProcess; address: string }> {
-    const stdio = LocalGrid.stdio(options, 'coordinator');
+  private static async launchCoordinator(options: LocalGridOptions, redisUrl: string, listen: string, index: number): Promise<{ child: ChildProcess; address: string }> {
+    const name = index === 0 ? 'coordinator' : `coordinator-${index + 1}`;
+    const stdio = LocalGrid.stdio(options, name);
     const child = fork(
       binOf('@mmgrid/coordinator'),
-      ['--listen', listen, '--redis', redisUrl, '--blob-dir', path.join(options.dataDir, 'blobs'), ...(options.coordinatorArgs ?? [])],
+      ['--listen', listen, '--redis', redisUrl, '--blob-dir', path.join(options.dataDir, 'blobs'), '--id', name, ...(options.coordinatorArgs ?? [])],
       // Its own process group: a Ctrl-C in the terminal reaches only the parent, which then
       // stops the grid in order (workers drain first, Redis goes last).
       { stdio, env: LocalGrid.env(options), detached: true },
     );
     closeFds(stdio);
-    const address = await waitForMessage(child, 'ready', 30_000, 'the coordinator', options);
+    const address = await waitForMessage(child, 'ready', 30_000, name, options);
     if (!address) throw new CliError('the coordinator started without telling its address', ExitCode.INTERNAL);
     return { child, address };
   }
 
-  /** Starts the coordinator again (after it was stopped or killed), on the same port. */
-  async restartCoordinator(): Promise<void> {
-    const port = this.address.split(':').pop() ?? '0';
-    const { child, address } = await LocalGrid.launchCoordinator(this.options, this.redisUrl, `127.0.0.1:${port}`);
-    this.coordinator = child;
-    this.address = address;
+  /** Starts a coordinator replica again (after it was stopped or killed), on the same port. */
+  async restartCoordinator(index = 0): Promise<void> {
+    const port = this.addresses[index]?.split(':').pop() ?? '0';
+    const { child, address } = await LocalGrid.launchCoordinator(this.options, this.redisUrl, `127.0.0.1:${port}`, index);
+    this.coordinators[index] = child;
+    this.addresses[index] = address;
+  }
+
+  /** Stops the private Redis (it flushes its append-only file) and starts it again on its port. */
+  async restartRedis(): Promise<void> {
+    const redis = this.redis;
+    if (!redis) throw new Error('this grid uses an external Redis');
+    await redis.stop();
+    this.redis = await startRedisServer({ dir: redis.dir, port: redis.port });
   }
 
   /** Starts one more worker process and resolves once it is connected. */
@@ -115,7 +147,9 @@ export class LocalGrid {
     const child = fork(
       binOf('@mmgrid/worker'),
       [
-        '--coordinator', this.address,
+        // Every replica, starting at a different one per worker, so workers spread over the
+        // replicas and one whose coordinator dies moves to another.
+        '--coordinator', rotate(this.addresses, this.workerCount - 1).join(','),
         '--name', name,
         '--state-dir', path.join(this.options.dataDir, name),
         ...(this.options.workerArgs ?? []),
@@ -129,12 +163,18 @@ export class LocalGrid {
     return child;
   }
 
-  /** Stops workers (drain), then the coordinator, then the private Redis. */
+  /** Stops workers (drain), then the coordinators, then the private Redis. */
   async stop(): Promise<void> {
     await Promise.all(this.workers.map((w) => stopChild(w, 'SIGTERM', 40_000)));
-    await stopChild(this.coordinator, 'SIGTERM', 10_000);
+    await Promise.all(this.coordinators.map((c) => stopChild(c, 'SIGTERM', 10_000)));
     await this.redis?.stop();
   }
+}
+
+function rotate<T>(items: readonly T[], by: number): T[] {
+  if (items.length === 0) return [];
+  const k = by % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
 }
 
 function closeFds(stdio: readonly unknown[]): void {
@@ -166,9 +206,8 @@ function waitForMessage(child: ChildProcess, type: string, timeoutMs: number, wh
   });
 }
 
-function logHint(options: LocalGridOptions, what: string): string {
+function logHint(options: LocalGridOptions, name: string): string {
   if (options.logs === 'inherit') return '';
-  const name = what === 'the coordinator' ? 'coordinator' : what;
   return `; see ${path.join(options.dataDir, 'logs', `${name}.log`)}`;
 }
 

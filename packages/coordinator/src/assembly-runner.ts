@@ -91,6 +91,7 @@ export class AssemblyRunner {
           ? { kind: r.kind, state: 'succeeded', error: null, finishedAt: at }
           : { kind: r.kind, state: 'failed', error: { ...outcome.error, retryable: false }, finishedAt: at },
         at,
+        { onlyIfLive: true },
       );
     }
   }

@@ -22,6 +22,7 @@ const program = new Command('mmgrid coordinator')
   .addOption(new Option('--heartbeat-ms <ms>', 'worker heartbeat interval').argParser(integer('--heartbeat-ms')))
   .addOption(new Option('--stalled-check-ms <ms>', 'how often lapsed leases are looked for').argParser(integer('--stalled-check-ms')))
   .addOption(new Option('--max-blob-bytes <bytes>', 'largest blob accepted').argParser(integer('--max-blob-bytes')))
+  .addOption(new Option('--max-stalled-count <n>', 'a task whose worker vanishes more often than this is failed as poison').argParser(integer('--max-stalled-count')))
   .addOption(new Option('--id <name>', 'name of this replica in logs and worker views').env('MMGRID_COORDINATOR_ID'))
   .showHelpAfterError();
 
@@ -35,6 +36,7 @@ const flags = program.opts<{
   heartbeatMs?: number;
   stalledCheckMs?: number;
   maxBlobBytes?: number;
+  maxStalledCount?: number;
   id?: string;
 }>();
 
@@ -47,6 +49,7 @@ const options: CoordinatorOptions = {
   ...(flags.heartbeatMs !== undefined ? { heartbeatIntervalMs: flags.heartbeatMs } : {}),
   ...(flags.stalledCheckMs !== undefined ? { stalledCheckIntervalMs: flags.stalledCheckMs } : {}),
   ...(flags.maxBlobBytes !== undefined ? { maxBlobBytes: flags.maxBlobBytes } : {}),
+  ...(flags.maxStalledCount !== undefined ? { maxStalledCount: flags.maxStalledCount } : {}),
   ...(flags.id !== undefined ? { coordinatorId: flags.id } : {}),
 };
 

@@ -5,6 +5,7 @@ import {
   isBuiltinWorkerKind,
   isTerminalJobState,
   parseTaskOutput,
+  parseTaskQueueName,
   requirementsSignature,
   type JsonValue,
 } from '@mmgrid/core';
@@ -103,12 +104,13 @@ export class Dispatcher implements ControlHandler {
   onWake(queue: string): void {
     const cd = this.queueClass.get(queue);
     if (cd) cd.markReady(queue);
-    else void this.refreshQueues();
+    else if (parseTaskQueueName(queue)) void this.refreshQueues();
   }
 
   /** Tells every replica that these queues may have tasks ready. */
   async wake(queues: Iterable<string>): Promise<void> {
-    const names = [...new Set(queues)].filter((q) => q !== '');
+    // Only task queues (coordinator steps such as the assembly have their own BullMQ worker).
+    const names = [...new Set(queues)].filter((q) => parseTaskQueueName(q) !== undefined);
     if (names.length === 0) return;
     await this.deps.hub.wake(names);
   }
@@ -159,7 +161,8 @@ export class Dispatcher implements ControlHandler {
       queue,
       taskRef: taskRefOf(queue.name, job.id ?? ''),
       job,
-      attempt: Math.max(1, job.attemptsStarted),
+      // Attempts count across retries of the job, so a task's Nth try is N wherever it runs.
+      attempt: (data.priorAttempts ?? 0) + Math.max(1, job.attemptsStarted),
       startedAt: now(),
       durationMs: this.deps.leaseMs,
       vramBytes: data.requirements.minVramBytes,
@@ -471,7 +474,7 @@ export class Dispatcher implements ControlHandler {
         queue,
         taskRef: ref.taskRef,
         job,
-        attempt: Math.max(1, job.attemptsStarted),
+        attempt: (job.data.priorAttempts ?? 0) + Math.max(1, job.attemptsStarted),
         startedAt: this.deps.now(),
         durationMs: this.deps.leaseMs,
         vramBytes: job.data.requirements.minVramBytes,

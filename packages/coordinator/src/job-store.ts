@@ -225,6 +225,7 @@ export class JobStore {
       const blocked = task.dependsOn.some((d) => rerun.has(d));
       records[task.id] = JSON.stringify({
         state: blocked ? 'blocked' : 'queued',
+        // Attempts keep counting across runs.
         attempts: 0,
         workerId: '',
         workerName: '',
@@ -256,8 +257,11 @@ export class JobStore {
     return changed === 1;
   }
 
-  /** Merges `patch` into a task's record and appends the matching event. */
-  async updateTask(jobId: string, taskId: string, patch: Partial<TaskRecord>, now: number): Promise<void> {
+  /**
+   * Merges `patch` into a task's record and appends the matching event. With `onlyIfLive`,
+   * a record that has already ended is left alone (for repairs made from an older read).
+   */
+  async updateTask(jobId: string, taskId: string, patch: Partial<TaskRecord>, now: number, options: { onlyIfLive?: boolean } = {}): Promise<void> {
     const state = patch.state;
     const event =
       state === undefined
@@ -284,6 +288,7 @@ export class JobStore {
       String(now),
       this.keys.eventsChannel(),
       String(MAX_EVENTS_PER_JOB),
+      options.onlyIfLive ? '1' : '',
     ]);
   }
 

@@ -51,10 +51,12 @@ return ARGV[1]
 /** Merge a patch into a task record, append its event, and mark the job running on first dispatch. */
 export const UPDATE_TASK = new LuaScript(`
 -- KEYS: job, tasks, events
--- ARGV: jobId, taskId, patch(json), event, runningEvent ('' for none), now, channel, maxEvents
+-- ARGV: jobId, taskId, patch(json), event, runningEvent ('' for none), now, channel, maxEvents, onlyIfLive ('1' or '')
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local raw = redis.call('HGET', KEYS[2], ARGV[2])
 local record = raw and cjson.decode(raw) or {}
+-- A repair from a possibly stale read never overwrites a record that has already ended.
+if ARGV[9] == '1' and (record['state'] == 'succeeded' or record['state'] == 'failed' or record['state'] == 'cancelled') then return 0 end
 local patch = cjson.decode(ARGV[3])
 -- Count commits: a second one for the same task would be a bug the fault suite looks for.
 if patch['state'] == 'succeeded' and record['state'] ~= 'succeeded' then

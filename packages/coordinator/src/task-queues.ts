@@ -44,6 +44,8 @@ export interface TaskData {
   readonly parentQueue: string;
   /** Which run of the job this is (0, then one more per RetryJob). */
   readonly generation: number;
+  /** Attempts the task made in earlier runs of the job. */
+  readonly priorAttempts?: number;
   readonly inputs: readonly TaskInput[];
   readonly params: JsonObject;
   readonly requirements: TaskRequirements;
@@ -75,6 +77,8 @@ export interface FlowSource {
   readonly generation: number;
   /** Tasks to run in this generation; every task when undefined. */
   readonly rerun?: readonly string[] | undefined;
+  /** Attempts each task made in earlier generations. */
+  readonly priorAttempts?: ReadonlyMap<string, number>;
 }
 
 const COMPLETED_TASK_RETENTION = { age: 3600, count: 100_000 };
@@ -172,6 +176,7 @@ export class TaskQueues {
         queue,
         parentQueue: consumer ? queueOfTask(consumer, job.tenant) : '',
         generation: job.generation,
+        priorAttempts: job.priorAttempts?.get(task.id) ?? 0,
         inputs: task.inputNames.map((name) => {
           const blob = blobs.get(name);
           if (blob) return { name, blob };

@@ -109,6 +109,14 @@ export function assembleJobResult(
   }
 
   if (requiredFailure) return { ok: false, error: requiredFailure, failures };
+  if (readers > 0 && readersSucceeded === 0) {
+    const first = failures[0];
+    return {
+      ok: false,
+      error: { code: first?.code ?? 'TASK_FAILED', message: `every task failed${first ? `; the first: ${first.kind} (${first.taskId}): ${first.message}` : ''}` },
+      failures,
+    };
+  }
   const coverage = readers === 0 ? 1 : readersSucceeded / readers;
   const doc: JobResultDoc = {
     pipeline: graph.pipeline,

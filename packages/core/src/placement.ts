@@ -111,14 +111,17 @@ export function explainWaiting(kind: string, r: TaskRequirements, fleet: readonl
       return `needs model ${r.model}; connected workers serve ${served.length > 0 ? served.join(', ') : 'no models'} for ${kind}`;
     }
     if (r.minVramBytes > 0 || !r.cpuAllowed || r.minComputeCapability !== '') {
-      const withGpu = offering.filter((w) => w.gpus.length > 0);
-      if (withGpu.length === 0) return `needs ${describeRequirements(r)}; none of the ${offering.length} workers offering ${kind} has a GPU`;
-      if (r.minComputeCapability !== '' && !withGpu.some((w) => w.gpus.some((g) => compareCapability(g.computeCapability, r.minComputeCapability) >= 0))) {
+      // Only the workers that serve the model, and then only those with a GPU new enough, could run it.
+      const serving = r.model === '' ? offering : offering.filter((w) => w.kinds.get(kind)?.models.includes(r.model));
+      const withGpu = serving.filter((w) => w.gpus.length > 0);
+      if (withGpu.length === 0) return `needs ${describeRequirements(r)}; none of the ${serving.length} workers offering ${kind} has a GPU`;
+      const newEnough = withGpu.filter((w) => r.minComputeCapability === '' || w.gpus.some((g) => compareCapability(g.computeCapability, r.minComputeCapability) >= 0));
+      if (newEnough.length === 0) {
         const best = withGpu.flatMap((w) => w.gpus.map((g) => g.computeCapability)).sort(compareCapability).pop() ?? '?';
         return `needs compute capability ${r.minComputeCapability}; best connected: ${best}`;
       }
-      const largest = Math.max(...withGpu.map(freeVram));
-      const onCount = withGpu.filter((w) => freeVram(w) === largest).length;
+      const largest = Math.max(...newEnough.map(freeVram));
+      const onCount = newEnough.filter((w) => freeVram(w) === largest).length;
       return `needs ${formatBytes(r.minVramBytes)} VRAM; largest connected: ${formatBytes(largest)} on ${onCount} worker${onCount === 1 ? '' : 's'}`;
     }
     return `no connected worker can run it (${offering.map((w) => canRun(w, kind, r)).map((f) => (f.ok ? '' : f.reason)).filter(Boolean)[0] ?? 'unknown'})`;

@@ -221,7 +221,10 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
             clearTimeout(welcomeTimer);
             this.welcomed = true;
             const welcome = msg.welcome;
-            for (const lost of welcome.lost) this.forget(lost.leaseId, 'lost');
+            for (const lost of welcome.lost) {
+              this.logger.warn({ lease: lost.leaseId, taskRef: lost.taskRef }, 'lease lost while disconnected; the task ran elsewhere and this work is discarded');
+              this.forget(lost.leaseId, 'lost');
+            }
             this.logger.info({ coordinator: welcome.coordinatorId, session: welcome.sessionId, address: this.conn.address }, 'connected to coordinator');
             heartbeat = setInterval(() => this.sendHeartbeat(), Math.max(100, welcome.heartbeatIntervalMs));
             if (this.draining) this.send({ msg: { $case: 'draining', draining: { reason: 'the worker is shutting down' } } });
@@ -246,7 +249,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
           case 'ack': {
             const lease = msg.ack.lease;
             if (lease) this.unacked.delete(lease.leaseId);
-            if (!msg.ack.accepted) this.logger.warn({ lease: lease?.leaseId, reason: msg.ack.reason }, 'result discarded by the coordinator');
+            if (!msg.ack.accepted) this.logger.warn({ lease: lease?.leaseId, taskRef: lease?.taskRef, reason: msg.ack.reason }, 'late result discarded by the coordinator');
             return;
           }
           case 'drain':

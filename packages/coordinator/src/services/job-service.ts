@@ -237,7 +237,7 @@ export class JobServiceImpl {
     if (!(await jobs.retry(record, rerun, carried, now()))) throw new CoordinatorError('FAILED_PRECONDITION', `job ${record.id} changed meanwhile; look at it again`);
     const updated = await jobs.get(record.id);
     if (updated) {
-      await this.enqueue(updated);
+      await this.enqueue({ ...updated, priorAttempts: new Map([...records].map(([id, r]) => [id, r.attempts])) });
       await jobs.accepted(record.id);
     }
     logger.info({ jobId: record.id, generation: record.generation + 1, tasks: rerun.size }, 'job retried');

@@ -182,19 +182,6 @@ describe('assembleJobResult: optional tasks that failed', () => {
       failures: [{ taskId: 't3', kind: 'audio.analyze', input: 'memo', code: 'NO_OUTCOME' }],
       outputs: { cat: ['image.ocr', 'image.inspect'], memo: [], notes: ['text.stats'], prompt: ['text.stats'] },
     },
-    {
-      name: 'every modality task failed',
-      overrides: { t1: failure('E', 'x'), t2: failure('E', 'x'), t3: failure('E', 'x'), t4: failure('E', 'x'), t5: failure('E', 'x') },
-      coverage: 0,
-      failures: [
-        { taskId: 't1', kind: 'image.ocr', input: 'cat', code: 'E' },
-        { taskId: 't2', kind: 'image.inspect', input: 'cat', code: 'E' },
-        { taskId: 't3', kind: 'audio.analyze', input: 'memo', code: 'E' },
-        { taskId: 't4', kind: 'text.stats', input: 'notes', code: 'E' },
-        { taskId: 't5', kind: 'text.stats', input: 'prompt', code: 'E' },
-      ],
-      outputs: { cat: [], memo: [], notes: [], prompt: [] },
-    },
   ];
   it.each(cases)('$name: partial, never silently shorter', ({ overrides, coverage, failures, outputs }) => {
     const result = assembleJobResult(GRAPH, INPUTS, PROMPT, outcomesFor(GRAPH, overrides));
@@ -205,6 +192,15 @@ describe('assembleJobResult: optional tasks that failed', () => {
     expect(doc.failures.map(({ taskId, kind, input, code }) => ({ taskId, kind, input, code }))).toEqual(failures);
     expect(outputsByInput(doc)).toEqual(outputs);
     expect(doc.fusion?.missing).toHaveLength(failures.length);
+  });
+
+  it('fails the job when every optional task failed, naming the first failure', () => {
+    const all = { t1: failure('E', 'x'), t2: failure('E', 'x'), t3: failure('E', 'x'), t4: failure('E', 'x'), t5: failure('E', 'x') };
+    const result = assembleJobResult(GRAPH, INPUTS, PROMPT, outcomesFor(GRAPH, all));
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.error.message).toBe('every task failed; the first: image.ocr (t1): x');
+    expect(result.failures.map((f) => f.taskId)).toEqual(['t1', 't2', 't3', 't4', 't5']);
   });
 
   it('keeps the failure message', () => {

@@ -83,9 +83,9 @@ export function parseCudaVersion(banner: string): string {
   return /CUDA Version:\s*([\d.]+)/.exec(banner)?.[1] ?? '';
 }
 
-function run(command: string, args: readonly string[], timeoutMs: number): Promise<{ stdout: string; error: Error | undefined }> {
+function run(command: string, args: readonly string[], timeoutMs: number): Promise<{ stdout: string; stderr: string; error: Error | undefined }> {
   return new Promise((resolve) => {
-    execFile(command, args, { timeout: timeoutMs, maxBuffer: 1024 * 1024 }, (error, stdout) => resolve({ stdout, error: error ?? undefined }));
+    execFile(command, args, { timeout: timeoutMs, maxBuffer: 1024 * 1024 }, (error, stdout, stderr) => resolve({ stdout, stderr, error: error ?? undefined }));
   });
 }
 
@@ -102,12 +102,13 @@ export async function probeNvidiaGpus(command = 'nvidia-smi', timeoutMs = 10_000
   let fields: readonly string[] = QUERY_FIELDS;
   let result = await query(fields);
   if (result.error && (result.error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: false, reason: 'nvidia-smi is not installed (no NVIDIA driver)' };
-  if (result.error && /compute_cap/.test(result.stdout + String(result.error))) {
+  // What nvidia-smi said, not the error's message: that repeats the command line, compute_cap included.
+  if (result.error && /compute_cap/.test(result.stdout + result.stderr)) {
     // Drivers before 510 do not know compute_cap.
     fields = QUERY_FIELDS.filter((f) => f !== 'compute_cap');
     result = await query(fields);
   }
-  if (result.error) return { ok: false, reason: `nvidia-smi failed: ${firstLine(String(result.error.message))}` };
+  if (result.error) return { ok: false, reason: `nvidia-smi failed: ${firstLine(`${result.stderr}\n${result.stdout}\n${result.error.message}`)}` };
   const gpus = parseQueryGpu(result.stdout, fields);
   const banner = await run(command, [], timeoutMs);
   return { ok: true, gpus, cudaVersion: banner.error ? '' : parseCudaVersion(banner.stdout) };
