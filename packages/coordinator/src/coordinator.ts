@@ -47,7 +47,7 @@ export class Coordinator {
   private readonly redis: Redis;
   private readonly keys: Keys;
   private readonly server: Server;
-  private readonly registry = new WorkerRegistry();
+  private readonly registry: WorkerRegistry;
   private readonly jobs: JobStore;
   private readonly queues: TaskQueues;
   private readonly dispatcher: Dispatcher;
@@ -73,6 +73,7 @@ export class Coordinator {
     this.queues = new TaskQueues(this.redis, this.keys, { leaseMs: o.leaseMs, stalledIntervalMs: o.stalledCheckIntervalMs, maxStalledCount: o.maxStalledCount });
     this.hub = new EventHub(this.redis, this.keys, this.logger);
     this.directory = new WorkerDirectory(this.redis, this.keys, o.coordinatorId, o.heartbeatIntervalMs * 4, this.now);
+    this.registry = new WorkerRegistry((session) => this.directory.touch(session));
     this.blobs = parts.blobs ?? new FsBlobStore(o.blobDir, o.maxBlobBytes);
     this.dispatcher = new Dispatcher({
       redis: this.redis,

@@ -10,6 +10,8 @@ import type { WorkerSession } from './worker-session.js';
  * silent (a replica died without cleaning up) are dropped when read.
  */
 export class WorkerDirectory {
+  private readonly pending = new Map<string, NodeJS.Timeout>();
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
@@ -36,6 +38,20 @@ export class WorkerDirectory {
       vramBudgetBytes: session.vramBudgetBytes,
       vramReservedBytes: session.vramReservedBytes,
     };
+  }
+
+  /**
+   * Publishes the session's view soon: changes within PUBLISH_DELAY_MS (a burst of tasks
+   * starting and ending) are written once.
+   */
+  touch(session: WorkerSession): void {
+    if (this.pending.has(session.sessionId) || session.closed) return;
+    const timer = setTimeout(() => {
+      this.pending.delete(session.sessionId);
+      if (!session.closed) void this.publish(session).catch(() => undefined);
+    }, PUBLISH_DELAY_MS);
+    timer.unref();
+    this.pending.set(session.sessionId, timer);
   }
 
   async publish(session: WorkerSession): Promise<void> {
@@ -68,6 +84,8 @@ export class WorkerDirectory {
     return views.sort((a, b) => a.name.localeCompare(b.name));
   }
 }
+
+const PUBLISH_DELAY_MS = 100;
 
 /** A worker view (possibly from another replica) as a placement capability. */
 export function capabilityOf(view: WorkerView): WorkerCapability {

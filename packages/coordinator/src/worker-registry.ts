@@ -9,6 +9,9 @@ export class WorkerRegistry {
   private readonly sessions = new Map<string, WorkerSession>();
   private readonly waiters = new Map<string, Set<() => void>>();
 
+  /** @param onSlotsChanged called when a worker's busy slots change (to refresh fleet views). */
+  constructor(private readonly onSlotsChanged: (session: WorkerSession) => void = () => undefined) {}
+
   add(session: WorkerSession): void {
     this.sessions.set(session.sessionId, session);
     for (const kind of session.slots.keys()) this.notify(kind);
@@ -44,6 +47,7 @@ export class WorkerRegistry {
     const slot = best?.slots.get(kind);
     if (!best || !slot) return undefined;
     slot.busy += 1;
+    this.onSlotsChanged(best);
     return best;
   }
 
@@ -51,6 +55,7 @@ export class WorkerRegistry {
   release(session: WorkerSession, kind: string): void {
     const slot = session.slots.get(kind);
     if (slot && slot.busy > 0) slot.busy -= 1;
+    this.onSlotsChanged(session);
     this.notify(kind);
   }
 
