@@ -30,6 +30,8 @@ describe('scheduling: fairness, matchmaking, retries and cancel', () => {
       await firstRunningTask(a, backlog[0]?.id ?? '');
       const submittedAt = Date.now();
       const [late] = await submitSelftests(b, 1, { tasks: '10', taskMs: '20' });
+      // From here B's tasks are queued: the next turn of the slots must include them.
+      const acceptedAt = Date.now();
       const done = await b.waitForJob(late?.id ?? '');
       const finishedAt = Date.now();
       const stats = await a.queueStats();
@@ -38,12 +40,13 @@ describe('scheduling: fairness, matchmaking, retries and cancel', () => {
       const startsOf = (job: JobView): number[] => job.tasks.filter((t) => t.startedAt).map((t) => Date.parse(t.startedAt ?? ''));
       const firstB = Math.min(...startsOf(done));
       const aJobs = await Promise.all(backlog.map((j) => a.getJob(j.id)));
-      const aStartedBetween = aJobs.flatMap(startsOf).filter((t) => t > submittedAt && t < firstB).length;
+      const aStartedBetween = aJobs.flatMap(startsOf).filter((t) => t > acceptedAt && t < firstB).length;
       report('fairness', {
         bTasks: 10,
-        bDoneMs: finishedAt - submittedAt,
+        bSubmitMs: acceptedAt - submittedAt,
+        bDoneMs: finishedAt - acceptedAt,
         aWaitingWhenBDone: waitingA,
-        aStartedBeforeFirstB: aStartedBetween,
+        aStartedAfterBQueuedBeforeFirstB: aStartedBetween,
         slots: 8,
       });
       expect(done.state).toBe('completed');
