@@ -104,6 +104,45 @@ describe('bad input', () => {
     expect(cli.stdout).toContain('INPUT_DECODE_FAILED');
   });
 
+  it('a resubmission with the same idempotency key returns the same job, which still completes', async () => {
+    const broken = await writeCorruptPng(media, 'again.png');
+    const wav = await writeWav(media, 'again.wav', 1, [{ startSec: 0.2, endSec: 0.8 }]);
+    const key = 'resubmit-after-a-fast-failure';
+    const first = await tg.client.submit([{ path: broken }, { path: wav }], { idempotencyKey: key });
+    // Wait until a task has failed: re-adding the job's tasks now must not revive it.
+    for await (const e of tg.client.watch(first.id)) if (e.type === 'task' && e.state === 'failed') break;
+    const second = await tg.client.submit([{ path: broken }, { path: wav }], { idempotencyKey: key });
+    expect(second.id).toBe(first.id);
+    const done = await tg.client.waitForJob(first.id);
+    expect(done.state).toBe('completed');
+    expect(done.result?.partial).toBe(true);
+  });
+
+  it('retrying a partial job runs only the failed tasks again and keeps what succeeded', async () => {
+    const broken = await writeCorruptPng(media, 'retry.png');
+    const wav = await writeWav(media, 'retry.wav', 1.5, [{ startSec: 0.2, endSec: 1.0 }]);
+    const job = await tg.client.submit([{ path: broken }, { path: wav }], { prompt: 'retry me' });
+    const first = await tg.client.waitForJob(job.id);
+    expect(first.result?.partial).toBe(true);
+    const audioBefore = first.tasks.find((t) => t.kind === 'audio.analyze');
+
+    const retried = await tg.client.retry(job.id);
+    expect(retried.generation).toBe(1);
+    expect(retried.tasks.filter((t) => t.state === 'queued' || t.state === 'blocked').map((t) => t.kind).sort()).toEqual(
+      ['fusion.report', 'image.inspect', 'image.ocr', 'job.assemble'].sort(),
+    );
+    const done = await tg.client.waitForJob(job.id);
+    expect(done.state).toBe('completed');
+    // The image is still corrupt; the audio result is the one from the first run.
+    expect(done.result?.partial).toBe(true);
+    const audioAfter = done.tasks.find((t) => t.kind === 'audio.analyze');
+    expect(audioAfter?.attempts).toBe(1);
+    expect(audioAfter?.finishedAt).toBe(audioBefore?.finishedAt);
+    expect(done.result?.doc.inputs.find((i) => i.name === 'retry.wav')?.outputs['audio.analyze']).toBeTruthy();
+    expect(done.tasks.find((t) => t.kind === 'image.ocr')?.attempts).toBe(2);
+    expect(done.result?.summary).toContain('retry.wav');
+  });
+
   it('names an unknown job as not found (exit 3)', async () => {
     const err = await refusal(tg.client.getJob('01NOTAREALJOB0000000000000'));
     expect(err.code).toBe('NOT_FOUND');

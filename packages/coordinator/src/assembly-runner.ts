@@ -54,13 +54,33 @@ export class AssemblyRunner {
   }
 
   private async process(job: BullJob<TaskData>): Promise<void> {
-    const { jobs, now, logger } = this.deps;
+    const { jobs } = this.deps;
     const jobId = job.data.jobId;
     const record = await jobs.get(jobId);
     if (!record || isTerminalJobState(record.state)) return;
+    try {
+      await this.assemble(record);
+    } catch (err) {
+      // The last attempt ends the job here, in the step itself: a replica dying between
+      // BullMQ failing the step and a handler noticing would leave the job running forever.
+      if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
+        await this.failJob(jobId, err instanceof Error ? err.message : String(err));
+        return;
+      }
+      throw err;
+    }
+  }
+
+  private async assemble(record: JobRecord): Promise<void> {
+    const { jobs, now, logger } = this.deps;
+    const jobId = record.id;
     const collected = await collectJobOutcomes(this.deps.redis, this.deps.keys, record, await jobs.tasks(jobId));
     const outcomes = new Map([...collected].map(([id, c]) => [id, c.outcome]));
     await this.settleRecords(record, outcomes);
+    // Kept with the job (BullMQ drops them with its jobs): a retry reuses what succeeded.
+    const kept = new Map<string, string>();
+    for (const [taskId, { child }] of collected) if (child) kept.set(taskId, JSON.stringify(child));
+    await jobs.keepOutcomes(jobId, kept);
     const assembled = assembleJobResult(record.graph, record.inputs, record.spec.prompt, outcomes);
     const at = now();
     if (assembled.ok) {

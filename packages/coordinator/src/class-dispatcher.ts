@@ -14,8 +14,8 @@ export interface ClassDispatcherDeps {
   readonly keys: Keys;
   readonly registry: WorkerRegistry;
   readonly logger: Logger;
-  /** Hands a fetched task to a worker (or back to its queue). */
-  readonly dispatch: (queue: TaskQueue, job: BullJob<TaskData>, grant: LeaseGrant) => Promise<void>;
+  /** Hands a fetched task to a worker; false when none could take it (it went back). */
+  readonly dispatch: (queue: TaskQueue, job: BullJob<TaskData>, grant: LeaseGrant) => Promise<boolean>;
 }
 
 /** With nothing marked ready, every queue is tried again after this long. */
@@ -40,6 +40,7 @@ export class ClassDispatcher {
   private cursor = 0;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
+  private safety: NodeJS.Timeout | undefined;
 
   constructor(
     readonly kind: string,
@@ -65,8 +66,17 @@ export class ClassDispatcher {
     this.wake?.();
   }
 
+  /** Every queue may have tasks ready (a wake-up may have been lost). */
+  markAllReady(): void {
+    for (const q of this.queues) this.ready.add(q.name);
+    this.wake?.();
+  }
+
   start(): void {
     this.loop ??= this.run();
+    // The safety net runs whatever else happens, so a busy queue cannot hide a lost wake-up.
+    this.safety ??= setInterval(() => this.markAllReady(), SAFETY_POLL_MS);
+    this.safety.unref();
   }
 
   private nextReady(): TaskQueue | undefined {
@@ -82,20 +92,13 @@ export class ClassDispatcher {
     return undefined;
   }
 
-  private async sleep(ms: number): Promise<boolean> {
-    const signal = this.abort.signal;
-    let woken = false;
-    await Promise.race([
-      new Promise<void>((resolve) => {
-        this.wake = () => {
-          woken = true;
-          resolve();
-        };
-      }),
-      delay(ms, undefined, { signal }).catch(() => undefined),
-    ]);
+  /** Waits for a wake-up (or until the loop stops). */
+  private async sleep(): Promise<void> {
+    if (this.abort.signal.aborted) return;
+    await new Promise<void>((resolve) => {
+      this.wake = resolve;
+    });
     this.wake = undefined;
-    return woken;
   }
 
   private async run(): Promise<void> {
@@ -108,7 +111,7 @@ export class ClassDispatcher {
       }
       const queue = this.nextReady();
       if (!queue) {
-        if (!(await this.sleep(SAFETY_POLL_MS))) for (const q of this.queues) this.ready.add(q.name);
+        await this.sleep();
         continue;
       }
       const wakesBefore = this.wakes.get(queue.name) ?? 0;
@@ -128,10 +131,21 @@ export class ClassDispatcher {
         if (fetched.nextDelayedAt !== undefined) this.markReadyAt(queue.name, fetched.nextDelayedAt);
         continue;
       }
+      let placed = true;
       try {
-        await this.deps.dispatch(queue, fetched.job, grant);
+        placed = await this.deps.dispatch(queue, fetched.job, grant);
       } catch (err) {
         logger.error({ queue: queue.name, task: fetched.job.id, err: String(err) }, 'dispatch failed; the task goes back when its lease lapses');
+      }
+      if (!placed) {
+        // No worker could take the task after all: wait for a slot to change rather than
+        // fetching it again at once.
+        const ac = new AbortController();
+        const stop = (): void => ac.abort();
+        signal.addEventListener('abort', stop, { once: true });
+        await Promise.race([registry.waitForSlot(this.kind, ac.signal), delay(SAFETY_POLL_MS, undefined, { signal: ac.signal }).catch(() => undefined)]);
+        ac.abort();
+        signal.removeEventListener('abort', stop);
       }
     }
   }
@@ -153,6 +167,7 @@ export class ClassDispatcher {
 
   async close(): Promise<void> {
     this.abort.abort();
+    if (this.safety) clearInterval(this.safety);
     this.wake?.();
     for (const timer of this.timers.values()) clearTimeout(timer);
     await this.loop;

@@ -124,8 +124,6 @@ export class Coordinator {
         cancelRunning: (jobId) => this.hub.broadcast({ type: 'cancel-job', jobId }),
         dispatcher: this.dispatcher,
         directory: this.directory,
-        redis: this.redis,
-        keys: this.keys,
       }).handlers(),
     );
     this.server.addService(
@@ -206,7 +204,7 @@ export class Coordinator {
       for (const id of await this.jobs.unaccepted(this.now() - ACCEPT_SWEEP_MS)) {
         const job = await this.jobs.get(id);
         if (job && !isTerminalJobState(job.state)) {
-          const fresh = await this.queues.addJob(job);
+          const fresh = await this.queues.addJob({ ...job, priorAttempts: JobStore.priorAttempts(await this.jobs.tasks(id)) });
           if (fresh.length > 0) await this.hub.broadcast({ type: 'queues-added' });
           await this.dispatcher.wake(job.graph.tasks.map((t) => queueOfTask(t, job.tenant)));
           this.logger.warn({ jobId: id }, 'queued the tasks of a job whose submission was interrupted');

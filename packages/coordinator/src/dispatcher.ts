@@ -6,6 +6,7 @@ import {
   isTerminalJobState,
   parseTaskOutput,
   parseTaskQueueName,
+  pickGpu,
   requirementsSignature,
   type JsonValue,
 } from '@mmgrid/core';
@@ -56,7 +57,11 @@ export class Dispatcher implements ControlHandler {
   private readonly classes = new Map<string, ClassDispatcher>();
   private readonly queueClass = new Map<string, ClassDispatcher>();
   private stalledTimer: NodeJS.Timeout | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
+  private refreshAgain = false;
+  /** Jobs cancelled lately (any replica), for a cancel that races a dispatch on this one. */
+  private readonly recentlyCancelled = new Map<string, number>();
   readonly counters: DispatchCounters = { dispatched: 0, committed: 0, failed: 0, staleRejected: 0, leasesLapsed: 0 };
 
   constructor(private readonly deps: DispatcherDeps) {}
@@ -65,25 +70,44 @@ export class Dispatcher implements ControlHandler {
   async start(): Promise<void> {
     await this.refreshQueues();
     this.stalledTimer = setInterval(() => void this.checkStalled(), this.deps.stalledCheckIntervalMs);
+    // A queue added while a notice was lost is found within this long.
+    this.refreshTimer = setInterval(() => void this.refreshQueues(), QUEUE_REFRESH_MS);
   }
 
-  /** Reads the grid's list of queues and starts a loop for each new task class. */
+  /**
+   * Reads the grid's list of queues and starts a loop for each new task class. A call made
+   * while a read is under way reads again afterwards, so no newly added queue is missed.
+   */
   refreshQueues(): Promise<void> {
-    this.refreshing ??= this.deps.queues
-      .known()
-      .then((known) => {
-        for (const info of known) this.addQueue(info);
-      })
-      .catch((err: unknown) => this.deps.logger.warn({ err: String(err) }, 'could not read the list of queues'))
-      .finally(() => {
-        this.refreshing = undefined;
-      });
+    if (this.refreshing) {
+      this.refreshAgain = true;
+      return this.refreshing;
+    }
+    const run = async (): Promise<void> => {
+      do {
+        this.refreshAgain = false;
+        try {
+          for (const info of await this.deps.queues.known()) this.addQueue(info);
+        } catch (err) {
+          this.deps.logger.warn({ err: String(err) }, 'could not read the list of queues');
+        }
+      } while (this.refreshAgain);
+    };
+    this.refreshing = run().finally(() => {
+      this.refreshing = undefined;
+    });
     return this.refreshing;
+  }
+
+  /** After a lost subscription every wake-up may have been missed: look at every queue. */
+  onResubscribed(): void {
+    for (const cd of this.classes.values()) cd.markAllReady();
+    void this.refreshQueues();
   }
 
   private addQueue(info: QueueInfo): void {
     if (this.queueClass.has(info.name)) return;
-    const key = `${info.kind}#${requirementsSignature(info.requirements)}`;
+    const key = `${info.kind}#${requirementsSignature(info.requirements)}#${JSON.stringify(info.requirements)}`;
     let cd = this.classes.get(key);
     if (!cd) {
       cd = new ClassDispatcher(info.kind, info.requirements, {
@@ -115,7 +139,11 @@ export class Dispatcher implements ControlHandler {
     await this.deps.hub.wake(names);
   }
 
-  private async dispatch(queue: TaskQueue, job: BullJob<TaskData>, grant: LeaseGrant): Promise<void> {
+  /**
+   * Hands a fetched task to the best worker. Returns false when no worker could take it after
+   * all (it went back to its queue), so the class loop waits for a slot to change.
+   */
+  private async dispatch(queue: TaskQueue, job: BullJob<TaskData>, grant: LeaseGrant): Promise<boolean> {
     const { jobs, registry, now } = this.deps;
     const data = job.data;
     const kind = data.kind;
@@ -126,13 +154,13 @@ export class Dispatcher implements ControlHandler {
         message: `the task's worker vanished more than ${this.deps.maxStalledCount} times; it is treated as poison (${job.deferredFailure})`,
         retryable: false,
       });
-      return;
+      return true;
     }
     const jobState = await jobs.state(data.jobId);
     if (jobState === undefined || isTerminalJobState(jobState)) {
       await job.moveToFailed(new UnrecoverableError(`job ${data.jobId} has already ended`), grant.lockToken, false);
-      await jobs.updateTask(data.jobId, data.taskId, { kind, state: 'cancelled', finishedAt: now() }, now());
-      return;
+      await jobs.updateTask(data.jobId, data.taskId, { kind, state: 'cancelled', finishedAt: now() }, now(), { onlyIfLive: true });
+      return true;
     }
 
     let upstream: UpstreamOutput[] = [];
@@ -142,7 +170,7 @@ export class Dispatcher implements ControlHandler {
       if (broken) {
         const cause = upstream.find((o) => o.taskId === broken.taskId)?.error?.message ?? 'failed';
         await this.failForGood(job, grant.lockToken, { code: 'UPSTREAM_FAILED', message: `required input ${broken.kind} (${broken.taskId}) failed: ${cause}`, retryable: false });
-        return;
+        return true;
       }
     }
 
@@ -150,8 +178,7 @@ export class Dispatcher implements ControlHandler {
     if (!session) {
       // The worker whose free slot started this fetch went away (or was taken) meanwhile.
       await job.moveToWait(grant.lockToken);
-      await this.wake([queue.name]);
-      return;
+      return false;
     }
     const lease: ActiveLease = {
       leaseId: grant.leaseId,
@@ -161,11 +188,11 @@ export class Dispatcher implements ControlHandler {
       queue,
       taskRef: taskRefOf(queue.name, job.id ?? ''),
       job,
-      // Attempts count across retries of the job, so a task's Nth try is N wherever it runs.
-      attempt: (data.priorAttempts ?? 0) + Math.max(1, job.attemptsStarted),
+      attempt: attemptOf(job),
       startedAt: now(),
       durationMs: this.deps.leaseMs,
       vramBytes: data.requirements.minVramBytes,
+      gpuIndex: pickGpu(session, data.requirements) ?? -1,
     };
     session.leases.set(lease.leaseId, lease);
     try {
@@ -176,6 +203,13 @@ export class Dispatcher implements ControlHandler {
       await job.moveToWait(grant.lockToken).catch(() => undefined);
       throw err;
     }
+    // A cancel that arrived while this task was being handed out found no lease to stop.
+    if (this.recentlyCancelled.has(data.jobId)) this.sendCancel(session, lease, 'the job was cancelled');
+    return true;
+  }
+
+  private sendCancel(session: WorkerSession, lease: ActiveLease, reason: string): void {
+    session.send({ msg: { $case: 'cancel', cancel: { lease: leaseToProto(lease, lease.taskRef, lease.durationMs), reason } } });
   }
 
   private async assign(session: WorkerSession, lease: ActiveLease, upstream: UpstreamOutput[]): Promise<void> {
@@ -194,6 +228,7 @@ export class Dispatcher implements ControlHandler {
       requirements: { ...data.requirements },
       attempt,
       timeoutMs: data.timeoutMs,
+      gpuUuid: lease.gpuIndex >= 0 ? (session.hello.gpus[lease.gpuIndex]?.uuid ?? '') : '',
     };
     await jobs.updateTask(
       data.jobId,
@@ -474,10 +509,11 @@ export class Dispatcher implements ControlHandler {
         queue,
         taskRef: ref.taskRef,
         job,
-        attempt: (job.data.priorAttempts ?? 0) + Math.max(1, job.attemptsStarted),
+        attempt: attemptOf(job),
         startedAt: this.deps.now(),
         durationMs: this.deps.leaseMs,
         vramBytes: job.data.requirements.minVramBytes,
+        gpuIndex: pickGpu(session, job.data.requirements) ?? -1,
       });
       await this.deps.jobs.updateTask(job.data.jobId, job.data.taskId, { kind: job.data.kind, state: 'running', workerId: session.workerId, workerName: session.name }, this.deps.now());
     }
@@ -488,8 +524,9 @@ export class Dispatcher implements ControlHandler {
   private async checkStalled(): Promise<void> {
     for (const queue of this.queueClass.keys()) {
       try {
+        const checkedAt = this.deps.now();
         const stalled = await this.deps.queues.queue(queue).moveStalledToWait();
-        for (const id of stalled) await this.onStalled(queue, id);
+        for (const id of stalled) await this.onStalled(queue, id, checkedAt);
         if (stalled.length > 0) await this.wake([queue]);
       } catch (err) {
         this.deps.logger.warn({ queue, err: String(err) }, 'stalled check failed');
@@ -497,14 +534,15 @@ export class Dispatcher implements ControlHandler {
     }
   }
 
-  private async onStalled(queue: string, bullJobId: string): Promise<void> {
+  private async onStalled(queue: string, bullJobId: string, checkedAt: number): Promise<void> {
     const ids = parseBullJobId(bullJobId);
     this.counters.leasesLapsed += 1;
     for (const session of this.deps.registry.all()) {
       for (const lease of session.leases.values()) {
-        if (lease.queue.name === queue && lease.job.id === bullJobId) {
+        // A lease granted after the check began is a new dispatch of the same task: keep it.
+        if (lease.queue.name === queue && lease.job.id === bullJobId && lease.startedAt < checkedAt) {
           this.finishLease(session, lease);
-          session.send({ msg: { $case: 'cancel', cancel: { lease: leaseToProto(lease, lease.taskRef, lease.durationMs), reason: 'lease lapsed' } } });
+          this.sendCancel(session, lease, 'lease lapsed');
         }
       }
     }
@@ -517,14 +555,17 @@ export class Dispatcher implements ControlHandler {
   /** Control messages from any replica. */
   onControl(message: ControlMessage): void {
     switch (message.type) {
-      case 'cancel-job':
+      case 'cancel-job': {
+        const now = this.deps.now();
+        this.recentlyCancelled.set(message.jobId, now);
+        for (const [jobId, at] of this.recentlyCancelled) if (now - at > RECENT_CANCEL_MS) this.recentlyCancelled.delete(jobId);
         for (const session of this.deps.registry.all()) {
           for (const lease of session.leases.values()) {
-            if (lease.job.data.jobId !== message.jobId) continue;
-            session.send({ msg: { $case: 'cancel', cancel: { lease: leaseToProto(lease, lease.taskRef, lease.durationMs), reason: 'the job was cancelled' } } });
+            if (lease.job.data.jobId === message.jobId) this.sendCancel(session, lease, 'the job was cancelled');
           }
         }
         return;
+      }
       case 'worker-connected':
         // The worker opened a newer stream on another replica: the one here is stale.
         for (const session of this.deps.registry.byWorkerId(message.workerId)) {
@@ -539,8 +580,21 @@ export class Dispatcher implements ControlHandler {
 
   async close(): Promise<void> {
     if (this.stalledTimer) clearInterval(this.stalledTimer);
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
     await Promise.all([...this.classes.values()].map((cd) => cd.close()));
   }
+}
+
+const QUEUE_REFRESH_MS = 10_000;
+const RECENT_CANCEL_MS = 5 * 60_000;
+
+/**
+ * Which try of the task this is, counting across retries of the job: earlier runs' attempts,
+ * the failed attempts of this run, and the times its worker vanished (hand-backs and
+ * put-backs do not count).
+ */
+function attemptOf(job: BullJob<TaskData>): number {
+  return (job.data.priorAttempts ?? 0) + job.attemptsMade + job.stalledCounter + 1;
 }
 
 /** Redis errors worth retrying: the connection, not the command, failed. */

@@ -12,6 +12,8 @@ export interface ControlHandler {
   onControl(message: ControlMessage): void;
   /** A task queue may have tasks ready. */
   onWake(queue: string): void;
+  /** The subscription was re-established: notices may have been lost meanwhile. */
+  onResubscribed(): void;
 }
 
 /**
@@ -47,10 +49,13 @@ export class EventHub {
     });
     sub.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'event subscriber error'));
     // After a reconnect ioredis re-subscribes; wake everyone so nothing missed in between is lost.
+    let subscribed = false;
     sub.on('ready', () => {
       for (const jobId of this.listeners.keys()) this.wakeWatchers(jobId);
+      if (subscribed) control.onResubscribed();
     });
     await sub.subscribe(this.keys.eventsChannel(), controlChannel, wakeChannel);
+    subscribed = true;
   }
 
   /** Calls `listener` whenever the job may have new events. Returns the unsubscribe function. */

@@ -36,6 +36,8 @@ export interface TaskRecord {
   readonly nextAttemptAt: number;
   /** The job generation the task last ran in (see RetryJob). */
   readonly generation: number;
+  /** Attempts made in earlier generations. */
+  readonly priorAttempts?: number;
   /** How many times a result of this task was committed; anything but 0 or 1 is a bug. */
   readonly commits: number;
 }
@@ -212,21 +214,20 @@ export class JobStore {
    * outcomes of the others in `carried`. Returns false when the job had not ended or was
    * cancelled meanwhile (nothing changed then).
    */
-  async retry(
-    job: JobRecord,
-    rerun: ReadonlySet<string>,
-    carried: ReadonlyMap<string, string>,
-    now: number,
-  ): Promise<boolean> {
+  async retry(job: JobRecord, rerun: ReadonlySet<string>, now: number): Promise<boolean> {
     const generation = job.generation + 1;
+    const previous = await this.tasks(job.id);
     const records: Record<string, string> = {};
     for (const task of job.graph.tasks) {
       if (!rerun.has(task.id)) continue;
       const blocked = task.dependsOn.some((d) => rerun.has(d));
+      const before = previous.get(task.id);
       records[task.id] = JSON.stringify({
         state: blocked ? 'blocked' : 'queued',
-        // Attempts keep counting across runs.
+        // Attempts keep counting across runs; commits count this run's.
         attempts: 0,
+        priorAttempts: before?.attempts ?? 0,
+        commits: 0,
         workerId: '',
         workerName: '',
         leaseId: '',
@@ -237,7 +238,7 @@ export class JobStore {
         finishedAt: 0,
         nextAttemptAt: 0,
         generation,
-      } satisfies Omit<TaskRecord, 'kind' | 'commits'>);
+      } satisfies Omit<TaskRecord, 'kind'>);
     }
     const event = encodeEvent(job.id, now, { $case: 'jobState', jobState: { state: jobStateToProto('queued'), error: undefined } });
     const changed = await RETRY_JOB.run(
@@ -248,7 +249,6 @@ export class JobStore {
         String(generation),
         JSON.stringify([...rerun]),
         JSON.stringify(records),
-        JSON.stringify(Object.fromEntries(carried)),
         event,
         String(now),
         this.keys.eventsChannel(),
@@ -329,6 +329,20 @@ export class JobStore {
       this.keys.eventsChannel(),
     ]);
     return changed === 1;
+  }
+
+  /**
+   * Keeps every task's outcome with the job when it is assembled: BullMQ drops them with its
+   * jobs, and a later retry still needs the outputs of the tasks it does not run again.
+   */
+  async keepOutcomes(jobId: string, outcomes: ReadonlyMap<string, string>): Promise<void> {
+    if (outcomes.size === 0) return;
+    await this.redis.hset(this.keys.carried(jobId), Object.fromEntries(outcomes));
+  }
+
+  /** Attempts each task made before the job's current run (for queueing a retried job). */
+  static priorAttempts(records: ReadonlyMap<string, TaskRecord>): Map<string, number> {
+    return new Map([...records].map(([id, r]) => [id, r.priorAttempts ?? 0]));
   }
 
   /** Events after `afterId` (exclusive; "" for the start), oldest first. */

@@ -93,22 +93,23 @@ return 1
 /** Starts another run of an ended (not cancelled) job: state back to queued, records reset. */
 export const RETRY_JOB = new LuaScript(`
 -- KEYS: job, tasks, events, carried, accepting
--- ARGV: jobId, generation, rerun(json), taskRecords(json), carried(json), event, now, channel
+-- ARGV: jobId, generation, rerun(json), taskRecords(json), event, now, channel
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'completed' and state ~= 'failed' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'generation', ARGV[2], 'rerun', ARGV[3], 'updatedAt', ARGV[7], 'finishedAt', '0')
+redis.call('HSET', KEYS[1], 'state', 'queued', 'generation', ARGV[2], 'rerun', ARGV[3], 'updatedAt', ARGV[6], 'finishedAt', '0')
 redis.call('HDEL', KEYS[1], 'result', 'error')
 for taskId, json in pairs(cjson.decode(ARGV[4])) do
   local raw = redis.call('HGET', KEYS[2], taskId)
   local record = raw and cjson.decode(raw) or {}
   for k, v in pairs(cjson.decode(json)) do record[k] = v end
   redis.call('HSET', KEYS[2], taskId, cjson.encode(record))
+  -- The kept outcome of a task that runs again would be stale.
+  redis.call('HDEL', KEYS[4], taskId)
 end
-for taskId, json in pairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[4], taskId, json) end
-redis.call('XADD', KEYS[3], '*', 'e', ARGV[6])
+redis.call('XADD', KEYS[3], '*', 'e', ARGV[5])
 -- A running job is kept; finished ones expire.
 for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
-redis.call('ZADD', KEYS[5], ARGV[7], ARGV[1])
-redis.call('PUBLISH', ARGV[8], ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[6], ARGV[1])
+redis.call('PUBLISH', ARGV[7], ARGV[1])
 return 1
 `);

@@ -217,6 +217,15 @@ export class TaskQueues {
 
     const root = byId.get(job.graph.rootId);
     if (!root) throw new Error(`job ${job.id}: root task ${job.graph.rootId} missing from its graph`);
+    // A flow is added in one MULTI: if its root exists, all of it does. Adding it again would
+    // make BullMQ put children that already failed back among the root's dependencies, so a
+    // second add (a retried submission, the acceptance sweep) stops here, and a claim keeps
+    // two replicas from adding the same generation at once.
+    const rootKey = `${this.keys.prefix}:${queueOfTask(root, job.tenant)}:${bullJobIdOf(job.id, root.id, job.generation)}`;
+    if ((await this.redis.exists(rootKey)) === 1) return [];
+    const claimKey = `${this.keys.job(job.id)}:adding:${job.generation}`;
+    const claim = await this.redis.set(claimKey, '1', 'PX', 60_000, 'NX');
+    if (claim !== 'OK') return [];
     const flow = toFlow(root);
     const fresh: QueueInfo[] = [];
     const pipeline = this.redis.pipeline();
@@ -227,7 +236,12 @@ export class TaskQueues {
     [...queuesUsed.values()].forEach((info, i) => {
       if (results[i]?.[1] === 1) fresh.push(info);
     });
-    await this.flows.add(flow);
+    try {
+      await this.flows.add(flow);
+    } catch (err) {
+      await this.redis.del(claimKey).catch(() => 0);
+      throw err;
+    }
     return fresh;
   }
 

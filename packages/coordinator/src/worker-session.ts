@@ -17,8 +17,9 @@ export interface ActiveLease {
   readonly attempt: number;
   readonly startedAt: number;
   readonly durationMs: number;
-  /** GPU memory the task reserved on the worker. */
+  /** GPU memory the task reserved on the worker, and on which of its GPUs (-1: none). */
   readonly vramBytes: number;
+  readonly gpuIndex: number;
 }
 
 export interface SlotCount {
@@ -66,12 +67,14 @@ export class WorkerSession implements WorkerCapability {
     return kinds;
   }
 
-  /** GPUs with their free memory as of the last heartbeat (or the hello). */
-  get gpus(): { memoryFreeBytes: number; computeCapability: string }[] {
-    return this.hello.gpus.map((gpu) => {
+  /** GPUs with their free memory as of the last heartbeat (or the hello), and what grid tasks hold. */
+  get gpus(): { memoryFreeBytes: number; computeCapability: string; reservedBytes: number }[] {
+    return this.hello.gpus.map((gpu, index) => {
       const stats = this.gpuStats.find((s) => s.uuid === gpu.uuid);
       const free = stats ? Math.max(0, stats.memoryTotalBytes - stats.memoryUsedBytes) : gpu.memoryFreeBytes;
-      return { memoryFreeBytes: free, computeCapability: gpu.computeCapability };
+      let reserved = 0;
+      for (const lease of this.leases.values()) if (lease.gpuIndex === index) reserved += lease.vramBytes;
+      return { memoryFreeBytes: free, computeCapability: gpu.computeCapability, reservedBytes: reserved };
     });
   }
 

@@ -38,7 +38,7 @@ export type { Modality } from './modality.js';
 export { durationOption, intOption, nonEmptyOption, parseHostPort } from './options.js';
 export { builtinPipelines, DEFAULT_PIPELINE, pipelineInfo, pipelineNames } from './pipelines.js';
 export type { PipelineInfo, PipelineParam } from './pipelines.js';
-export { canRun, canTakeNow, describeRequirements, explainWaiting, formatBytes, freeVram, rankWorkers } from './placement.js';
+export { canRun, canTakeNow, describeRequirements, explainWaiting, formatBytes, freeVram, pickGpu, rankWorkers } from './placement.js';
 export type { Fit, WorkerCapability } from './placement.js';
 export { retryPlan } from './retry-plan.js';
 export { plan } from './planner.js';

@@ -6,7 +6,11 @@ export interface WorkerCapability {
   readonly name: string;
   /** Offered kinds: slots, busy slots, and models served. */
   readonly kinds: ReadonlyMap<string, { readonly slots: number; readonly busy: number; readonly models: readonly string[] }>;
-  readonly gpus: readonly { readonly memoryFreeBytes: number; readonly computeCapability: string }[];
+  /**
+   * Each GPU's free memory as last reported, its compute capability, and the memory grid
+   * tasks were given on it since (reserved while they run).
+   */
+  readonly gpus: readonly { readonly memoryFreeBytes: number; readonly computeCapability: string; readonly reservedBytes?: number }[];
   /** GPU memory the owner lets the grid use. */
   readonly vramBudgetBytes: number;
   /** GPU memory reserved by tasks running there now. */
@@ -30,10 +34,38 @@ function compareCapability(a: string, b: string): number {
   return am === bm ? an - bn : am - bm;
 }
 
-/** GPU memory a worker can still give one task: the roomiest GPU, within the owner's budget. */
-export function freeVram(worker: WorkerCapability): number {
-  const gpuFree = Math.max(0, ...worker.gpus.map((g) => g.memoryFreeBytes));
-  return Math.max(0, Math.min(gpuFree, worker.vramBudgetBytes - worker.vramReservedBytes));
+function gpuFree(g: WorkerCapability['gpus'][number]): number {
+  // The reservation may already show in the reported use; counting it twice errs on the
+  // side of not over-committing a card.
+  return Math.max(0, g.memoryFreeBytes - (g.reservedBytes ?? 0));
+}
+
+function gpuFits(g: WorkerCapability['gpus'][number], minCapability: string): boolean {
+  return minCapability === '' || compareCapability(g.computeCapability, minCapability) >= 0;
+}
+
+/**
+ * GPU memory a worker can still give one task, on one GPU new enough for `minCapability`:
+ * the roomiest such GPU, within what is left of the owner's budget.
+ */
+export function freeVram(worker: WorkerCapability, minCapability = ''): number {
+  const best = Math.max(0, ...worker.gpus.filter((g) => gpuFits(g, minCapability)).map(gpuFree));
+  return Math.max(0, Math.min(best, worker.vramBudgetBytes - worker.vramReservedBytes));
+}
+
+/**
+ * The GPU (index into worker.gpus) a task should use: new enough, with room for it, the
+ * roomiest. Undefined when the task needs no GPU memory or none fits.
+ */
+export function pickGpu(worker: WorkerCapability, r: TaskRequirements): number | undefined {
+  if (r.minVramBytes === 0 && r.cpuAllowed && r.minComputeCapability === '') return undefined;
+  let best: number | undefined;
+  worker.gpus.forEach((g, i) => {
+    if (!gpuFits(g, r.minComputeCapability) || gpuFree(g) < r.minVramBytes) return;
+    const current = best === undefined ? undefined : worker.gpus[best];
+    if (!current || gpuFree(g) > gpuFree(current)) best = i;
+  });
+  return best;
 }
 
 /** Whether the worker could run the task at all (ignoring whether its slots are busy). */
@@ -46,8 +78,8 @@ export function canRun(worker: WorkerCapability, kind: string, r: TaskRequiremen
   if (r.minComputeCapability !== '' && !worker.gpus.some((g) => compareCapability(g.computeCapability, r.minComputeCapability) >= 0)) {
     return { ok: false, reason: `has no GPU of compute capability ${r.minComputeCapability} or newer` };
   }
-  if (r.minVramBytes > 0 && freeVram(worker) < r.minVramBytes) {
-    return { ok: false, reason: `has ${formatBytes(freeVram(worker))} of GPU memory free for the grid` };
+  if (r.minVramBytes > 0 && freeVram(worker, r.minComputeCapability) < r.minVramBytes) {
+    return { ok: false, reason: `has ${formatBytes(freeVram(worker, r.minComputeCapability))} of GPU memory free for the grid` };
   }
   return { ok: true };
 }
@@ -120,8 +152,9 @@ export function explainWaiting(kind: string, r: TaskRequirements, fleet: readonl
         const best = withGpu.flatMap((w) => w.gpus.map((g) => g.computeCapability)).sort(compareCapability).pop() ?? '?';
         return `needs compute capability ${r.minComputeCapability}; best connected: ${best}`;
       }
-      const largest = Math.max(...newEnough.map(freeVram));
-      const onCount = newEnough.filter((w) => freeVram(w) === largest).length;
+      const room = (w: WorkerCapability): number => freeVram(w, r.minComputeCapability);
+      const largest = Math.max(...newEnough.map(room));
+      const onCount = newEnough.filter((w) => room(w) === largest).length;
       return `needs ${formatBytes(r.minVramBytes)} VRAM; largest connected: ${formatBytes(largest)} on ${onCount} worker${onCount === 1 ? '' : 's'}`;
     }
     return `no connected worker can run it (${offering.map((w) => canRun(w, kind, r)).map((f) => (f.ok ? '' : f.reason)).filter(Boolean)[0] ?? 'unknown'})`;

@@ -5,7 +5,8 @@ import type { TaskGraph } from './task-graph.js';
 /**
  * Which tasks a retry runs again: every task that failed (or was cancelled because an input
  * failed) and every task that consumes them, up to the root. Tasks that succeeded keep their
- * outputs. Throws PlanError when nothing failed.
+ * outputs. When only the assembly failed, it alone runs again. Throws PlanError when nothing
+ * failed.
  */
 export function retryPlan(graph: TaskGraph, states: ReadonlyMap<string, TaskStateName>): Set<string> {
   const consumerOf = new Map<string, string>();
@@ -17,7 +18,11 @@ export function retryPlan(graph: TaskGraph, states: ReadonlyMap<string, TaskStat
     if (state !== 'failed' && state !== 'cancelled') continue;
     for (let id: string | undefined = task.id; id !== undefined && !rerun.has(id); id = consumerOf.get(id)) rerun.add(id);
   }
-  if (rerun.size === 0) throw new PlanError('nothing to retry: no task of this job failed');
+  if (rerun.size === 0) {
+    // Only the assembly failed (every task's output is there): assemble again.
+    if (states.get(graph.rootId) === 'failed') return new Set([graph.rootId]);
+    throw new PlanError('nothing to retry: no task of this job failed');
+  }
   rerun.add(graph.rootId);
   return rerun;
 }

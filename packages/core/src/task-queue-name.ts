@@ -9,9 +9,9 @@ function hasRequirements(r: TaskRequirements): boolean {
   return r.model !== '' || r.minVramBytes > 0 || r.minComputeCapability !== '' || !r.cpuAllowed;
 }
 
-/** FNV-1a, 32 bits: a short stable signature (not a security hash). */
-function fnv1a(text: string): string {
-  let hash = 0x811c9dc5;
+/** FNV-1a, 32 bits, from a given offset basis. */
+function fnv1a(text: string, basis: number): string {
+  let hash = basis;
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193) >>> 0;
@@ -19,10 +19,15 @@ function fnv1a(text: string): string {
   return hash.toString(16).padStart(8, '0');
 }
 
-/** A stable signature of a requirement set; "" when there are none. */
+/**
+ * A stable 64-bit signature of a requirement set; "" when there are none. Not a security
+ * hash: the dispatcher checks every task's own requirements against the worker it picks, so
+ * two sets that collided would share a queue but never run where they cannot.
+ */
 export function requirementsSignature(r: TaskRequirements): string {
   if (!hasRequirements(r)) return '';
-  return fnv1a(JSON.stringify([r.model, r.minVramBytes, r.minComputeCapability, r.cpuAllowed]));
+  const text = JSON.stringify([r.model, r.minVramBytes, r.minComputeCapability, r.cpuAllowed]);
+  return fnv1a(text, 0x811c9dc5) + fnv1a(text, 0x01000193 ^ 0x5bd1e995);
 }
 
 /**
@@ -38,7 +43,7 @@ export function taskQueueName(kind: string, requirements: TaskRequirements, tena
 
 /** The parts of a queue name; undefined when it is not one taskQueueName makes. */
 export function parseTaskQueueName(name: string): { kind: string; signature: string; tenant: string } | undefined {
-  const match = /^([a-z][a-z0-9.-]*)(?:#([0-9a-f]{8}))?@([a-z0-9][a-z0-9_-]{0,63})$/.exec(name);
+  const match = /^([a-z][a-z0-9.-]*)(?:#([0-9a-f]{16}))?@([a-z0-9][a-z0-9_-]{0,63})$/.exec(name);
   if (!match?.[1] || !match[3]) return undefined;
   return { kind: match[1], signature: match[2] ?? '', tenant: match[3] };
 }

@@ -58,6 +58,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private readonly handlers: readonly TaskHandler[];
   /** Which of the coordinator addresses the worker uses now. */
   private coordinatorIndex = 0;
+  private rotateNext = false;
   private gpus: readonly NvidiaGpu[] = [];
   private cudaVersion = '';
   private gpuNote = '';
@@ -161,7 +162,8 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
         reason = toClientError(err, this.conn.address).message;
       }
       if (this.welcomed) attempt = 0;
-      else this.rotate();
+      if (!this.welcomed || this.rotateNext) this.rotate();
+      this.rotateNext = false;
       this.welcomed = false;
       this.emit('disconnected', reason);
       if (this.stopped) break;
@@ -254,6 +256,8 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
           }
           case 'drain':
             this.logger.info({ reason: msg.drain.reason }, 'coordinator asked to reconnect');
+            // It is going away: try the next address first.
+            this.rotateNext = true;
             end(`coordinator is going away (${msg.drain.reason})`);
             return;
         }

@@ -1,7 +1,6 @@
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { Redis } from 'ioredis';
 import {
   canRun,
   canTakeNow,
@@ -40,14 +39,12 @@ import { BadRequestError, CoordinatorError, JobNotFoundError } from '../errors.j
 import type { EventHub } from '../event-hub.js';
 import { toServiceError, unary } from '../grpc-errors.js';
 import { jobSummaryToProto, jobToProto, specFromProto } from '../job-mapping.js';
-import type { JobRecord, JobStore } from '../job-store.js';
+import { JobStore, type JobRecord } from '../job-store.js';
 import type { Logger } from '../logger.js';
 import { detectMedia, PROBE_HEAD_BYTES } from '../media-probe.js';
 import { jobStateFromProto, taskStateToProto } from '../proto-mapping.js';
 import type { Dispatcher } from '../dispatcher.js';
-import type { Keys } from '../keys.js';
 import { bullJobIdOf } from '../lease.js';
-import { collectJobOutcomes } from '../outcomes.js';
 import { queueOfTask, type FlowSource, type TaskQueues } from '../task-queues.js';
 import type { WorkerDirectory } from '../worker-directory.js';
 
@@ -64,8 +61,6 @@ export interface JobServiceDeps {
   readonly cancelRunning: (jobId: string) => Promise<void>;
   readonly dispatcher: Dispatcher;
   readonly directory: WorkerDirectory;
-  readonly redis: Redis;
-  readonly keys: Keys;
 }
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -217,7 +212,7 @@ export class JobServiceImpl {
 
   /** Runs the failed tasks of an ended job again, and the steps that consume them. */
   private async retry(call: ServerUnaryCall<RetryJobRequest, Job>): Promise<Job> {
-    const { jobs, redis, keys, logger, now } = this.deps;
+    const { jobs, logger, now } = this.deps;
     const principal = await this.deps.auth.authenticate(call.metadata, 'submitter');
     const record = await this.visible(call.request.jobId, principal);
     if (record.state === 'cancelled') throw new CoordinatorError('FAILED_PRECONDITION', `job ${record.id} was cancelled; submit it again instead`);
@@ -230,14 +225,12 @@ export class JobServiceImpl {
       if (err instanceof PlanError) throw new CoordinatorError('FAILED_PRECONDITION', `job ${record.id}: ${err.message}`);
       throw err;
     }
-    // Outcomes of the tasks that do not run again are kept for their consumers.
-    const outcomes = await collectJobOutcomes(redis, keys, record, records);
-    const carried = new Map<string, string>();
-    for (const [taskId, { child }] of outcomes) if (!rerun.has(taskId) && child) carried.set(taskId, JSON.stringify(child));
-    if (!(await jobs.retry(record, rerun, carried, now()))) throw new CoordinatorError('FAILED_PRECONDITION', `job ${record.id} changed meanwhile; look at it again`);
+    // The outcomes of the tasks that do not run again were kept with the job when it was
+    // assembled; the retry drops those of the tasks that do.
+    if (!(await jobs.retry(record, rerun, now()))) throw new CoordinatorError('FAILED_PRECONDITION', `job ${record.id} changed meanwhile; look at it again`);
     const updated = await jobs.get(record.id);
     if (updated) {
-      await this.enqueue({ ...updated, priorAttempts: new Map([...records].map(([id, r]) => [id, r.attempts])) });
+      await this.enqueue({ ...updated, priorAttempts: JobStore.priorAttempts(await jobs.tasks(record.id)) });
       await jobs.accepted(record.id);
     }
     logger.info({ jobId: record.id, generation: record.generation + 1, tasks: rerun.size }, 'job retried');

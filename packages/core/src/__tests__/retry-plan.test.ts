@@ -56,12 +56,15 @@ describe('retryPlan on a hand-built tree', () => {
 
   it.each([
     { name: 'everything succeeded', changed: {} },
-    { name: 'only the root failed (its inputs are all there)', changed: { root: 'failed' } },
     { name: 'only the root was cancelled', changed: { root: 'cancelled' } },
     { name: 'tasks still blocked, queued or running', changed: { a: 'running', b: 'queued', m1: 'blocked' } },
   ] satisfies { name: string; changed: Record<string, TaskStateName> }[])('nothing to retry: $name', ({ changed }) => {
     expect(() => retryPlan(tree, states(tree, changed))).toThrow(PlanError);
     expect(() => retryPlan(tree, states(tree, changed))).toThrow(/nothing to retry/);
+  });
+
+  it('reruns the root alone when only the assembly failed (its inputs are all there)', () => {
+    expect(sorted(retryPlan(tree, states(tree, { root: 'failed' })))).toEqual(['root']);
   });
 
   it('tasks with no recorded state are not rerun', () => {

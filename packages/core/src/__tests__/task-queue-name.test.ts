@@ -10,20 +10,20 @@ describe('taskQueueName', () => {
     { name: 'no requirements', kind: 'image.ocr', r: NO_REQUIREMENTS, tenant: DEFAULT_TENANT, queue: 'image.ocr@default' },
     { name: 'no requirements, another tenant', kind: 'selftest.sleep', r: NO_REQUIREMENTS, tenant: 'acme_labs-2', queue: 'selftest.sleep@acme_labs-2' },
     // Signatures are pinned: queue names live in Redis across coordinator upgrades.
-    { name: 'a GPU only', kind: 'selftest.sleep', r: req({ cpuAllowed: false }), tenant: 'acme', queue: 'selftest.sleep#83f715e0@acme' },
+    { name: 'a GPU only', kind: 'selftest.sleep', r: req({ cpuAllowed: false }), tenant: 'acme', queue: 'selftest.sleep#83f715e0e8394a6d@acme' },
     {
       name: 'every requirement',
       kind: 'text.generate',
       r: req({ model: 'llama-3-8b', minVramBytes: 24 * GiB, minComputeCapability: '8.0', cpuAllowed: false }),
       tenant: DEFAULT_TENANT,
-      queue: 'text.generate#44504334@default',
+      queue: 'text.generate#445043348168a91f@default',
     },
   ])('$name → $queue', ({ kind, r, tenant, queue }) => {
     expect(taskQueueName(kind, r, tenant)).toBe(queue);
   });
 
-  it('has the shape <kind>#<8 hex digits>@<tenant> when there are requirements', () => {
-    expect(taskQueueName('image.ocr', req({ model: 'tesseract-best' }), 't1')).toMatch(/^image\.ocr#[0-9a-f]{8}@t1$/);
+  it('has the shape <kind>#<16 hex digits>@<tenant> when there are requirements', () => {
+    expect(taskQueueName('image.ocr', req({ model: 'tesseract-best' }), 't1')).toMatch(/^image\.ocr#[0-9a-f]{16}@t1$/);
   });
 });
 
@@ -52,7 +52,7 @@ describe('requirementsSignature', () => {
   ];
   it.each(variants)('differs for $name', ({ r }) => {
     const signature = requirementsSignature(r);
-    expect(signature).toMatch(/^[0-9a-f]{8}$/);
+    expect(signature).toMatch(/^[0-9a-f]{16}$/);
     expect(signature).not.toBe(requirementsSignature(base));
   });
 
@@ -67,7 +67,7 @@ describe('requirementsSignature', () => {
     { name: 'a capability', r: req({ minComputeCapability: '7.0' }) },
     { name: 'a GPU', r: req({ cpuAllowed: false }) },
   ])('any single requirement gives a signature: $name', ({ r }) => {
-    expect(requirementsSignature(r)).toMatch(/^[0-9a-f]{8}$/);
+    expect(requirementsSignature(r)).toMatch(/^[0-9a-f]{16}$/);
   });
 });
 

@@ -176,6 +176,8 @@ export interface TaskAssignment {
   attempt: number;
   /** The task should give up after this many milliseconds of running. */
   timeoutMs: number;
+  /** The GPU the task was placed on (its memory is reserved there), or empty for CPU tasks. */
+  gpuUuid: string;
 }
 
 export interface TaskAssignment_TextsEntry {
@@ -1423,6 +1425,7 @@ function createBaseTaskAssignment(): TaskAssignment {
     requirements: undefined,
     attempt: 0,
     timeoutMs: 0,
+    gpuUuid: "",
   };
 }
 
@@ -1460,6 +1463,9 @@ export const TaskAssignment = {
     }
     if (message.timeoutMs !== 0) {
       writer.uint32(88).uint32(message.timeoutMs);
+    }
+    if (message.gpuUuid !== "") {
+      writer.uint32(98).string(message.gpuUuid);
     }
     return writer;
   },
@@ -1551,6 +1557,13 @@ export const TaskAssignment = {
 
           message.timeoutMs = reader.uint32();
           continue;
+        case 12:
+          if (tag !== 98) {
+            break;
+          }
+
+          message.gpuUuid = reader.string();
+          continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -1583,6 +1596,7 @@ export const TaskAssignment = {
       : undefined;
     message.attempt = object.attempt ?? 0;
     message.timeoutMs = object.timeoutMs ?? 0;
+    message.gpuUuid = object.gpuUuid ?? "";
     return message;
   },
 };
