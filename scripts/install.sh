@@ -16,13 +16,14 @@ fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# command → Debian package
+# command → Debian package (espeak-ng makes the speech the tests transcribe and analyse)
 declare -A tools=(
   [redis-server]=redis-server
   [ffmpeg]=ffmpeg
   [ffprobe]=ffmpeg
   [protoc]=protobuf-compiler
   [fc-list]=fontconfig
+  [espeak-ng]=espeak-ng
 )
 missing=()
 for cmd in "${!tools[@]}"; do

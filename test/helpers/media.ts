@@ -63,3 +63,47 @@ export async function writeUnknownBinary(dir: string, name: string): Promise<str
   await writeFile(file, bytes);
   return file;
 }
+
+/** Runs a media tool (ffmpeg, espeak-ng) and fails the test with its stderr if it fails. */
+export async function tool(cmd: string, args: readonly string[]): Promise<void> {
+  const { spawn } = await import('node:child_process');
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} exited ${code}: ${stderr.slice(-500)}`))));
+  });
+}
+
+/**
+ * Speech made by espeak-ng: numbered sentences with pauses between them, so a recording of a
+ * known length has a known number of spoken phrases.
+ */
+export async function writeSpeech(dir: string, name: string, phrases: number): Promise<string> {
+  const text = Array.from({ length: phrases }, (_, i) => `Phrase number ${i + 1} is here.`).join(' ');
+  const raw = path.join(dir, `${name}.raw.wav`);
+  await tool('espeak-ng', ['-s', '150', '-g', '60', '-w', raw, text]);
+  const file = path.join(dir, name);
+  await tool('ffmpeg', ['-v', 'error', '-y', '-i', raw, '-ar', '16000', '-ac', '1', '-c:a', 'pcm_s16le', file]);
+  return file;
+}
+
+/**
+ * A video whose frames show "FRAME n" over a speech track, made by ffmpeg; n is 21 plus the
+ * second (digits OCR cannot mistake for letters).
+ */
+export async function writeTalkingVideo(dir: string, name: string, seconds: number): Promise<string> {
+  const speech = await writeSpeech(dir, `${name}.speech.wav`, Math.max(1, Math.floor(seconds / 3)));
+  const file = path.join(dir, name);
+  const font = '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf';
+  await tool('ffmpeg', [
+    '-v', 'error', '-y',
+    '-f', 'lavfi', '-i', `color=c=white:s=640x240:d=${seconds}:r=10`,
+    '-i', speech,
+    '-vf', `drawtext=fontfile=${font}:text='FRAME %{eif\\:floor(t)+21\\:d}':fontsize=64:fontcolor=black:x=40:y=80`,
+    '-map', '0:v', '-map', '1:a', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-t', String(seconds), '-shortest',
+    file,
+  ]);
+  return file;
+}

@@ -54,9 +54,10 @@ const run = (fn: (ctx: CommandContext) => Promise<number>) => async (): Promise<
 program
   .command('submit')
   .description('upload files and submit a job (modality is detected from each file\'s bytes)')
-  .argument('[files...]', 'images, recordings, text files')
+  .argument('[files...]', 'images, recordings, videos, text files')
+  .option('-f, --file <job.yaml>', 'a job file: inputs, prompt, and a pipeline or declared steps (see docs/job-files.md)')
   .option('-p, --prompt <text>', 'what you want to know about the inputs')
-  .option('--pipeline <name>', 'built-in pipeline', 'describe')
+  .option('--pipeline <name>', 'built-in pipeline (see: mmgrid pipelines)')
   .option('--priority <n>', 'from -10 to 10; higher runs sooner', integer('--priority', -10, 10))
   .option('--label <key=value>', 'a label for your own bookkeeping (repeatable)', collect)
   .option('--param <name=value>', 'a pipeline parameter (repeatable; see: mmgrid pipelines)', collect)

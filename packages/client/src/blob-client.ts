@@ -15,6 +15,8 @@ export interface UploadResult {
   readonly blob: BlobRef;
   /** The coordinator already held these bytes, so none were sent. */
   readonly skipped: boolean;
+  /** The bytes were sent, and the coordinator found it already held them (kept once). */
+  readonly deduplicated: boolean;
 }
 
 export type ProgressCallback = (doneBytes: number, totalBytes: number) => void;
@@ -55,11 +57,11 @@ export class BlobClient {
     const mediaType = opts.mediaType ?? '';
     if ((await this.has([sha256])).has(sha256)) {
       opts.onProgress?.(size, size);
-      return { blob: { sha256, size, mediaType, name }, skipped: true };
+      return { blob: { sha256, size, mediaType, name }, skipped: true, deduplicated: true };
     }
     const chunks = createReadStream(file, { highWaterMark: BLOB_CHUNK_BYTES }) as AsyncIterable<Buffer>;
     const res = await this.put({ sha256, size, name, mediaType }, chunks, opts.onProgress);
-    return { blob: refOf(res, { sha256, size, name, mediaType }), skipped: false };
+    return { blob: refOf(res, { sha256, size, name, mediaType }), skipped: false, deduplicated: res.deduplicated };
   }
 
   /** Uploads bytes held in memory (outputs such as thumbnails). */
@@ -69,7 +71,7 @@ export class BlobClient {
     const chunks: Uint8Array[] = [];
     for (let at = 0; at < size; at += BLOB_CHUNK_BYTES) chunks.push(bytes.subarray(at, Math.min(size, at + BLOB_CHUNK_BYTES)));
     const res = await this.put({ sha256, size, name: opts.name, mediaType: opts.mediaType }, chunks);
-    return { blob: refOf(res, { sha256, size, name: opts.name, mediaType: opts.mediaType }), skipped: false };
+    return { blob: refOf(res, { sha256, size, name: opts.name, mediaType: opts.mediaType }), skipped: false, deduplicated: res.deduplicated };
   }
 
   private put(header: BlobRef, chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, onProgress?: ProgressCallback): Promise<PutBlobResponse> {

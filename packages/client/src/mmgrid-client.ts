@@ -29,6 +29,8 @@ export interface SubmitOptions {
   readonly labels?: Readonly<Record<string, string>>;
   /** Pipeline parameters (see `mmgrid pipelines`). */
   readonly params?: Readonly<Record<string, string>>;
+  /** Steps of a declared pipeline (a job file's `steps:`); see docs/job-files.md. */
+  readonly steps?: unknown;
   /** Makes retries of this submission return the same job. @default a fresh UUID */
   readonly idempotencyKey?: string;
   readonly onUploadProgress?: (input: string, doneBytes: number, totalBytes: number) => void;
@@ -96,6 +98,7 @@ export class MmgridClient {
         priority: options.priority ?? 0,
         labels: { ...(options.labels ?? {}) },
         params: { ...(options.params ?? {}) },
+        stepsJson: options.steps === undefined ? '' : JSON.stringify(options.steps),
       },
       // One key for every try: a retry after a lost answer returns the job the first try made.
       idempotencyKey: options.idempotencyKey ?? randomUUID(),

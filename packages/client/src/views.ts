@@ -32,6 +32,10 @@ export interface InputView {
 export interface TaskView {
   readonly id: string;
   readonly kind: string;
+  /** The step's name in a declared pipeline; for a shard, its step. */
+  readonly label: string | null;
+  /** For a shard (a window, a frame, a chunk): its position. */
+  readonly shard: number | null;
   readonly state: TaskStateName;
   readonly inputs: readonly string[];
   readonly optional: boolean;
@@ -153,6 +157,8 @@ export function toJobView(job: Job): JobView {
     tasks: job.tasks.map((t) => ({
       id: t.taskId,
       kind: t.kind,
+      label: t.label || null,
+      shard: t.shardIndex >= 0 ? t.shardIndex : null,
       state: taskStates[t.state] ?? 'queued',
       inputs: t.inputNames,
       optional: t.optional,

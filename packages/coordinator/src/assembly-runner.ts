@@ -1,11 +1,12 @@
 import { Worker as BullWorker, type ConnectionOptions, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ASSEMBLE_KIND, assembleJobResult, DEFAULT_RETRY_POLICY, isTerminalJobState, retryDelayMs, taskKindInfo, type TaskOutcome } from '@mmgrid/core';
+import { ASSEMBLE_KIND, assembleJobResult, isTerminalJobState, type TaskOutcome } from '@mmgrid/core';
 import type { JobRecord, JobStore } from './job-store.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
 import { collectJobOutcomes } from './outcomes.js';
-import { BACKOFF_TYPE, type TaskData } from './task-queues.js';
+import { coordinatorStepWorkerOptions } from './task-queue.js';
+import type { TaskData } from './task-queues.js';
 
 export interface AssemblyRunnerDeps {
   readonly redis: Redis;
@@ -28,17 +29,7 @@ export class AssemblyRunner {
   private readonly bull: BullWorker<TaskData>;
 
   constructor(private readonly deps: AssemblyRunnerDeps) {
-    const retry = taskKindInfo(ASSEMBLE_KIND)?.retry ?? DEFAULT_RETRY_POLICY;
-    this.bull = new BullWorker<TaskData>(ASSEMBLE_KIND, (job) => this.process(job), {
-      connection: deps.connection,
-      prefix: deps.keys.prefix,
-      concurrency: deps.concurrency,
-      lockDuration: deps.leaseMs,
-      autorun: false,
-      settings: {
-        backoffStrategy: (attemptsMade: number, type?: string) => (type === BACKOFF_TYPE ? retryDelayMs(retry, attemptsMade, Math.random) : 0),
-      },
-    });
+    this.bull = new BullWorker<TaskData>(ASSEMBLE_KIND, (job) => this.process(job), coordinatorStepWorkerOptions(ASSEMBLE_KIND, { ...deps, prefix: deps.keys.prefix }));
     this.bull.on('error', (err: Error) => deps.logger.warn({ err: err.message }, 'assembly queue error'));
     this.bull.on('failed', (job: BullJob<TaskData> | undefined, err: Error) => {
       if (!job) return;

@@ -18,6 +18,8 @@ const program = new Command('mmgrid coordinator')
   .addOption(new Option('--redis <url>', 'Redis URL').env('REDIS_URL').default('redis://127.0.0.1:6379'))
   .addOption(new Option('--key-prefix <prefix>', 'prefix of every Redis key').env('MMGRID_KEY_PREFIX').default('mmgrid'))
   .addOption(new Option('--blob-dir <dir>', 'folder of the blob store').env('MMGRID_BLOB_DIR').default('.mmgrid/blobs'))
+  .addOption(new Option('--blob-store <url>', 'an S3-compatible bucket instead: s3://bucket/prefix/?endpoint=http://host:9000').env('MMGRID_BLOB_STORE'))
+  .addOption(new Option('--max-shards <n>', 'most shards one input may be cut into').argParser(integer('--max-shards')))
   .addOption(new Option('--lease-ms <ms>', 'task lease length without a heartbeat').argParser(integer('--lease-ms')))
   .addOption(new Option('--heartbeat-ms <ms>', 'worker heartbeat interval').argParser(integer('--heartbeat-ms')))
   .addOption(new Option('--stalled-check-ms <ms>', 'how often lapsed leases are looked for').argParser(integer('--stalled-check-ms')))
@@ -32,6 +34,8 @@ const flags = program.opts<{
   redis: string;
   keyPrefix: string;
   blobDir: string;
+  blobStore?: string;
+  maxShards?: number;
   leaseMs?: number;
   heartbeatMs?: number;
   stalledCheckMs?: number;
@@ -45,6 +49,8 @@ const options: CoordinatorOptions = {
   redisUrl: flags.redis,
   keyPrefix: flags.keyPrefix,
   blobDir: flags.blobDir,
+  ...(flags.blobStore !== undefined ? { blobStoreUrl: flags.blobStore } : {}),
+  ...(flags.maxShards !== undefined ? { maxShards: flags.maxShards } : {}),
   ...(flags.leaseMs !== undefined ? { leaseMs: flags.leaseMs } : {}),
   ...(flags.heartbeatMs !== undefined ? { heartbeatIntervalMs: flags.heartbeatMs } : {}),
   ...(flags.stalledCheckMs !== undefined ? { stalledCheckIntervalMs: flags.stalledCheckMs } : {}),

@@ -27,6 +27,12 @@ export interface BlobStore {
   read(sha256: string, offset?: number): Promise<AsyncIterable<Buffer>>;
   /** Up to `bytes` bytes from the start (for media detection). */
   readHead(sha256: string, bytes: number): Promise<Buffer>;
+  /**
+   * The local file that holds (or would hold) the blob, for stores that keep blobs as files;
+   * stores that do not, omit this. Does not check the blob is present; undefined for a string
+   * that is not a SHA-256.
+   */
+  localPath?(sha256: string): string | undefined;
 }
 
 /** The default BlobStore: files under one folder, `<dir>/<sha[0:2]>/<sha>`. */
@@ -42,6 +48,10 @@ export class FsBlobStore implements BlobStore {
 
   async init(): Promise<void> {
     await mkdir(this.tmpDir, { recursive: true });
+  }
+
+  localPath(sha256: string): string | undefined {
+    return isSha256(sha256) ? path.join(this.dir, sha256.slice(0, 2), sha256) : undefined;
   }
 
   private pathOf(sha256: string): string {
@@ -65,25 +75,10 @@ export class FsBlobStore implements BlobStore {
       throw new LimitExceededError('maxBlobBytes', this.maxBlobBytes, `blob of ${declared.size} bytes exceeds the limit of ${this.maxBlobBytes} bytes (maxBlobBytes)`);
     }
     const tmpPath = path.join(this.tmpDir, `${declared.sha256}.${randomBytes(6).toString('hex')}`);
-    const hash = createHash('sha256');
-    let size = 0;
+    const size = declared.size;
     const file = await open(tmpPath, 'w');
     try {
-      for await (const chunk of chunks) {
-        size += chunk.byteLength;
-        if (size > declared.size) {
-          throw new BadRequestError(`blob ${declared.sha256}: received more than the declared ${declared.size} bytes`);
-        }
-        hash.update(chunk);
-        await file.write(chunk);
-      }
-      if (size !== declared.size) {
-        throw new BadRequestError(`blob ${declared.sha256}: received ${size} bytes, declared ${declared.size}`);
-      }
-      const actual = hash.digest('hex');
-      if (actual !== declared.sha256) {
-        throw new BadRequestError(`blob hash mismatch: the bytes received hash to ${actual}, not the declared ${declared.sha256}`);
-      }
+      for await (const chunk of verifiedChunks(declared, chunks)) await file.write(chunk);
       await file.sync();
     } catch (err) {
       await file.close();
@@ -118,5 +113,31 @@ export class FsBlobStore implements BlobStore {
     } finally {
       await file.close();
     }
+  }
+}
+
+/**
+ * `chunks`, passed through while they are counted and hashed: throws BadRequestError as soon
+ * as more than the declared size arrives, and after the last chunk when the size or the
+ * SHA-256 is not the declared one (so a consumer must not make the bytes visible before the
+ * iteration has ended without an error).
+ */
+export async function* verifiedChunks(declared: BlobStat, chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of chunks) {
+    size += chunk.byteLength;
+    if (size > declared.size) {
+      throw new BadRequestError(`blob ${declared.sha256}: received more than the declared ${declared.size} bytes`);
+    }
+    hash.update(chunk);
+    yield chunk;
+  }
+  if (size !== declared.size) {
+    throw new BadRequestError(`blob ${declared.sha256}: received ${size} bytes, declared ${declared.size}`);
+  }
+  const actual = hash.digest('hex');
+  if (actual !== declared.sha256) {
+    throw new BadRequestError(`blob hash mismatch: the bytes received hash to ${actual}, not the declared ${declared.sha256}`);
   }
 }

@@ -10,6 +10,12 @@ export interface CoordinatorOptions {
   listen?: string;
   /** Folder of the local-filesystem blob store. @default ".mmgrid/blobs" */
   blobDir?: string;
+  /**
+   * An S3-compatible bucket for blobs instead of the folder, as
+   * "s3://bucket/prefix/?endpoint=http://host:9000&region=us-east-1" (credentials from the
+   * usual AWS environment variables). @default none: the folder is used
+   */
+  blobStoreUrl?: string;
   /** Largest blob accepted, in bytes. @default 2 GiB */
   maxBlobBytes?: number;
   /** Largest gRPC message accepted, in bytes. @default 8 MiB */
@@ -26,6 +32,8 @@ export interface CoordinatorOptions {
   jobRetentionMs?: number;
   /** Assembly steps run at once by this replica. @default 4 */
   assemblyConcurrency?: number;
+  /** Most shards (windows, frames, chunks) one input may be cut into. @default 20,000 */
+  maxShards?: number;
   /** Name of this replica in logs and worker views. @default "<hostname>-<pid>" */
   coordinatorId?: string;
 }
@@ -37,6 +45,7 @@ export interface ResolvedCoordinatorOptions {
   readonly listenHost: string;
   readonly listenPort: number;
   readonly blobDir: string;
+  readonly blobStoreUrl: string;
   readonly maxBlobBytes: number;
   readonly maxMessageBytes: number;
   readonly leaseMs: number;
@@ -45,6 +54,7 @@ export interface ResolvedCoordinatorOptions {
   readonly maxStalledCount: number;
   readonly jobRetentionMs: number;
   readonly assemblyConcurrency: number;
+  readonly maxShards: number;
   readonly coordinatorId: string;
 }
 
@@ -58,6 +68,7 @@ export function withDefaults(options: CoordinatorOptions, defaultId: string): Re
     keyPrefix: options.keyPrefix ?? 'mmgrid',
     listen: options.listen ?? '0.0.0.0:7070',
     blobDir: options.blobDir ?? '.mmgrid/blobs',
+    blobStoreUrl: options.blobStoreUrl ?? '',
     maxBlobBytes: options.maxBlobBytes ?? 2 * GiB,
     maxMessageBytes: options.maxMessageBytes ?? 8 * MiB,
     leaseMs: options.leaseMs ?? 30_000,
@@ -66,6 +77,7 @@ export function withDefaults(options: CoordinatorOptions, defaultId: string): Re
     maxStalledCount: options.maxStalledCount ?? 2,
     jobRetentionMs: options.jobRetentionMs ?? 7 * 24 * 3600_000,
     assemblyConcurrency: options.assemblyConcurrency ?? 4,
+    maxShards: options.maxShards ?? 20_000,
     coordinatorId: options.coordinatorId ?? defaultId,
   };
 }
@@ -89,6 +101,7 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions, defaultId
     listenHost: host.replace(/^\[|\]$/g, ''),
     listenPort: port,
     blobDir: nonEmptyOption('blobDir', o.blobDir),
+    blobStoreUrl: o.blobStoreUrl,
     maxBlobBytes: intOption('maxBlobBytes', o.maxBlobBytes, 1, Number.MAX_SAFE_INTEGER),
     maxMessageBytes: intOption('maxMessageBytes', o.maxMessageBytes, 64 * 1024, 512 * MiB),
     leaseMs,
@@ -97,6 +110,7 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions, defaultId
     maxStalledCount: intOption('maxStalledCount', o.maxStalledCount, 1, 100),
     jobRetentionMs: durationOption('jobRetentionMs', o.jobRetentionMs, 60_000, 365 * 24 * 3600_000),
     assemblyConcurrency: intOption('assemblyConcurrency', o.assemblyConcurrency, 1, 256),
+    maxShards: intOption('maxShards', o.maxShards, 1, 1_000_000),
     coordinatorId: nonEmptyOption('coordinatorId', o.coordinatorId),
   };
 }

@@ -7,9 +7,11 @@ import { AdminServiceService, BlobServiceService, JobServiceService, WorkerServi
 import { AssemblyRunner } from './assembly-runner.js';
 import { OpenAuthenticator, type Authenticator } from './auth.js';
 import { FsBlobStore, type BlobStore } from './blob-store.js';
+import { S3BlobStore } from './s3-blob-store.js';
 import { resolveCoordinatorOptions, type CoordinatorOptions, type ResolvedCoordinatorOptions } from './coordinator-options.js';
 import { Dispatcher } from './dispatcher.js';
 import { EventHub } from './event-hub.js';
+import { FanOutRunner } from './fan-out-runner.js';
 import { JobStore } from './job-store.js';
 import { Keys } from './keys.js';
 import { createLogger, type Logger } from './logger.js';
@@ -52,6 +54,7 @@ export class Coordinator {
   private readonly queues: TaskQueues;
   private readonly dispatcher: Dispatcher;
   private readonly assembly: AssemblyRunner;
+  private readonly fanOut: FanOutRunner;
   private readonly hub: EventHub;
   private readonly directory: WorkerDirectory;
   private readonly blobs: BlobStore;
@@ -74,7 +77,7 @@ export class Coordinator {
     this.hub = new EventHub(this.redis, this.keys, this.logger);
     this.directory = new WorkerDirectory(this.redis, this.keys, o.coordinatorId, o.heartbeatIntervalMs * 4, this.now);
     this.registry = new WorkerRegistry((session) => this.directory.touch(session));
-    this.blobs = parts.blobs ?? new FsBlobStore(o.blobDir, o.maxBlobBytes);
+    this.blobs = parts.blobs ?? (o.blobStoreUrl !== '' ? S3BlobStore.fromUrl(o.blobStoreUrl, o.maxBlobBytes) : new FsBlobStore(o.blobDir, o.maxBlobBytes));
     this.dispatcher = new Dispatcher({
       redis: this.redis,
       keys: this.keys,
@@ -97,6 +100,21 @@ export class Coordinator {
       logger: this.logger,
       concurrency: o.assemblyConcurrency,
       leaseMs: o.leaseMs,
+      now: this.now,
+    });
+    this.fanOut = new FanOutRunner({
+      redis: this.redis,
+      keys: this.keys,
+      connection,
+      queues: this.queues,
+      jobs: this.jobs,
+      blobs: this.blobs,
+      hub: this.hub,
+      wake: (queues) => this.dispatcher.wake(queues),
+      logger: this.logger,
+      concurrency: o.assemblyConcurrency,
+      leaseMs: o.leaseMs,
+      maxShards: o.maxShards,
       now: this.now,
     });
     const auth = parts.auth ?? new OpenAuthenticator();
@@ -157,10 +175,11 @@ export class Coordinator {
   async start(): Promise<{ host: string; port: number; address: string }> {
     const o = this.options;
     await this.connectRedis();
-    if (this.blobs instanceof FsBlobStore) await this.blobs.init();
+    if (this.blobs instanceof FsBlobStore || this.blobs instanceof S3BlobStore) await this.blobs.init();
     await this.hub.start(this.dispatcher);
     await this.dispatcher.start();
     this.assembly.start();
+    this.fanOut.start();
     await this.sweepUnaccepted();
     this.sweeper = setInterval(() => void this.sweepUnaccepted(), ACCEPT_SWEEP_MS);
     const host = o.listenHost.includes(':') ? `[${o.listenHost}]` : o.listenHost;
@@ -168,7 +187,7 @@ export class Coordinator {
       this.server.bindAsync(`${host}:${o.listenPort}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
     });
     const address = `${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${this.port}`;
-    this.logger.info({ listen: `${host}:${this.port}`, redis: redact(o.redisUrl), blobDir: o.blobDir }, 'coordinator listening');
+    this.logger.info({ listen: `${host}:${this.port}`, redis: redact(o.redisUrl), blobs: o.blobStoreUrl !== '' ? redact(o.blobStoreUrl) : o.blobDir }, 'coordinator listening');
     return { host, port: this.port, address };
   }
 
@@ -234,6 +253,7 @@ export class Coordinator {
     });
     await this.dispatcher.close();
     await this.assembly.close();
+    await this.fanOut.close();
     await this.queues.close();
     this.hub.close();
     this.redis.disconnect();

@@ -21,3 +21,5 @@ export { resolveCoordinatorOptions, withDefaults } from './coordinator-options.j
 export type { CoordinatorOptions, ResolvedCoordinatorOptions } from './coordinator-options.js';
 export { BadRequestError, BlobNotFoundError, CoordinatorError, JobNotFoundError, LimitExceededError } from './errors.js';
 export type { CoordinatorErrorCode } from './errors.js';
+export { S3BlobStore } from './s3-blob-store.js';
+export type { S3BlobStoreOptions } from './s3-blob-store.js';

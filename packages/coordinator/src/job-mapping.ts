@@ -1,8 +1,10 @@
 import {
+  InvalidJobSpecError,
   PROMPT_INPUT_NAME,
   type BlobRef as CoreBlobRef,
   type JobSpec as CoreJobSpec,
   type Modality as CoreModality,
+  type TaskNode,
 } from '@mmgrid/core';
 import { Modality, type Job, type JobInput, type JobSpec, type TaskStatus } from '@mmgrid/proto';
 import type { JobRecord, JobSummary, TaskRecord } from './job-store.js';
@@ -41,7 +43,16 @@ export function specFromProto(spec: JobSpec | undefined): unknown {
     priority: spec.priority,
     labels: spec.labels,
     params: spec.params,
+    ...(spec.stepsJson !== '' ? { steps: parseSteps(spec.stepsJson) } : {}),
   };
+}
+
+function parseSteps(json: string): unknown {
+  try {
+    return JSON.parse(json) as unknown;
+  } catch (err) {
+    throw new InvalidJobSpecError('steps', `is not JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
 }
 
 export function specToProto(spec: CoreJobSpec): JobSpec {
@@ -57,6 +68,7 @@ export function specToProto(spec: CoreJobSpec): JobSpec {
     priority: spec.priority,
     labels: { ...spec.labels },
     params: { ...spec.params },
+    stepsJson: spec.steps === undefined ? '' : JSON.stringify(spec.steps),
   };
 }
 
@@ -64,26 +76,67 @@ function displayInputName(name: string): string {
   return name === PROMPT_INPUT_NAME ? 'prompt' : name;
 }
 
+/**
+ * Every task of a job: the planned ones in plan order, each followed by the shards a split
+ * added at run time (their records carry `shardOf`).
+ */
 export function taskStatusesOf(record: JobRecord, tasks: ReadonlyMap<string, TaskRecord>): TaskStatus[] {
-  return record.graph.tasks.map((task) => {
-    const r = tasks.get(task.id);
-    return {
-      taskId: task.id,
-      kind: task.kind,
-      state: taskStateToProto(r?.state ?? 'queued'),
-      inputNames: task.inputNames.map(displayInputName),
-      attempts: r?.attempts ?? 0,
-      workerId: r?.workerId ?? '',
-      workerName: r?.workerName ?? '',
-      error: r?.error && r.state !== 'succeeded' ? { code: r.error.code, message: r.error.message, retryable: r.error.retryable } : undefined,
-      queuedAtMs: r?.queuedAt ?? 0,
-      startedAtMs: r?.startedAt ?? 0,
-      finishedAtMs: r?.finishedAt ?? 0,
-      optional: task.optional,
-      requirements: { ...task.requirements },
-      nextAttemptAtMs: r?.state === 'queued' ? (r.nextAttemptAt ?? 0) : 0,
-    };
-  });
+  const shardsOf = new Map<string, [string, TaskRecord][]>();
+  for (const [id, r] of tasks) {
+    if (!r.shardOf) continue;
+    const list = shardsOf.get(r.shardOf) ?? [];
+    list.push([id, r]);
+    shardsOf.set(r.shardOf, list);
+  }
+  const out: TaskStatus[] = [];
+  for (const task of record.graph.tasks) {
+    const shards = (shardsOf.get(task.id) ?? []).sort((a, b) => (a[1].shardIndex ?? 0) - (b[1].shardIndex ?? 0));
+    out.push(planned(task, tasks.get(task.id)));
+    for (const [id, r] of shards) out.push(shardStatus(id, r, task.label ?? task.id));
+  }
+  return out;
+}
+
+function shardStatus(id: string, r: TaskRecord, label: string): TaskStatus {
+  return {
+    taskId: id,
+    kind: r.kind,
+    state: taskStateToProto(r.state),
+    inputNames: (r.inputNames ?? []).map(displayInputName),
+    attempts: r.attempts,
+    workerId: r.workerId,
+    workerName: r.workerName,
+    error: r.error && r.state !== 'succeeded' ? { code: r.error.code, message: r.error.message, retryable: r.error.retryable } : undefined,
+    queuedAtMs: r.queuedAt,
+    startedAtMs: r.startedAt,
+    finishedAtMs: r.finishedAt,
+    optional: true,
+    requirements: undefined,
+    nextAttemptAtMs: r.state === 'queued' ? (r.nextAttemptAt ?? 0) : 0,
+    label,
+    shardIndex: r.shardIndex ?? 0,
+  };
+}
+
+function planned(task: TaskNode, r: TaskRecord | undefined): TaskStatus {
+  return {
+    taskId: task.id,
+    kind: task.kind,
+    state: taskStateToProto(r?.state ?? 'queued'),
+    inputNames: task.inputNames.map(displayInputName),
+    attempts: r?.attempts ?? 0,
+    workerId: r?.workerId ?? '',
+    workerName: r?.workerName ?? '',
+    error: r?.error && r.state !== 'succeeded' ? { code: r.error.code, message: r.error.message, retryable: r.error.retryable } : undefined,
+    queuedAtMs: r?.queuedAt ?? 0,
+    startedAtMs: r?.startedAt ?? 0,
+    finishedAtMs: r?.finishedAt ?? 0,
+    optional: task.optional,
+    requirements: { ...task.requirements },
+    nextAttemptAtMs: r?.state === 'queued' ? (r.nextAttemptAt ?? 0) : 0,
+    label: task.label ?? '',
+    shardIndex: -1,
+  };
 }
 
 /** A full Job message: spec, tasks and result. */

@@ -40,6 +40,30 @@ export interface TaskRecord {
   readonly priorAttempts?: number;
   /** How many times a result of this task was committed; anything but 0 or 1 is a bug. */
   readonly commits: number;
+  /** For a shard added at run time: the planned task it belongs to, its position and inputs. */
+  readonly shardOf?: string;
+  readonly shardIndex?: number;
+  readonly inputNames?: readonly string[];
+}
+
+/** The record of a task that has not run yet. */
+export function newTaskRecord(kind: string, state: 'queued' | 'blocked', queuedAt: number, generation: number): TaskRecord {
+  return {
+    kind,
+    state,
+    attempts: 0,
+    workerId: '',
+    workerName: '',
+    leaseId: '',
+    fencingToken: 0,
+    error: null,
+    queuedAt,
+    startedAt: 0,
+    finishedAt: 0,
+    nextAttemptAt: 0,
+    generation,
+    commits: 0,
+  };
 }
 
 export interface JobRecord {
@@ -114,22 +138,7 @@ export class JobStore {
     };
     const tasks: Record<string, string> = {};
     for (const task of job.graph.tasks) {
-      const record: TaskRecord = {
-        kind: task.kind,
-        state: task.dependsOn.length > 0 ? 'blocked' : 'queued',
-        attempts: 0,
-        workerId: '',
-        workerName: '',
-        leaseId: '',
-        fencingToken: 0,
-        error: null,
-        queuedAt: job.createdAt,
-        startedAt: 0,
-        finishedAt: 0,
-        nextAttemptAt: 0,
-        generation: 0,
-        commits: 0,
-      };
+      const record = newTaskRecord(task.kind, task.dependsOn.length > 0 ? 'blocked' : 'queued', job.createdAt, 0);
       tasks[task.id] = JSON.stringify(record);
     }
     const event = encodeEvent(job.id, job.createdAt, { $case: 'jobState', jobState: { state: jobStateToProto('queued'), error: undefined } });
@@ -329,6 +338,18 @@ export class JobStore {
       this.keys.eventsChannel(),
     ]);
     return changed === 1;
+  }
+
+  /** Records shards a stitch step added at run time, and tells watchers how many there are. */
+  async addShards(jobId: string, stepId: string, records: ReadonlyMap<string, TaskRecord>, total: number, now: number): Promise<void> {
+    if (records.size === 0) return;
+    const event = encodeEvent(jobId, now, { $case: 'taskProgress', taskProgress: { taskId: stepId, fraction: 0, message: `${total} shards` } });
+    await this.redis
+      .multi()
+      .hset(this.keys.tasks(jobId), Object.fromEntries([...records].map(([id, r]) => [id, JSON.stringify(r)])))
+      .xadd(this.keys.events(jobId), 'MAXLEN', '~', MAX_EVENTS_PER_JOB, '*', 'e', event)
+      .publish(this.keys.eventsChannel(), jobId)
+      .exec();
   }
 
   /**

@@ -1,3 +1,4 @@
+import { execFile, type ExecFileException } from 'node:child_process';
 import { fileTypeFromBuffer } from 'file-type';
 import { describeSupportedMedia, modalityOf, normaliseMediaType, UnsupportedMediaError, type Modality } from '@mmgrid/core';
 
@@ -63,4 +64,42 @@ function looksLikeText(head: Uint8Array): boolean {
     if (c < 32 && c !== 9 && c !== 10 && c !== 13 && c !== 12) control += 1;
   }
   return control <= Math.max(1, text.length / 1000);
+}
+
+/** What ffprobe says of a recording or video. */
+export interface AvProbe {
+  readonly durationSec: number | undefined;
+  readonly hasVideo: boolean;
+  readonly hasAudio: boolean;
+}
+
+interface FfprobeJson {
+  streams?: { codec_type?: string; duration?: string }[];
+  format?: { duration?: string };
+}
+
+/**
+ * Asks ffprobe what a media file holds. Resolves undefined when ffprobe is not installed (the
+ * grid then trusts the magic-number detection); throws UnsupportedMediaError when ffprobe
+ * cannot read the file (it is damaged or not what its first bytes claim).
+ */
+export async function probeAv(inputName: string, mediaType: string, file: string): Promise<AvProbe | undefined> {
+  const result = await new Promise<{ stdout: string; error: ExecFileException | null; stderr: string }>((resolve) => {
+    execFile('ffprobe', ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', file], { timeout: 30_000, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) =>
+      resolve({ stdout, stderr, error }),
+    );
+  });
+  if (result.error?.code === 'ENOENT') return undefined;
+  const probe = result.error ? undefined : (JSON.parse(result.stdout) as FfprobeJson);
+  const streams = probe?.streams ?? [];
+  if (!probe || streams.length === 0) {
+    const why = result.stderr.trim().split('\n').pop()?.trim() || 'no audio or video stream in it';
+    throw new UnsupportedMediaError(inputName, mediaType, `input "${inputName}" looks like ${mediaType} but cannot be read (${why})`);
+  }
+  const duration = Number(probe.format?.duration ?? streams.find((s) => s.duration)?.duration ?? NaN);
+  return {
+    durationSec: Number.isFinite(duration) && duration >= 0 ? duration : undefined,
+    hasVideo: streams.some((s) => s.codec_type === 'video'),
+    hasAudio: streams.some((s) => s.codec_type === 'audio'),
+  };
 }

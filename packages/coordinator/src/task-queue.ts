@@ -1,4 +1,5 @@
-import { Job as BullJob, Queue, type AdvancedOptions, type QueueOptions } from 'bullmq';
+import { Job as BullJob, Queue, type AdvancedOptions, type ConnectionOptions, type QueueOptions, type WorkerOptions } from 'bullmq';
+import { DEFAULT_RETRY_POLICY, retryDelayMs, taskKindInfo } from '@mmgrid/core';
 import type { Redis } from 'ioredis';
 import type { TaskData } from './task-queues.js';
 
@@ -14,6 +15,28 @@ export interface TaskQueueOptions {
 
 /** BullMQ's custom backoff type for mmgrid tasks. */
 export const BACKOFF_TYPE = 'mmgrid';
+
+/**
+ * Options for a BullMQ Worker that runs one of the coordinator's own steps (assembly,
+ * stitching): a lock as long as a lease, started by the caller, and the step kind's retry
+ * backoff.
+ */
+export function coordinatorStepWorkerOptions(
+  kind: string,
+  deps: { readonly connection: ConnectionOptions; readonly prefix: string; readonly concurrency: number; readonly leaseMs: number },
+): WorkerOptions {
+  const retry = taskKindInfo(kind)?.retry ?? DEFAULT_RETRY_POLICY;
+  return {
+    connection: deps.connection,
+    prefix: deps.prefix,
+    concurrency: deps.concurrency,
+    lockDuration: deps.leaseMs,
+    autorun: false,
+    settings: {
+      backoffStrategy: (attemptsMade: number, type?: string) => (type === BACKOFF_TYPE ? retryDelayMs(retry, attemptsMade, Math.random) : 0),
+    },
+  };
+}
 
 export type FetchResult = { readonly job: BullJob<TaskData> } | { readonly job: undefined; readonly nextDelayedAt: number | undefined };
 

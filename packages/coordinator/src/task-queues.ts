@@ -187,7 +187,10 @@ export class TaskQueues {
         optional: task.optional,
         upstream: task.dependsOn.map((id) => {
           const dep = byId.get(id);
-          return { taskId: id, kind: dep?.kind ?? '', inputNames: dep?.inputNames ?? [], optional: dep?.optional ?? false };
+          // A stitched output is read as the kind it stands for (audio.analyze…).
+          const outputAs = dep?.params['outputAs'];
+          const kind = typeof outputAs === 'string' ? outputAs : (dep?.kind ?? '');
+          return { taskId: id, kind, inputNames: dep?.inputNames ?? [], optional: dep?.optional ?? false };
         }),
         timeoutMs: task.timeoutMs,
       };
@@ -227,15 +230,7 @@ export class TaskQueues {
     const claim = await this.redis.set(claimKey, '1', 'PX', 60_000, 'NX');
     if (claim !== 'OK') return [];
     const flow = toFlow(root);
-    const fresh: QueueInfo[] = [];
-    const pipeline = this.redis.pipeline();
-    for (const info of queuesUsed.values()) {
-      pipeline.hsetnx(this.keys.queues(), info.name, JSON.stringify({ kind: info.kind, tenant: info.tenant, requirements: info.requirements }));
-    }
-    const results = (await pipeline.exec()) ?? [];
-    [...queuesUsed.values()].forEach((info, i) => {
-      if (results[i]?.[1] === 1) fresh.push(info);
-    });
+    const fresh = await this.register([...queuesUsed.values()]);
     try {
       await this.flows.add(flow);
     } catch (err) {
@@ -243,6 +238,17 @@ export class TaskQueues {
       throw err;
     }
     return fresh;
+  }
+
+  /** Adds queues to the grid's list; returns those it did not know. */
+  async register(infos: readonly QueueInfo[]): Promise<QueueInfo[]> {
+    if (infos.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const info of infos) {
+      pipeline.hsetnx(this.keys.queues(), info.name, JSON.stringify({ kind: info.kind, tenant: info.tenant, requirements: info.requirements }));
+    }
+    const results = (await pipeline.exec()) ?? [];
+    return infos.filter((_, i) => results[i]?.[1] === 1);
   }
 
   async close(): Promise<void> {

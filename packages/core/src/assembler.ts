@@ -17,6 +17,8 @@ export type TaskOutcome =
 
 export interface ResultFailure {
   readonly taskId: string;
+  /** The step's name, in a declared pipeline. */
+  readonly step?: string;
   readonly kind: string;
   readonly input: string | null;
   readonly code: string;
@@ -27,7 +29,7 @@ export interface ResultInput {
   readonly name: string;
   readonly modality: string;
   readonly mediaType: string;
-  /** Outputs by task kind. */
+  /** Outputs by task kind (or by step name, in a declared pipeline). */
   readonly outputs: Record<string, JsonValue>;
 }
 
@@ -68,6 +70,7 @@ export function assembleJobResult(
   }
 
   let readers = 0;
+  let required = 0;
   let readersSucceeded = 0;
   let fusion: FusionReportOutput | null = null;
   let requiredFailure: TaskError | undefined;
@@ -75,22 +78,26 @@ export function assembleJobResult(
 
   for (const task of graph.tasks) {
     if (task.id === graph.rootId) continue;
+    // A split only feeds its stitch; the stitch stands for the input.
+    if (task.intermediate) continue;
     const outcome: TaskOutcome = outcomes.get(task.id) ?? {
       status: 'failed',
       error: { code: 'NO_OUTCOME', message: 'the task ended without a recorded outcome' },
     };
     const inputName = task.inputNames[0];
     if (task.optional) readers += 1;
+    else required += 1;
     if (outcome.status === 'failed') {
       failures.push({
         taskId: task.id,
+        ...(task.label !== undefined ? { step: task.label } : {}),
         kind: task.kind,
         input: inputName === undefined ? null : inputName === PROMPT_INPUT_NAME ? 'prompt' : inputName,
         code: outcome.error.code,
         message: outcome.error.message,
       });
       if (!task.optional && requiredFailure === undefined) {
-        requiredFailure = { code: outcome.error.code, message: `${task.kind} (${task.id}) failed: ${outcome.error.message}` };
+        requiredFailure = { code: outcome.error.code, message: `${task.label ? `step ${task.label} (${task.kind})` : `${task.kind} (${task.id})`} failed: ${outcome.error.message}` };
       }
       continue;
     }
@@ -98,9 +105,13 @@ export function assembleJobResult(
     collectBlobs(output, blobs);
     if (task.optional) readersSucceeded += 1;
     if (task.inputNames.length > 0) {
+      // A declared step's output is filed under the step's name. Otherwise a stitched output is
+      // filed under the kind it stands for (audio.analyze for a recording analysed in windows),
+      // so results look the same however the work was cut.
+      const key = task.label ?? (typeof task.params['outputAs'] === 'string' ? task.params['outputAs'] : task.kind);
       for (const name of task.inputNames) {
         const target = resultInputs.get(name);
-        if (target) target.outputs[task.kind] = output;
+        if (target) target.outputs[key] = output;
       }
     }
     if (task.kind === 'fusion.report') {
@@ -113,7 +124,10 @@ export function assembleJobResult(
     const first = failures[0];
     return {
       ok: false,
-      error: { code: first?.code ?? 'TASK_FAILED', message: `every task failed${first ? `; the first: ${first.kind} (${first.taskId}): ${first.message}` : ''}` },
+      error: {
+        code: first?.code ?? 'TASK_FAILED',
+        message: `every ${graph.pipeline === 'declared' && required > 0 ? 'optional ' : ''}task failed${first ? `; the first: ${first.step !== undefined ? `step ${first.step} (${first.kind})` : `${first.kind} (${first.taskId})`}: ${first.message}` : ''}`,
+      },
       failures,
     };
   }

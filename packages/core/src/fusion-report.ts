@@ -1,6 +1,6 @@
 import { PROMPT_INPUT_NAME } from './job-spec.js';
 import type { FusionParams } from './planner.js';
-import { isBuiltinWorkerKind, parseTaskOutput, type FusionReportOutput } from './task-outputs.js';
+import { isBuiltinWorkerKind, parseTaskOutput, videoStitchOutputSchema, type FusionReportOutput } from './task-outputs.js';
 import { wordsOf } from './words.js';
 
 /** One upstream task's outcome, as the fusion step receives it. */
@@ -110,6 +110,20 @@ function quote(text: string, max = 160): string {
 
 /** One line describing an output, and the text content it carries (for term matching). */
 function describeOutput(kind: string, json: string): { line: string; content?: string } {
+  if (kind === 'video.stitch') {
+    const o = videoStitchOutputSchema.parse(JSON.parse(json));
+    const read = o.frames.map((f) => f.text.trim()).filter((t) => t !== '');
+    const distinct = [...new Set(read)];
+    const speech = o.speech ? `; speech ${fmt(o.speech.speechSec)} s in ${o.speech.segments.filter((x) => x.kind === 'speech').length} segments` : '; no sound track';
+    return {
+      line:
+        `${fmt(o.durationSec)} s video, ${o.width}×${o.height}; ${o.frames.length} frames sampled` +
+        (distinct.length > 0 ? `, text seen: ${distinct.slice(0, 5).map((t) => quote(t, 60)).join(', ')}` : ', no text seen') +
+        speech +
+        (o.coverage < 1 ? ` (${Math.round(o.coverage * 100)}% covered)` : ''),
+      content: distinct.join(' '),
+    };
+  }
   if (!isBuiltinWorkerKind(kind)) return { line: `${kind}: ${json.length} bytes of output` };
   switch (kind) {
     case 'image.ocr': {
@@ -158,6 +172,22 @@ function describeOutput(kind: string, json: string): { line: string; content?: s
     case 'selftest.sleep': {
       const o = parseTaskOutput(kind, json);
       return { line: `waited ${o.sleptMs} ms (attempt ${o.attempt})` };
+    }
+    case 'audio.split': {
+      const o = parseTaskOutput(kind, json);
+      return { line: `${fmt(o.durationSec)} s cut into ${o.windows.length} windows` };
+    }
+    case 'video.split': {
+      const o = parseTaskOutput(kind, json);
+      return { line: `${fmt(o.durationSec)} s video, ${o.frames.length} frames sampled` };
+    }
+    case 'text.split': {
+      const o = parseTaskOutput(kind, json);
+      return { line: `${o.characters} characters in ${o.chunks.length} chunks` };
+    }
+    case 'audio.transcribe': {
+      const o = parseTaskOutput(kind, json);
+      return { line: o.text.trim() === '' ? 'no speech transcribed' : `said: ${quote(o.text)}`, content: o.text };
     }
   }
 }

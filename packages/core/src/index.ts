@@ -45,24 +45,47 @@ export { plan } from './planner.js';
 export type { FusionParams, PlanInput, PlanRequest } from './planner.js';
 export { DEFAULT_RETRY_POLICY, retryDelayMs, shouldRetry, validateRetryPolicy } from './retry-policy.js';
 export type { RetryPolicy } from './retry-policy.js';
+export { audioWindows, batches, DEFAULT_SHARDING, frameTimes, textChunks, type ShardSettings } from './sharding.js';
+export type { AudioWindowOptions, TextChunk, WindowPlan } from './sharding.js';
+export { buildTimeline, ownedInterval, stitchAudioAnalysis, stitchTextStats, stitchWords, toSrt, toVtt, wordsToCues } from './stitching.js';
+export type { Cue, Gap, ShardOutcome, StitchedAudio, TimedWord, TimelineEntry } from './stitching.js';
 export { findTask, leafTasks, NO_REQUIREMENTS, validateTaskGraph } from './task-graph.js';
 export type { TaskGraph, TaskNode, TaskRequirements } from './task-graph.js';
 export { ASSEMBLE_KIND, builtinTaskKinds, TASK_KIND_PATTERN, taskKindInfo, workerTaskKinds } from './task-kinds.js';
 export { DEFAULT_TENANT, parseTaskQueueName, requirementsSignature, TENANT_PATTERN, taskQueueName } from './task-queue-name.js';
 export type { TaskKindInfo, TaskPlacement } from './task-kinds.js';
+export { checkDeclaredSteps, declaredStepSchema, declaredStepsSchema, STEP_ID_PATTERN } from './declared-pipeline.js';
+export type { CheckedStep, DeclaredStep, DeclaredSteps } from './declared-pipeline.js';
+export { checkTaskParams } from './task-params.js';
 export {
   audioAnalyzeOutputSchema,
+  audioSplitOutputSchema,
+  audioStitchOutputSchema,
+  audioTranscribeOutputSchema,
   fusionReportOutputSchema,
   imageInspectOutputSchema,
   imageOcrOutputSchema,
   isBuiltinWorkerKind,
   parseTaskOutput,
   selftestSleepOutputSchema,
+  textSplitOutputSchema,
   textStatsOutputSchema,
+  textStitchOutputSchema,
+  transcriptStitchOutputSchema,
+  videoSplitOutputSchema,
+  videoStitchOutputSchema,
 } from './task-outputs.js';
 export type {
   AudioAnalyzeOutput,
   AudioSegment,
+  AudioSplitOutput,
+  AudioStitchOutput,
+  AudioTranscribeOutput,
+  TextSplitOutput,
+  TextStitchOutput,
+  TranscriptStitchOutput,
+  VideoSplitOutput,
+  VideoStitchOutput,
   BuiltinWorkerKind,
   FusionReportOutput,
   ImageInspectOutput,

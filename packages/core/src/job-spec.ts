@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { blobRefSchema, type BlobRef } from './blob-ref.js';
 import { InvalidJobSpecError } from './errors.js';
+import { checkDeclaredSteps } from './declared-pipeline.js';
 import { DEFAULT_PIPELINE, pipelineInfo, pipelineNames } from './pipelines.js';
 
 /** Bounds on what one job may ask for. */
@@ -13,7 +14,7 @@ export interface JobLimits {
 }
 
 export const DEFAULT_JOB_LIMITS: JobLimits = {
-  maxInputs: 64,
+  maxInputs: 1_000,
   maxPromptChars: 32_768,
   maxInlineTextChars: 1_000_000,
   maxLabels: 32,
@@ -40,6 +41,8 @@ export interface JobSpec {
   readonly labels: Readonly<Record<string, string>>;
   /** Pipeline parameters; each pipeline checks its own (see pipelines.ts). */
   readonly params: Readonly<Record<string, string>>;
+  /** The steps of a declared pipeline (see declared-pipeline.ts); absent otherwise. */
+  readonly steps?: unknown;
 }
 
 // eslint-disable-next-line no-control-regex
@@ -89,6 +92,7 @@ function schemaFor(limits: JobLimits) {
       )
       .default({})
       .refine((p) => Object.keys(p).length <= limits.maxLabels, `a job takes at most ${limits.maxLabels} parameters`),
+    steps: z.unknown().optional(),
   });
 }
 
@@ -120,6 +124,17 @@ export function validateJobSpec(raw: unknown, limits: JobLimits = DEFAULT_JOB_LI
     }
     seen.set(input.name, i);
   });
+  if (spec.steps !== undefined) {
+    // A job with steps is a declared pipeline; they are checked as far as they can be before
+    // the inputs' types are known (the planner checks the types).
+    if (spec.pipeline !== DEFAULT_PIPELINE && spec.pipeline !== 'declared') {
+      throw new InvalidJobSpecError('pipeline', `a job with steps is a declared pipeline; leave pipeline out (got "${spec.pipeline}")`);
+    }
+    spec.pipeline = 'declared';
+    checkDeclaredSteps(spec.steps, new Map(spec.inputs.map((i) => [i.name, undefined])));
+  } else if (spec.pipeline === 'declared') {
+    throw new InvalidJobSpecError('steps', 'the declared pipeline needs steps');
+  }
   const pipeline = pipelineInfo(spec.pipeline);
   if (pipeline?.needsInput !== false && spec.inputs.length === 0 && spec.prompt.trim() === '') {
     throw new InvalidJobSpecError('', 'the job is empty: give at least one input (an image, a recording, a text) or a prompt');

@@ -26,6 +26,10 @@ export interface TaskNode {
   readonly requirements: TaskRequirements;
   /** A run longer than this is given up (counts as a failed attempt). */
   readonly timeoutMs: number;
+  /** Its output only feeds the next step (a split): not part of the result, not counted in coverage. */
+  readonly intermediate?: boolean;
+  /** The step's name in a declared pipeline. */
+  readonly label?: string;
 }
 
 /**

@@ -4,10 +4,16 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy.js';
 /** Where a kind runs: on a worker over gRPC, or inside the coordinator (assembly). */
 export type TaskPlacement = 'worker' | 'coordinator';
 
+/** What a kind reads: one job input of a modality, the outputs of other steps, or nothing. */
+export type TaskInputKind = Modality | 'outputs' | 'none';
+
 export interface TaskKindInfo {
   readonly kind: string;
   /** The modality the task reads; undefined for steps that combine others. */
   readonly modality: Modality | undefined;
+  readonly reads: TaskInputKind;
+  /** Whether declared pipelines may name it (internal steps such as stitches may not). */
+  readonly declarable: boolean;
   readonly placement: TaskPlacement;
   readonly description: string;
   /** A run longer than this is given up and counts as a failed attempt. */
@@ -22,6 +28,8 @@ const kinds: readonly TaskKindInfo[] = [
   {
     kind: 'image.ocr',
     modality: 'image',
+    reads: 'image',
+    declarable: true,
     placement: 'worker',
     description: 'reads the text in an image (Tesseract OCR, English)',
     timeoutMs: 120_000,
@@ -30,6 +38,8 @@ const kinds: readonly TaskKindInfo[] = [
   {
     kind: 'image.inspect',
     modality: 'image',
+    reads: 'image',
+    declarable: true,
     placement: 'worker',
     description: 'size, format and dominant colours of an image, and a thumbnail',
     timeoutMs: 60_000,
@@ -38,6 +48,8 @@ const kinds: readonly TaskKindInfo[] = [
   {
     kind: 'audio.analyze',
     modality: 'audio',
+    reads: 'audio',
+    declarable: true,
     placement: 'worker',
     description: 'duration, sample rate, channels, loudness, and speech/silence segments of a recording',
     timeoutMs: 300_000,
@@ -46,6 +58,8 @@ const kinds: readonly TaskKindInfo[] = [
   {
     kind: 'text.stats',
     modality: 'text',
+    reads: 'text',
+    declarable: true,
     placement: 'worker',
     description: 'language-agnostic counts of a text: words, sentences, scripts, frequent terms',
     timeoutMs: 30_000,
@@ -54,6 +68,8 @@ const kinds: readonly TaskKindInfo[] = [
   {
     kind: 'fusion.report',
     modality: undefined,
+    reads: 'outputs',
+    declarable: true,
     placement: 'worker',
     description: "one deterministic report combining every modality's output with the prompt",
     timeoutMs: 30_000,
@@ -62,14 +78,88 @@ const kinds: readonly TaskKindInfo[] = [
   {
     kind: 'selftest.sleep',
     modality: undefined,
+    reads: 'none',
+    declarable: true,
     placement: 'worker',
     description: 'waits the given time and succeeds (or fails on purpose): for checking and measuring a grid',
     timeoutMs: 660_000,
     retry: { ...DEFAULT_RETRY_POLICY, initialDelayMs: 200, maxDelayMs: 5_000 },
   },
   {
+    kind: 'audio.transcribe',
+    modality: 'audio',
+    reads: 'audio',
+    declarable: true,
+    placement: 'worker',
+    description: 'transcribes speech with word timestamps (a Whisper-compatible server on the worker)',
+    timeoutMs: 600_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: 'audio.split',
+    modality: 'audio',
+    reads: 'audio',
+    declarable: false,
+    placement: 'worker',
+    description: 'cuts a recording into overlapping windows, resampled for the backend (ffmpeg)',
+    timeoutMs: 600_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: 'video.split',
+    modality: 'video',
+    reads: 'video',
+    declarable: false,
+    placement: 'worker',
+    description: 'samples frames of a video at a rate and cuts its sound track into windows (ffmpeg)',
+    timeoutMs: 900_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: 'text.split',
+    modality: 'text',
+    reads: 'text',
+    declarable: false,
+    placement: 'worker',
+    description: 'cuts a long text into chunks on sentence boundaries',
+    timeoutMs: 120_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: 'audio.stitch',
+    modality: undefined,
+    reads: 'outputs',
+    declarable: false,
+    placement: 'coordinator',
+    description: "runs a recording's windows and stitches their results into one",
+    timeoutMs: 120_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: 'video.stitch',
+    modality: undefined,
+    reads: 'outputs',
+    declarable: false,
+    placement: 'coordinator',
+    description: "runs a video's frames and sound windows and puts their results on one timeline",
+    timeoutMs: 120_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: 'text.stitch',
+    modality: undefined,
+    reads: 'outputs',
+    declarable: false,
+    placement: 'coordinator',
+    description: "runs a long text's chunks and adds their statistics up",
+    timeoutMs: 120_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
     kind: ASSEMBLE_KIND,
     modality: undefined,
+    reads: 'outputs',
+    declarable: false,
     placement: 'coordinator',
     description: "assembles the job's result from its tasks' outputs",
     timeoutMs: 60_000,

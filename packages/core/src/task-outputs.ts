@@ -99,6 +99,113 @@ export const selftestSleepOutputSchema = z.object({
 });
 export type SelftestSleepOutput = z.infer<typeof selftestSleepOutputSchema>;
 
+const timedWord = z.object({ text: z.string(), startSec: seconds, endSec: seconds });
+
+/** `audio.transcribe`: what was said, with word and segment timestamps (for stitching). */
+export const audioTranscribeOutputSchema = z.object({
+  text: z.string(),
+  language: z.string(),
+  words: z.array(timedWord),
+  segments: z.array(z.object({ text: z.string(), startSec: seconds, endSec: seconds })),
+});
+export type AudioTranscribeOutput = z.infer<typeof audioTranscribeOutputSchema>;
+
+const windowShard = z.object({
+  index: z.number().int().nonnegative(),
+  startSec: seconds,
+  endSec: seconds,
+  blob: blobRefSchema,
+});
+
+const audioWindows = z.object({
+  /** Rate of the window files (resampled for the backend). */
+  sampleRate: z.number().int().positive(),
+  sourceSampleRate: z.number().int().positive(),
+  channels: z.number().int().positive(),
+  /** Container and codec of the source, e.g. "wav/pcm_s16le". */
+  format: z.string(),
+  windowSec: seconds,
+  overlapSec: seconds,
+  windows: z.array(windowShard),
+});
+
+/** `audio.split`: a recording cut into overlapping windows, each a WAV blob. */
+export const audioSplitOutputSchema = audioWindows.extend({ durationSec: seconds });
+export type AudioSplitOutput = z.infer<typeof audioSplitOutputSchema>;
+
+/** `video.split`: frames sampled at a rate (image blobs) and the sound track in windows. */
+export const videoSplitOutputSchema = z.object({
+  durationSec: seconds,
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  format: z.string(),
+  fps: z.number().positive(),
+  frames: z.array(z.object({ index: z.number().int().nonnegative(), timeSec: seconds, blob: blobRefSchema })),
+  audio: audioWindows.nullable(),
+});
+export type VideoSplitOutput = z.infer<typeof videoSplitOutputSchema>;
+
+/** `text.split`: a long text in chunks that end on sentence boundaries. */
+export const textSplitOutputSchema = z.object({
+  characters: z.number().int().nonnegative(),
+  maxChars: z.number().int().positive(),
+  chunks: z.array(z.object({ index: z.number().int().nonnegative(), start: z.number().int().nonnegative(), end: z.number().int().nonnegative(), text: z.string() })),
+});
+export type TextSplitOutput = z.infer<typeof textSplitOutputSchema>;
+
+const timeGap = z.object({ startSec: seconds, endSec: seconds, reason: z.string() });
+
+/** `audio.stitch`: the analysis of a whole recording put together from its windows. */
+export const audioStitchOutputSchema = audioAnalyzeOutputSchema.extend({
+  coverage: z.number().min(0).max(1),
+  gaps: z.array(timeGap),
+  shards: z.number().int().nonnegative(),
+});
+export type AudioStitchOutput = z.infer<typeof audioStitchOutputSchema>;
+
+/** A transcript stitched from its windows, with subtitles as SRT and WebVTT blobs. */
+export const transcriptStitchOutputSchema = audioTranscribeOutputSchema.extend({
+  coverage: z.number().min(0).max(1),
+  gaps: z.array(timeGap),
+  shards: z.number().int().nonnegative(),
+  subtitles: z.object({ srt: blobRefSchema, vtt: blobRefSchema }).nullable(),
+});
+export type TranscriptStitchOutput = z.infer<typeof transcriptStitchOutputSchema>;
+
+/** `text.stitch`: the statistics of a long text put together from its chunks. */
+export const textStitchOutputSchema = textStatsOutputSchema.extend({
+  coverage: z.number().min(0).max(1),
+  gaps: z.array(z.object({ index: z.number().int().nonnegative(), reason: z.string() })),
+  shards: z.number().int().nonnegative(),
+});
+export type TextStitchOutput = z.infer<typeof textStitchOutputSchema>;
+
+/** `video.stitch`: what was read in the frames and heard in the sound, on one timeline. */
+export const videoStitchOutputSchema = z.object({
+  durationSec: seconds,
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  format: z.string(),
+  frames: z.array(
+    z.object({ index: z.number().int().nonnegative(), timeSec: seconds, blob: blobRefSchema, text: z.string(), confidence: percent.nullable() }),
+  ),
+  speech: audioStitchOutputSchema.nullable(),
+  timeline: z.array(
+    z.object({
+      startSec: seconds,
+      endSec: seconds,
+      source: z.enum(['frame', 'speech', 'words']),
+      text: z.string(),
+      index: z.number().int().nonnegative().optional(),
+    }),
+  ),
+  /** Frame text as WebVTT cues, a blob. */
+  subtitles: blobRefSchema.nullable(),
+  coverage: z.number().min(0).max(1),
+  gaps: z.array(timeGap),
+});
+export type VideoStitchOutput = z.infer<typeof videoStitchOutputSchema>;
+
 export interface TaskOutputs {
   'image.ocr': ImageOcrOutput;
   'image.inspect': ImageInspectOutput;
@@ -106,6 +213,10 @@ export interface TaskOutputs {
   'text.stats': TextStatsOutput;
   'fusion.report': FusionReportOutput;
   'selftest.sleep': SelftestSleepOutput;
+  'audio.split': AudioSplitOutput;
+  'video.split': VideoSplitOutput;
+  'text.split': TextSplitOutput;
+  'audio.transcribe': AudioTranscribeOutput;
 }
 
 export type BuiltinWorkerKind = keyof TaskOutputs;
@@ -117,6 +228,10 @@ const schemas: { [K in BuiltinWorkerKind]: z.ZodType<TaskOutputs[K]> } = {
   'text.stats': textStatsOutputSchema,
   'fusion.report': fusionReportOutputSchema,
   'selftest.sleep': selftestSleepOutputSchema,
+  'audio.split': audioSplitOutputSchema,
+  'video.split': videoSplitOutputSchema,
+  'text.split': textSplitOutputSchema,
+  'audio.transcribe': audioTranscribeOutputSchema,
 };
 
 export function isBuiltinWorkerKind(kind: string): kind is BuiltinWorkerKind {

@@ -34,6 +34,8 @@ export class TaskRunner {
     const timeout = AbortSignal.timeout(Math.max(1, assignment.timeoutMs || 60_000));
     const signal = AbortSignal.any([stop, timeout]);
     const produced: BlobRef[] = [];
+    // Inputs are held in the cache while the task runs, so eviction cannot take them.
+    const held: (() => void)[] = [];
     try {
       const handler = this.handlers.get(assignment.kind);
       if (!handler) throw new TaskFailedError('UNSUPPORTED_KIND', `this worker does not run ${assignment.kind}`, true);
@@ -41,7 +43,9 @@ export class TaskRunner {
       const mediaTypes = new Map<string, string>();
       for (const { name, blob } of assignment.blobs) {
         if (!blob) continue;
-        files.set(name, await this.cache.get({ sha256: blob.sha256, size: blob.size, mediaType: blob.mediaType, name: blob.name }));
+        const { path, release } = await this.cache.acquire({ sha256: blob.sha256, size: blob.size, mediaType: blob.mediaType, name: blob.name });
+        held.push(release);
+        files.set(name, path);
         mediaTypes.set(name, blob.mediaType);
       }
       const ctx: TaskContext = {
@@ -75,6 +79,8 @@ export class TaskRunner {
     } catch (err) {
       const failure = signal.aborted ? stopFailure(stop, timeout, assignment.timeoutMs) : toTaskFailure(err);
       return { ok: false, error: { code: failure.code, message: failure.message, retryable: failure.retryable }, stats: stats() };
+    } finally {
+      for (const release of held) release();
     }
   }
 

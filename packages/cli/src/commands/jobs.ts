@@ -1,12 +1,14 @@
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { JobView } from '@mmgrid/client';
+import { MmgridClientError, type JobView } from '@mmgrid/client';
 import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
 import { formatEvent, formatExplanation, formatResult, formatStatus } from '../format.js';
+import { loadJobFile, locateServerError } from '../job-file.js';
 
 export interface SubmitFlags {
+  readonly file?: string;
   readonly prompt?: string;
   readonly pipeline?: string;
   readonly priority?: number;
@@ -41,24 +43,35 @@ export async function submit(ctx: CommandContext, files: readonly string[], flag
       throw new CliError(`no such file: ${file}`, ExitCode.USAGE);
     }
   }
-  if (files.length === 0 && !flags.prompt && (flags.pipeline ?? 'describe') === 'describe') {
-    throw new CliError('nothing to submit: give one or more files and/or --prompt TEXT', ExitCode.USAGE);
+  const jobFile = flags.file ? await loadJobFile(flags.file) : undefined;
+  if (!jobFile && files.length === 0 && !flags.prompt && (flags.pipeline ?? 'describe') === 'describe') {
+    throw new CliError('nothing to submit: give one or more files and/or --prompt TEXT, or a job file with -f', ExitCode.USAGE);
   }
   const client = ctx.connect();
-  const job = await client.submit(
-    files.map((f) => ({ path: f })),
-    {
+  const fromFile = jobFile?.options ?? {};
+  const params = { ...(fromFile.params ?? {}), ...parsePairs('--param', flags.param) };
+  const labels = { ...(fromFile.labels ?? {}), ...parsePairs('--label', flags.label) };
+  let job: JobView;
+  try {
+    job = await client.submit([...(jobFile?.inputs ?? []), ...files.map((f) => ({ path: f }))], {
+      ...fromFile,
       ...(flags.prompt !== undefined ? { prompt: flags.prompt } : {}),
-      ...(flags.pipeline !== undefined ? { pipeline: flags.pipeline } : {}),
+      ...(flags.pipeline !== undefined && !jobFile ? { pipeline: flags.pipeline } : {}),
       ...(flags.priority !== undefined ? { priority: flags.priority } : {}),
       ...(flags.idempotencyKey !== undefined ? { idempotencyKey: flags.idempotencyKey } : {}),
-      labels: parsePairs('--label', flags.label),
-      params: parsePairs('--param', flags.param),
+      labels,
+      params,
       onUploadProgress: (name, done, total) => {
         if (done === total) ctx.note(`uploaded ${name} (${total} bytes)`);
       },
-    },
-  );
+    });
+  } catch (err) {
+    // The coordinator names the field it refused; point at its line in the job file.
+    if (jobFile && err instanceof MmgridClientError && err.code === 'INVALID_ARGUMENT') {
+      throw new CliError(locateServerError(jobFile, err.message), ExitCode.USAGE, { cause: err });
+    }
+    throw err;
+  }
   if (!flags.wait) {
     if (ctx.json) ctx.printJson(job);
     else {

@@ -11,6 +11,7 @@ const DEFAULTS: ResolvedCoordinatorOptions = {
   listenHost: '0.0.0.0',
   listenPort: 7070,
   blobDir: '.mmgrid/blobs',
+  blobStoreUrl: '',
   maxBlobBytes: 2 * GiB,
   maxMessageBytes: 8 * MiB,
   leaseMs: 30_000,
@@ -19,6 +20,7 @@ const DEFAULTS: ResolvedCoordinatorOptions = {
   maxStalledCount: 2,
   jobRetentionMs: 7 * 24 * 3600_000,
   assemblyConcurrency: 4,
+  maxShards: 20_000,
   coordinatorId: 'host-123',
 };
 
@@ -43,6 +45,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       keyPrefix: 'mmgrid',
       listen: '0.0.0.0:7070',
       blobDir: '.mmgrid/blobs',
+      blobStoreUrl: '',
       maxBlobBytes: 2 * GiB,
       maxMessageBytes: 8 * MiB,
       leaseMs: 30_000,
@@ -51,6 +54,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       maxStalledCount: 2,
       jobRetentionMs: 7 * 24 * 3600_000,
       assemblyConcurrency: 4,
+      maxShards: 20_000,
       coordinatorId: 'host-123',
     });
     expect(withDefaults({ keyPrefix: '' }, 'x').keyPrefix).toBe('');
@@ -62,6 +66,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       keyPrefix: 'grid_2.test-a',
       listen: 'grid.example.com:0',
       blobDir: '/var/lib/mmgrid',
+      blobStoreUrl: 's3://bucket/prefix/?endpoint=http://127.0.0.1:9000&region=us-east-1',
       maxBlobBytes: 1,
       maxMessageBytes: 64 * 1024,
       leaseMs: 1_000,
@@ -70,6 +75,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       maxStalledCount: 100,
       jobRetentionMs: 60_000,
       assemblyConcurrency: 256,
+      maxShards: 1,
       coordinatorId: 'replica-a',
     };
     expect(resolveCoordinatorOptions(options, 'unused')).toEqual({
@@ -78,6 +84,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       listenHost: 'grid.example.com',
       listenPort: 0,
       blobDir: '/var/lib/mmgrid',
+      blobStoreUrl: 's3://bucket/prefix/?endpoint=http://127.0.0.1:9000&region=us-east-1',
       maxBlobBytes: 1,
       maxMessageBytes: 64 * 1024,
       leaseMs: 1_000,
@@ -86,6 +93,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       maxStalledCount: 100,
       jobRetentionMs: 60_000,
       assemblyConcurrency: 256,
+      maxShards: 1,
       coordinatorId: 'replica-a',
     });
   });
@@ -100,9 +108,11 @@ describe('resolveCoordinatorOptions defaults', () => {
         stalledCheckIntervalMs: 600_000,
         jobRetentionMs: 365 * 24 * 3600_000,
         keyPrefix: 'p'.repeat(64),
+        maxShards: 1_000_000,
       },
       'id',
     );
+    expect(resolved.maxShards).toBe(1_000_000);
     expect(resolved.leaseMs).toBe(3_600_000);
     expect(resolved.heartbeatIntervalMs).toBe(600_000);
     expect(resolved.keyPrefix).toHaveLength(64);
@@ -172,6 +182,10 @@ describe('resolveCoordinatorOptions refusals', () => {
     { option: 'assemblyConcurrency', options: { assemblyConcurrency: 0 } },
     { option: 'assemblyConcurrency', options: { assemblyConcurrency: 257 } },
     { option: 'assemblyConcurrency', options: { assemblyConcurrency: 2.5 } },
+    { option: 'maxShards', options: { maxShards: 0 } },
+    { option: 'maxShards', options: { maxShards: 1_000_001 } },
+    { option: 'maxShards', options: { maxShards: 2.5 } },
+    { option: 'maxShards', options: { maxShards: Number.NaN } },
     { option: 'coordinatorId', options: { coordinatorId: '' } },
     { option: 'coordinatorId', options: { coordinatorId: ' ' } },
   ];

@@ -41,7 +41,7 @@ import { toServiceError, unary } from '../grpc-errors.js';
 import { jobSummaryToProto, jobToProto, specFromProto } from '../job-mapping.js';
 import { JobStore, type JobRecord } from '../job-store.js';
 import type { Logger } from '../logger.js';
-import { detectMedia, PROBE_HEAD_BYTES } from '../media-probe.js';
+import { detectMedia, probeAv, PROBE_HEAD_BYTES } from '../media-probe.js';
 import { jobStateFromProto, taskStateToProto } from '../proto-mapping.js';
 import type { Dispatcher } from '../dispatcher.js';
 import { bullJobIdOf } from '../lease.js';
@@ -100,7 +100,7 @@ export class JobServiceImpl {
     });
     const spec = validateJobSpec(raw);
     const { resolved, planInputs } = await this.resolveInputs(spec);
-    const graph = plan({ pipeline: spec.pipeline, inputs: planInputs, prompt: spec.prompt, params: spec.params });
+    const graph = plan({ pipeline: spec.pipeline, inputs: planInputs, prompt: spec.prompt, params: spec.params, steps: spec.steps });
     const id = this.deps.newJobId();
     const createdAt = now();
     const storedId = await jobs.create({ id, tenant: principal.tenant, spec: resolved, inputs: planInputs, graph, createdAt, idempotencyKey: key });
@@ -130,7 +130,7 @@ export class JobServiceImpl {
     for (const [i, input] of spec.inputs.entries()) {
       if (input.source.type === 'text') {
         inputs.push(input);
-        planInputs.push({ name: input.name, modality: 'text', mediaType: 'text/plain' });
+        planInputs.push({ name: input.name, modality: 'text', mediaType: 'text/plain', bytes: Buffer.byteLength(input.source.text) });
         continue;
       }
       const declared = input.source.blob;
@@ -142,8 +142,20 @@ export class JobServiceImpl {
         throw new InvalidJobSpecError(`inputs[${i}].blob.size`, `declared ${declared.size} bytes but blob ${declared.sha256} has ${stat.size}`);
       }
       const detected = await detectMedia(input.name, await blobs.readHead(declared.sha256, PROBE_HEAD_BYTES));
+      let modality = detected.modality;
+      let durationSec: number | undefined;
+      const file = blobs.localPath?.(stat.sha256);
+      if ((modality === 'audio' || modality === 'video') && file) {
+        // ffprobe settles what magic numbers cannot: a WebM or MP4 with only sound is a
+        // recording; a damaged file is refused here rather than failing on a worker.
+        const av = await probeAv(input.name, detected.mediaType, file);
+        if (av) {
+          durationSec = av.durationSec;
+          if (modality === 'video' && !av.hasVideo && av.hasAudio) modality = 'audio';
+        }
+      }
       inputs.push({ name: input.name, source: { type: 'blob', blob: { sha256: stat.sha256, size: stat.size, mediaType: detected.mediaType, name: input.name } } });
-      planInputs.push({ name: input.name, modality: detected.modality, mediaType: detected.mediaType });
+      planInputs.push({ name: input.name, modality, mediaType: detected.mediaType, durationSec, bytes: stat.size });
     }
     return { resolved: { ...spec, inputs }, planInputs };
   }

@@ -2,24 +2,39 @@ import { describe, expect, it } from 'vitest';
 import { assembleJobResult, type AssembledJob, type JobResultDoc, type TaskOutcome } from '../assembler.js';
 import { buildFusionReport, type UpstreamItem } from '../fusion-report.js';
 import { PROMPT_INPUT_NAME } from '../job-spec.js';
-import type { JsonValue } from '../json.js';
 import { plan, type FusionParams, type PlanInput } from '../planner.js';
 import type { TaskGraph, TaskNode } from '../task-graph.js';
 import { fusionReportOutputSchema } from '../task-outputs.js';
-import { audioOutput, inspectOutput, ocrOutput, textStatsOutput, thumbnailRef } from './fixtures.js';
+import {
+  audioOutput,
+  audioSplitOutput,
+  audioStitchOutput,
+  inspectOutput,
+  ocrOutput,
+  shardRef,
+  textSplitOutput,
+  textStatsOutput,
+  textStitchOutput,
+  thumbnailRef,
+  transcriptStitchOutput,
+  videoSplitOutput,
+  videoStitchOutput,
+} from './fixtures.js';
 
 const PROMPT = 'Is there a cat?';
+const LONG_TEXT = 'The cat sat on the mat. '.repeat(300);
 const INPUTS: PlanInput[] = [
   { name: 'cat', modality: 'image', mediaType: 'image/png' },
-  { name: 'memo', modality: 'audio', mediaType: 'audio/wav' },
-  { name: 'notes', modality: 'text', mediaType: 'text/plain' },
+  // Known to fit in one window: analysed in one task.
+  { name: 'memo', modality: 'audio', mediaType: 'audio/wav', durationSec: 3 },
+  { name: 'notes', modality: 'text', mediaType: 'text/plain', bytes: 18 },
 ];
 // t1 image.ocr cat, t2 image.inspect cat, t3 audio.analyze memo, t4 text.stats notes,
 // t5 text.stats @prompt, t6 fusion.report, t7 job.assemble
 const GRAPH = plan({ pipeline: 'describe', inputs: INPUTS, prompt: PROMPT });
 
-/** A realistic output for a modality task. */
-function outputFor(t: TaskNode): JsonValue {
+/** A realistic output for a task (an object that JSON.stringify takes as it is). */
+function outputFor(t: TaskNode): object {
   const input = t.inputNames[0] ?? '';
   switch (t.kind) {
     case 'image.ocr':
@@ -30,6 +45,18 @@ function outputFor(t: TaskNode): JsonValue {
       return audioOutput();
     case 'text.stats':
       return input === PROMPT_INPUT_NAME ? textStatsOutput('prompt', PROMPT) : textStatsOutput('input', 'my cat likes boxes');
+    case 'audio.split':
+      return audioSplitOutput();
+    case 'audio.stitch':
+      return t.params['shardKind'] === 'audio.transcribe' ? transcriptStitchOutput('the cat sat on the mat') : audioStitchOutput();
+    case 'text.split':
+      return textSplitOutput(LONG_TEXT);
+    case 'text.stitch':
+      return textStitchOutput(LONG_TEXT);
+    case 'video.split':
+      return videoSplitOutput();
+    case 'video.stitch':
+      return videoStitchOutput('CAT FOOD');
     default:
       throw new Error(`no fixture for ${t.kind}`);
   }
@@ -52,9 +79,11 @@ function outcomesFor(graph: TaskGraph, overrides: Record<string, TaskOutcome | u
       const upstream: UpstreamItem[] = t.dependsOn.map((dep) => {
         const d = graph.tasks.find((x) => x.id === dep);
         const o = outcomes.get(dep);
+        // As the coordinator does: a stitched output is given under the kind it stands for.
+        const outputAs = d?.params['outputAs'];
         return {
           taskId: dep,
-          kind: d?.kind ?? '',
+          kind: typeof outputAs === 'string' ? outputAs : (d?.kind ?? ''),
           inputNames: d?.inputNames ?? [],
           outputJson: o?.status === 'succeeded' ? o.outputJson : undefined,
           error: o?.status === 'failed' ? o.error : undefined,
@@ -248,11 +277,213 @@ describe('assembleJobResult: required tasks that failed', () => {
 
 describe('assembleJobResult: jobs without a prompt', () => {
   it('has no prompt entry among the inputs', () => {
-    const inputs: PlanInput[] = [{ name: 'memo', modality: 'audio', mediaType: 'audio/wav' }];
+    const inputs: PlanInput[] = [{ name: 'memo', modality: 'audio', mediaType: 'audio/wav', durationSec: 3 }];
     const graph = plan({ pipeline: 'describe', inputs, prompt: '' });
     const doc = expectOk(assembleJobResult(graph, inputs, '', outcomesFor(graph)));
     expect(outputsByInput(doc)).toEqual({ memo: ['audio.analyze'] });
     expect(doc.coverage).toBe(1);
     expect(doc.summary).toMatch(/^memo \(audio\): 3\.00 s/);
+  });
+});
+
+describe('assembleJobResult: a long recording, split and stitched', () => {
+  const inputs: PlanInput[] = [
+    { name: 'cat', modality: 'image', mediaType: 'image/png' },
+    { name: 'memo', modality: 'audio', mediaType: 'audio/wav' },
+  ];
+  // t1 image.ocr cat, t2 image.inspect cat, t3 audio.split memo (intermediate), t4 audio.stitch memo,
+  // t5 text.stats @prompt, t6 fusion.report, t7 job.assemble
+  const graph = plan({ pipeline: 'describe', inputs, prompt: PROMPT });
+
+  it('the graph has the expected shape', () => {
+    expect(graph.tasks.map((t) => t.kind)).toEqual(['image.ocr', 'image.inspect', 'audio.split', 'audio.stitch', 'text.stats', 'fusion.report', 'job.assemble']);
+    expect(graph.tasks[2]?.intermediate).toBe(true);
+  });
+
+  it('files the stitched analysis under audio.analyze, and leaves the split out', () => {
+    const result = assembleJobResult(graph, inputs, PROMPT, outcomesFor(graph));
+    const doc = expectOk(result);
+    expect(outputsByInput(doc)).toEqual({ cat: ['image.ocr', 'image.inspect'], memo: ['audio.analyze'], prompt: ['text.stats'] });
+    expect(doc.inputs[1]?.outputs['audio.analyze']).toEqual(audioStitchOutput());
+    expect(doc.coverage).toBe(1);
+    expect(doc.partial).toBe(false);
+    expect(doc.summary).toContain('memo (audio): 75.00 s');
+    // The windows' blobs belong to the split, not to the result.
+    if (!result.ok) throw new Error('not ok');
+    expect(result.blobs.map((b) => b.name)).toEqual(['cat.thumb.webp']);
+  });
+
+  it('does not count the split in the coverage', () => {
+    const doc = expectOk(assembleJobResult(graph, inputs, PROMPT, outcomesFor(graph, { t1: failure('TIMEOUT', 'ran past 120000 ms') })));
+    // Readers: ocr, inspect, stitch, prompt stats (the split is not one).
+    expect(doc.coverage).toBeCloseTo(3 / 4, 10);
+    expect(doc.failures.map((f) => f.taskId)).toEqual(['t1']);
+  });
+
+  it('a failed stitch makes the result partial, naming the recording', () => {
+    const doc = expectOk(assembleJobResult(graph, inputs, PROMPT, outcomesFor(graph, { t4: failure('TOO_MANY_SHARDS', 'the input would be cut into 30001 shards') })));
+    expect(doc.partial).toBe(true);
+    expect(doc.coverage).toBeCloseTo(3 / 4, 10);
+    expect(doc.failures).toEqual([{ taskId: 't4', kind: 'audio.stitch', input: 'memo', code: 'TOO_MANY_SHARDS', message: 'the input would be cut into 30001 shards' }]);
+    expect(outputsByInput(doc)['memo']).toEqual([]);
+  });
+
+  it('a failed split is not listed itself; the stitch it starved is', () => {
+    const doc = expectOk(assembleJobResult(graph, inputs, PROMPT, outcomesFor(graph, { t3: failure('DECODE', 'not audio'), t4: undefined })));
+    expect(doc.failures.map(({ taskId, kind, code }) => ({ taskId, kind, code }))).toEqual([{ taskId: 't4', kind: 'audio.stitch', code: 'NO_OUTCOME' }]);
+    expect(doc.coverage).toBeCloseTo(3 / 4, 10);
+  });
+
+  it('a split that succeeded does not stand in for a stitch that never ran', () => {
+    const doc = expectOk(assembleJobResult(graph, inputs, PROMPT, outcomesFor(graph, { t4: undefined })));
+    expect(outputsByInput(doc)['memo']).toEqual([]);
+    expect(doc.partial).toBe(true);
+  });
+
+  it('fails the job when every optional task failed, even with the split done', () => {
+    const all = { t1: failure('E', 'x'), t2: failure('E', 'y'), t4: failure('E', 'z'), t5: failure('E', 'w') };
+    const result = assembleJobResult(graph, inputs, PROMPT, outcomesFor(graph, all));
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.error.message).toBe('every task failed; the first: image.ocr (t1): x');
+    expect(result.failures.map((f) => f.taskId)).toEqual(['t1', 't2', 't4', 't5']);
+  });
+});
+
+describe('assembleJobResult: long texts and videos', () => {
+  const inputs: PlanInput[] = [
+    { name: 'book', modality: 'text', mediaType: 'text/plain', bytes: LONG_TEXT.length },
+    { name: 'clip', modality: 'video', mediaType: 'video/mp4', durationSec: 4 },
+  ];
+  // t1 text.split, t2 text.stitch, t3 video.split, t4 video.stitch, t5 fusion.report, t6 job.assemble
+  const graph = plan({ pipeline: 'describe', inputs, prompt: '' });
+
+  it('files a long text under text.stats and a video under video.stitch', () => {
+    expect(graph.tasks.map((t) => t.kind)).toEqual(['text.split', 'text.stitch', 'video.split', 'video.stitch', 'fusion.report', 'job.assemble']);
+    const result = assembleJobResult(graph, inputs, '', outcomesFor(graph));
+    const doc = expectOk(result);
+    expect(outputsByInput(doc)).toEqual({ book: ['text.stats'], clip: ['video.stitch'] });
+    expect(doc.inputs[0]?.outputs['text.stats']).toEqual(textStitchOutput(LONG_TEXT));
+    expect(doc.inputs[1]?.outputs['video.stitch']).toEqual(videoStitchOutput('CAT FOOD'));
+    expect(doc.coverage).toBe(1);
+    // The stitched video's frames and subtitles are in the result; the split's sound window is not.
+    if (!result.ok) throw new Error('not ok');
+    expect(result.blobs.map((b) => b.name).sort()).toEqual(['clip.vtt', 'f0.jpg', 'f1.jpg']);
+    expect(result.blobs).not.toContainEqual(shardRef('9', 'a0.wav'));
+  });
+
+  it('counts two readers: the stitches', () => {
+    const doc = expectOk(assembleJobResult(graph, inputs, '', outcomesFor(graph, { t4: failure('E', 'no frames') })));
+    expect(doc.coverage).toBeCloseTo(1 / 2, 10);
+    expect(doc.failures.map((f) => [f.taskId, f.kind, f.input])).toEqual([['t4', 'video.stitch', 'clip']]);
+  });
+});
+
+describe('assembleJobResult: transcribe', () => {
+  const inputs: PlanInput[] = [
+    { name: 'a', modality: 'audio', mediaType: 'audio/wav', durationSec: 5 },
+    { name: 'b', modality: 'audio', mediaType: 'audio/mpeg' },
+  ];
+  // t1 audio.split a, t2 audio.stitch a, t3 audio.split b, t4 audio.stitch b, t5 job.assemble
+  const graph = plan({ pipeline: 'transcribe', inputs, prompt: '' });
+
+  it('files each transcript under audio.transcribe, with its subtitles', () => {
+    const result = assembleJobResult(graph, inputs, '', outcomesFor(graph));
+    const doc = expectOk(result);
+    expect(doc.pipeline).toBe('transcribe');
+    expect(outputsByInput(doc)).toEqual({ a: ['audio.transcribe'], b: ['audio.transcribe'] });
+    expect(doc.fusion).toBeNull();
+    expect(doc.summary).toBe('2 of 2 tasks succeeded.');
+    if (!result.ok) throw new Error('not ok');
+    expect(result.blobs.map((b) => b.name)).toEqual(['memo.srt', 'memo.vtt']);
+  });
+
+  it('one recording failed: partial', () => {
+    const doc = expectOk(assembleJobResult(graph, inputs, '', outcomesFor(graph, { t4: failure('BACKEND', 'no whisper server') })));
+    expect(doc.coverage).toBeCloseTo(1 / 2, 10);
+    expect(doc.summary).toBe('1 of 2 tasks succeeded; 1 failed.');
+  });
+
+  it('every recording failed: the job fails', () => {
+    const result = assembleJobResult(graph, inputs, '', outcomesFor(graph, { t2: failure('BACKEND', 'no whisper server'), t4: failure('BACKEND', 'no whisper server') }));
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.error).toEqual({ code: 'BACKEND', message: 'every task failed; the first: audio.stitch (t2): no whisper server' });
+  });
+});
+
+describe('assembleJobResult: declared pipelines', () => {
+  const inputs: PlanInput[] = [
+    { name: 'scan', modality: 'image', mediaType: 'image/png' },
+    { name: 'memo', modality: 'audio', mediaType: 'audio/wav', durationSec: 3 },
+  ];
+  // t1 image.ocr "read" (required), t2 image.inspect "look" (optional), t3 audio.analyze "listen" (optional), t4 job.assemble
+  const graph = plan({
+    pipeline: 'declared',
+    inputs,
+    prompt: '',
+    steps: {
+      read: { kind: 'image.ocr', input: 'scan' },
+      look: { kind: 'image.inspect', input: 'scan', optional: true },
+      listen: { kind: 'audio.analyze', input: 'memo', optional: true },
+    },
+  });
+
+  it('files outputs under the step names', () => {
+    expect(graph.tasks.map((t) => [t.kind, t.label])).toEqual([
+      ['image.ocr', 'read'],
+      ['image.inspect', 'look'],
+      ['audio.analyze', 'listen'],
+      ['job.assemble', undefined],
+    ]);
+    const doc = expectOk(assembleJobResult(graph, inputs, '', outcomesFor(graph)));
+    expect(outputsByInput(doc)).toEqual({ scan: ['read', 'look'], memo: ['listen'] });
+    expect(doc.coverage).toBe(1);
+  });
+
+  it('names the step of a failed optional task', () => {
+    const doc = expectOk(assembleJobResult(graph, inputs, '', outcomesFor(graph, { t2: failure('TIMEOUT', 'ran past 60000 ms') })));
+    expect(doc.failures).toEqual([{ taskId: 't2', step: 'look', kind: 'image.inspect', input: 'scan', code: 'TIMEOUT', message: 'ran past 60000 ms' }]);
+    // Coverage is over the optional steps only (the required one is not counted).
+    expect(doc.coverage).toBeCloseTo(1 / 2, 10);
+  });
+
+  it('fails the job when a required step failed, naming the step', () => {
+    const result = assembleJobResult(graph, inputs, '', outcomesFor(graph, { t1: failure('OCR', 'tesseract crashed') }));
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.error).toEqual({ code: 'OCR', message: 'step read (image.ocr) failed: tesseract crashed' });
+    expect(result.failures).toEqual([{ taskId: 't1', step: 'read', kind: 'image.ocr', input: 'scan', code: 'OCR', message: 'tesseract crashed' }]);
+  });
+
+  it('files sharded steps under their step names too, so two of them on one input do not collide', () => {
+    const sharded = plan({
+      pipeline: 'declared',
+      inputs,
+      prompt: '',
+      steps: {
+        coarse: { kind: 'audio.analyze', input: 'memo', shard: { windowSec: 10, overlapSec: 1 }, params: { frameMs: 50 } },
+        fine: { kind: 'audio.analyze', input: 'memo', shard: true, optional: true },
+      },
+    });
+    const stitches = sharded.tasks.filter((t) => t.kind === 'audio.stitch');
+    expect(stitches.map((t) => [t.label, t.params['shardParams']])).toEqual([
+      ['coarse', { frameMs: 50 }],
+      ['fine', { frameMs: 20 }],
+    ]);
+    const doc = expectOk(assembleJobResult(sharded, inputs, '', outcomesFor(sharded)));
+    expect(outputsByInput(doc)).toEqual({ scan: [], memo: ['coarse', 'fine'] });
+  });
+
+  it('says "every optional task failed" when the required steps succeeded but no optional one did', () => {
+    const result = assembleJobResult(graph, inputs, '', outcomesFor(graph, { t2: failure('X', 'inspect broke'), t3: failure('Y', 'decoder broke') }));
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.error.message).toBe('every optional task failed; the first: step look (image.inspect): inspect broke');
+  });
+
+  it('has no step in the failures of a built-in pipeline', () => {
+    const doc = expectOk(assembleJobResult(GRAPH, INPUTS, PROMPT, outcomesFor(GRAPH, { t1: failure('TIMEOUT', 'x') })));
+    expect(doc.failures[0]).not.toHaveProperty('step');
   });
 });

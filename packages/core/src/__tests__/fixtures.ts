@@ -1,9 +1,23 @@
 /**
  * Small task outputs that satisfy the schemas in task-outputs.ts, shared by the assembler
- * and fusion-report tests.
+ * and fusion-report tests, and a helper for expected spec errors.
  */
+import { expect } from 'vitest';
 import type { BlobRef } from '../blob-ref.js';
-import type { AudioAnalyzeOutput, ImageInspectOutput, ImageOcrOutput, TextStatsOutput } from '../task-outputs.js';
+import { InvalidJobSpecError } from '../errors.js';
+import type {
+  AudioAnalyzeOutput,
+  AudioSplitOutput,
+  AudioStitchOutput,
+  ImageInspectOutput,
+  ImageOcrOutput,
+  TextSplitOutput,
+  TextStatsOutput,
+  TextStitchOutput,
+  TranscriptStitchOutput,
+  VideoSplitOutput,
+  VideoStitchOutput,
+} from '../task-outputs.js';
 
 export function thumbnailRef(seed: string, name = 'thumbnail.webp'): BlobRef {
   return { sha256: seed.repeat(64).slice(0, 64), size: 2048, mediaType: 'image/webp', name };
@@ -81,4 +95,128 @@ export function textStatsOutput(source: 'prompt' | 'input', text: string): TextS
     excerpt: text,
     truncated: false,
   };
+}
+
+/** A blob reference for a shard (window, frame, subtitles). */
+export function shardRef(seed: string, name: string, mediaType = 'audio/wav'): BlobRef {
+  return { sha256: seed.repeat(64).slice(0, 64), size: 4096, mediaType, name };
+}
+
+/** `audio.split` of a 75 s recording into three 30 s windows overlapping by 2 s. */
+export function audioSplitOutput(): AudioSplitOutput {
+  return {
+    sampleRate: 16_000,
+    sourceSampleRate: 44_100,
+    channels: 1,
+    format: 'wav/pcm_s16le',
+    windowSec: 30,
+    overlapSec: 2,
+    durationSec: 75,
+    windows: [
+      { index: 0, startSec: 0, endSec: 30, blob: shardRef('1', 'w0.wav') },
+      { index: 1, startSec: 28, endSec: 58, blob: shardRef('2', 'w1.wav') },
+      { index: 2, startSec: 56, endSec: 75, blob: shardRef('3', 'w2.wav') },
+    ],
+  };
+}
+
+/** `audio.stitch` of the recording above: one analysis, whole. */
+export function audioStitchOutput(): AudioStitchOutput {
+  return {
+    ...audioOutput(),
+    sampleRate: 44_100,
+    durationSec: 75,
+    speechSec: 60,
+    silenceSec: 15,
+    segments: [
+      { kind: 'speech', startSec: 0, endSec: 60 },
+      { kind: 'silence', startSec: 60, endSec: 75 },
+    ],
+    coverage: 1,
+    gaps: [],
+    shards: 3,
+  };
+}
+
+/** `audio.stitch` of a transcription, with subtitles. */
+export function transcriptStitchOutput(text: string): TranscriptStitchOutput {
+  const words = text
+    .split(/\s+/)
+    .filter((w) => w !== '')
+    .map((w, i) => ({ text: w, startSec: i, endSec: i + 0.8 }));
+  return {
+    text,
+    language: 'en',
+    words,
+    segments: [{ text, startSec: 0, endSec: words.length }],
+    coverage: 1,
+    gaps: [],
+    shards: 2,
+    subtitles: { srt: shardRef('5', 'memo.srt', 'application/x-subrip'), vtt: shardRef('6', 'memo.vtt', 'text/vtt') },
+  };
+}
+
+export function textSplitOutput(text: string): TextSplitOutput {
+  const half = Math.floor(text.length / 2);
+  return {
+    characters: text.length,
+    maxChars: 4000,
+    chunks: [
+      { index: 0, start: 0, end: half, text: text.slice(0, half) },
+      { index: 1, start: half, end: text.length, text: text.slice(half) },
+    ],
+  };
+}
+
+export function textStitchOutput(text: string): TextStitchOutput {
+  return { ...textStatsOutput('input', text), coverage: 1, gaps: [], shards: 2 };
+}
+
+/** `video.split` of a 4 s clip: two frames and one sound window. */
+export function videoSplitOutput(): VideoSplitOutput {
+  return {
+    durationSec: 4,
+    width: 1280,
+    height: 720,
+    format: 'mp4/h264',
+    fps: 0.5,
+    frames: [
+      { index: 0, timeSec: 0, blob: shardRef('7', 'f0.jpg', 'image/jpeg') },
+      { index: 1, timeSec: 2, blob: shardRef('8', 'f1.jpg', 'image/jpeg') },
+    ],
+    audio: { sampleRate: 16_000, sourceSampleRate: 48_000, channels: 1, format: 'aac', windowSec: 30, overlapSec: 2, windows: [{ index: 0, startSec: 0, endSec: 4, blob: shardRef('9', 'a0.wav') }] },
+  };
+}
+
+/** `video.stitch` of the clip above: frame text and speech on one timeline. */
+export function videoStitchOutput(frameText: string): VideoStitchOutput {
+  return {
+    durationSec: 4,
+    width: 1280,
+    height: 720,
+    format: 'mp4/h264',
+    frames: [
+      { index: 0, timeSec: 0, blob: shardRef('7', 'f0.jpg', 'image/jpeg'), text: frameText, confidence: 88 },
+      { index: 1, timeSec: 2, blob: shardRef('8', 'f1.jpg', 'image/jpeg'), text: '', confidence: null },
+    ],
+    speech: { ...audioOutput(), coverage: 1, gaps: [], shards: 1 },
+    timeline: [
+      { startSec: 0, endSec: 2, source: 'frame', text: frameText, index: 0 },
+      { startSec: 0.5, endSec: 2.5, source: 'speech', text: '' },
+    ],
+    subtitles: shardRef('a', 'clip.vtt', 'text/vtt'),
+    coverage: 1,
+    gaps: [],
+  };
+}
+
+/** The error `fn` throws, which must be an InvalidJobSpecError. */
+export function specError(fn: () => unknown): InvalidJobSpecError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidJobSpecError);
+    if (err instanceof InvalidJobSpecError) return err;
+  }
+  throw new Error('expected an InvalidJobSpecError, nothing was thrown');
 }

@@ -71,7 +71,12 @@ describe('validateJobSpec: refused specs', () => {
       path: 'inputs',
       message: /at most 2 inputs/,
     },
-    { name: 'too many inputs (default limit)', raw: { inputs: Array.from({ length: 65 }, (_, i) => text(`in${i}`)) }, path: 'inputs', message: /at most 64 inputs/ },
+    {
+      name: 'too many inputs (default limit)',
+      raw: { inputs: Array.from({ length: DEFAULT_JOB_LIMITS.maxInputs + 1 }, (_, i) => text(`in${i}`)) },
+      path: 'inputs',
+      message: new RegExp(`at most ${DEFAULT_JOB_LIMITS.maxInputs} inputs`),
+    },
     {
       name: 'prompt too long',
       raw: { inputs: [], prompt: 'x'.repeat(11) },

@@ -76,10 +76,10 @@ describe('retryPlan on a hand-built tree', () => {
 
 describe('retryPlan on planned graphs', () => {
   const image = (name: string): PlanInput => ({ name, modality: 'image', mediaType: 'image/png' });
-  const audio = (name: string): PlanInput => ({ name, modality: 'audio', mediaType: 'audio/wav' });
+  const audio = (name: string, durationSec?: number): PlanInput => ({ name, modality: 'audio', mediaType: 'audio/wav', ...(durationSec !== undefined ? { durationSec } : {}) });
 
   // t1 image.ocr(cat), t2 image.inspect(cat), t3 audio.analyze(memo), t4 text.stats(prompt), t5 fusion.report, t6 job.assemble
-  const describeGraph = plan({ pipeline: 'describe', inputs: [image('cat'), audio('memo')], prompt: 'Is there a cat?' });
+  const describeGraph = plan({ pipeline: 'describe', inputs: [image('cat'), audio('memo', 4)], prompt: 'Is there a cat?' });
 
   it('describe: the graph has the expected shape', () => {
     expect(describeGraph.tasks.map((t) => t.kind)).toEqual(['image.ocr', 'image.inspect', 'audio.analyze', 'text.stats', 'fusion.report', 'job.assemble']);
@@ -97,6 +97,38 @@ describe('retryPlan on planned graphs', () => {
 
   it('describe: nothing failed', () => {
     expect(() => retryPlan(describeGraph, states(describeGraph))).toThrow(PlanError);
+  });
+
+  it('describe: only the assembly failed reruns the assembly alone', () => {
+    expect(sorted(retryPlan(describeGraph, states(describeGraph, { t6: 'failed' })))).toEqual(['t6']);
+  });
+
+  // A recording of unknown length is split and stitched:
+  // t1 audio.split(memo), t2 audio.stitch(memo), t3 text.stats(prompt), t4 fusion.report, t5 job.assemble
+  const longGraph = plan({ pipeline: 'describe', inputs: [audio('memo')], prompt: 'what is said?' });
+
+  it('describe, long recording: the graph has the expected shape', () => {
+    expect(longGraph.tasks.map((t) => t.kind)).toEqual(['audio.split', 'audio.stitch', 'text.stats', 'fusion.report', 'job.assemble']);
+    expect(longGraph.rootId).toBe('t5');
+  });
+
+  it.each([
+    { name: 'failed split reruns the split, its stitch and on up', changed: { t1: 'failed', t2: 'cancelled' }, rerun: ['t1', 't2', 't4', 't5'] },
+    { name: 'failed split whose stitch was not marked', changed: { t1: 'failed' }, rerun: ['t1', 't2', 't4', 't5'] },
+    { name: 'failed stitch keeps the split', changed: { t2: 'failed' }, rerun: ['t2', 't4', 't5'] },
+    { name: 'failed prompt analysis leaves the recording alone', changed: { t3: 'failed' }, rerun: ['t3', 't4', 't5'] },
+    { name: 'only the assembly failed', changed: { t5: 'failed' }, rerun: ['t5'] },
+  ] satisfies { name: string; changed: Record<string, TaskStateName>; rerun: string[] }[])('describe, long recording: $name', ({ changed, rerun }) => {
+    expect(sorted(retryPlan(longGraph, states(longGraph, changed)))).toEqual(sorted(rerun));
+  });
+
+  const transcribeGraph = plan({ pipeline: 'transcribe', inputs: [audio('a', 5), audio('b', 5)], prompt: '' });
+
+  it('transcribe: a failed window stitch reruns that recording only', () => {
+    // t1 split(a), t2 stitch(a), t3 split(b), t4 stitch(b), t5 job.assemble
+    expect(transcribeGraph.tasks.map((t) => t.kind)).toEqual(['audio.split', 'audio.stitch', 'audio.split', 'audio.stitch', 'job.assemble']);
+    expect(sorted(retryPlan(transcribeGraph, states(transcribeGraph, { t4: 'failed' })))).toEqual(['t4', 't5']);
+    expect(sorted(retryPlan(transcribeGraph, states(transcribeGraph, { t1: 'failed', t2: 'cancelled' })))).toEqual(['t1', 't2', 't5']);
   });
 
   const selftest = plan({ pipeline: 'selftest', inputs: [], prompt: '', params: { tasks: '5' } });

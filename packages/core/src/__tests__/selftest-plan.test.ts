@@ -166,11 +166,33 @@ describe('validateJobSpec: params', () => {
     expect(err.message).toBe(`params.count: the selftest pipeline has no such parameter; it takes ${names.join(', ')}`);
   });
 
-  it('refuses parameters on describe, which takes none', () => {
+  it('refuses an unknown parameter on describe, naming the ones it takes', () => {
     const err = specError(() => validateJobSpec({ inputs: [], prompt: 'hello', params: { tasks: '1' } }));
     expect(err.path).toBe('params.tasks');
-    expect(err.message).toBe('params.tasks: the describe pipeline has no such parameter; it takes none');
-    expect(pipelineInfo('describe')?.params).toEqual([]);
+    expect(err.message).toBe('params.tasks: the describe pipeline has no such parameter; it takes windowSec, overlapSec, fps, maxFrames, chunkChars');
+    expect(pipelineInfo('describe')?.params.map((p) => p.name)).toEqual(['windowSec', 'overlapSec', 'fps', 'maxFrames', 'chunkChars']);
+  });
+
+  it('keeps the describe parameters, which then plan', () => {
+    const params = { windowSec: '10', overlapSec: '1', fps: '2', maxFrames: '50', chunkChars: '500' };
+    const spec = validateJobSpec({ inputs: [], prompt: 'hello', params });
+    expect(spec.pipeline).toBe('describe');
+    expect(spec.params).toEqual(params);
+    const graph = plan({ pipeline: spec.pipeline, inputs: [{ name: 'memo', modality: 'audio', mediaType: 'audio/wav' }], prompt: spec.prompt, params: spec.params });
+    expect(graph.tasks.find((t) => t.kind === 'audio.split')?.params).toEqual({ windowSec: 10, overlapSec: 1, sampleRate: 16_000 });
+  });
+
+  it('refuses a parameter of another pipeline, naming the ones this one takes', () => {
+    const err = specError(() => validateJobSpec({ pipeline: 'ocr', inputs: [], prompt: 'hello', params: { windowSec: '10' } }));
+    expect(err.path).toBe('params.windowSec');
+    expect(err.message).toBe('params.windowSec: the ocr pipeline has no such parameter; it takes fps, maxFrames');
+  });
+
+  it('refuses any parameter on a pipeline that takes none', () => {
+    const steps = { pause: { kind: 'selftest.sleep' } };
+    const err = specError(() => validateJobSpec({ inputs: [], steps, params: { windowSec: '10' } }));
+    expect(err.path).toBe('params.windowSec');
+    expect(err.message).toBe('params.windowSec: the declared pipeline has no such parameter; it takes none');
   });
 
   it.each([

@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import wavefile from 'wavefile';
-import { InputDecodeError, TaskFailedError, ToolMissingError } from '../errors.js';
+import { InputDecodeError } from '../errors.js';
+import { runTool } from '../media/ffmpeg.js';
 
 /** What a recording is; its samples follow as mono values in [-1, 1]. */
 export interface DecodedAudio {
@@ -77,37 +77,8 @@ interface ProbeStream {
   channels?: number;
 }
 
-async function run(cmd: string, args: string[], signal: AbortSignal, onStdout?: (chunk: Buffer) => void): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], signal });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      if (onStdout) onStdout(chunk);
-      else stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-4000);
-    });
-    child.on('error', (err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') reject(new ToolMissingError(cmd, `${cmd} is not installed on this worker (install it with: sudo apt-get install -y ffmpeg)`));
-      else if (err.name === 'AbortError') reject(new TaskFailedError('CANCELLED', 'stopped', false));
-      else reject(err);
-    });
-    child.on('close', (code) => {
-      if (code === 0) resolve({ stdout, stderr });
-      else reject(new InputDecodeError(`${cmd} could not decode the audio: ${lastLine(stderr)}`));
-    });
-  });
-}
-
-function lastLine(text: string): string {
-  const lines = text.trim().split('\n');
-  return lines[lines.length - 1]?.trim() || 'no details';
-}
-
 async function decodeWithFfmpeg(file: string, mediaType: string, sink: SampleSinkFactory, signal: AbortSignal): Promise<DecodedAudio> {
-  const probe = await run('ffprobe', ['-v', 'error', '-show_streams', '-select_streams', 'a:0', '-of', 'json', file], signal);
+  const probe = await runTool('ffprobe', ['-v', 'error', '-show_streams', '-select_streams', 'a:0', '-of', 'json', file], signal, 'the audio');
   const streams = (JSON.parse(probe.stdout) as { streams?: ProbeStream[] }).streams ?? [];
   const audio = streams.find((s) => s.codec_type === 'audio');
   if (!audio) throw new InputDecodeError(`no audio stream found in the ${mediaType} file`);
@@ -122,7 +93,7 @@ async function decodeWithFfmpeg(file: string, mediaType: string, sink: SampleSin
   // at -3 dB each, which reads 3 dB louder for correlated channels and can exceed [-1, 1].
   const mix = channels > 1 ? ['-af', `pan=mono|c0=${Array.from({ length: channels }, (_, i) => `${1 / channels}*c${i}`).join('+')}`] : [];
   const args = ['-v', 'error', '-nostdin', '-i', file, '-map', '0:a:0', ...mix, '-ac', '1', '-f', 'f32le', '-acodec', 'pcm_f32le', 'pipe:1'];
-  await run('ffmpeg', args, signal, (chunk) => {
+  await runTool('ffmpeg', args, signal, 'the audio', (chunk) => {
     const data = carry.length > 0 ? Buffer.concat([carry, chunk]) : chunk;
     const whole = data.length - (data.length % 4);
     if (whole > 0) {

@@ -65,6 +65,11 @@ export interface JobSpec {
   labels: { [key: string]: string };
   /** Pipeline parameters (see `mmgrid pipelines`), as strings. */
   params: { [key: string]: string };
+  /**
+   * The steps of a declared pipeline as JSON (a job file's `steps:`; see docs/job-files.md).
+   * Empty for built-in pipelines.
+   */
+  stepsJson: string;
 }
 
 export interface JobSpec_LabelsEntry {
@@ -113,6 +118,10 @@ export interface TaskStatus {
     | undefined;
   /** When a retry waits out its backoff: the time it may run again. */
   nextAttemptAtMs: number;
+  /** The step's name in a declared pipeline; for a shard, the step it is part of. */
+  label: string;
+  /** For a shard of a split input (a window, a frame, a chunk): its position. */
+  shardIndex: number;
 }
 
 export interface Job {
@@ -325,7 +334,7 @@ export const JobInput = {
 };
 
 function createBaseJobSpec(): JobSpec {
-  return { inputs: [], prompt: "", pipeline: "", priority: 0, labels: {}, params: {} };
+  return { inputs: [], prompt: "", pipeline: "", priority: 0, labels: {}, params: {}, stepsJson: "" };
 }
 
 export const JobSpec = {
@@ -348,6 +357,9 @@ export const JobSpec = {
     Object.entries(message.params).forEach(([key, value]) => {
       JobSpec_ParamsEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).ldelim();
     });
+    if (message.stepsJson !== "") {
+      writer.uint32(58).string(message.stepsJson);
+    }
     return writer;
   },
 
@@ -406,6 +418,13 @@ export const JobSpec = {
             message.params[entry6.key] = entry6.value;
           }
           continue;
+        case 7:
+          if (tag !== 58) {
+            break;
+          }
+
+          message.stepsJson = reader.string();
+          continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -436,6 +455,7 @@ export const JobSpec = {
       }
       return acc;
     }, {});
+    message.stepsJson = object.stepsJson ?? "";
     return message;
   },
 };
@@ -669,6 +689,8 @@ function createBaseTaskStatus(): TaskStatus {
     workerName: "",
     requirements: undefined,
     nextAttemptAtMs: 0,
+    label: "",
+    shardIndex: 0,
   };
 }
 
@@ -715,6 +737,12 @@ export const TaskStatus = {
     }
     if (message.nextAttemptAtMs !== 0) {
       writer.uint32(112).int64(message.nextAttemptAtMs);
+    }
+    if (message.label !== "") {
+      writer.uint32(122).string(message.label);
+    }
+    if (message.shardIndex !== 0) {
+      writer.uint32(128).int32(message.shardIndex);
     }
     return writer;
   },
@@ -824,6 +852,20 @@ export const TaskStatus = {
 
           message.nextAttemptAtMs = longToNumber(reader.int64() as Long);
           continue;
+        case 15:
+          if (tag !== 122) {
+            break;
+          }
+
+          message.label = reader.string();
+          continue;
+        case 16:
+          if (tag !== 128) {
+            break;
+          }
+
+          message.shardIndex = reader.int32();
+          continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -856,6 +898,8 @@ export const TaskStatus = {
       ? TaskRequirements.fromPartial(object.requirements)
       : undefined;
     message.nextAttemptAtMs = object.nextAttemptAtMs ?? 0;
+    message.label = object.label ?? "";
+    message.shardIndex = object.shardIndex ?? 0;
     return message;
   },
 };
