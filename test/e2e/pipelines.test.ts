@@ -4,11 +4,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import wavefile from 'wavefile';
 import type { JobView } from '@mmgrid/client';
-import type { AudioStitchOutput, VideoStitchOutput, ImageOcrOutput, TextStitchOutput } from '@mmgrid/core';
+import type { AudioStitchOutput, VideoStitchOutput, ImageOcrOutput, TextStitchOutput, TranscriptStitchOutput } from '@mmgrid/core';
 import { AudioAnalyzer } from '@mmgrid/worker';
 import { runCli } from '../helpers/cli.js';
+import { startFakeWhisper, toneWords, type FakeWhisper } from '../helpers/fake-whisper.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
-import { writeSpeech, writeTalkingVideo, writeTextPng } from '../helpers/media.js';
+import { writeSpeech, writeTalkingVideo, writeTextPng, writeWav } from '../helpers/media.js';
 
 /** The analysis of a whole WAV in one piece: what stitching windows must reproduce. */
 async function analyseWhole(file: string): Promise<ReturnType<AudioAnalyzer['finish']>> {
@@ -23,15 +24,54 @@ async function analyseWhole(file: string): Promise<ReturnType<AudioAnalyzer['fin
 describe('pipelines that split, fan out and stitch', () => {
   let tg: TestGrid;
   let media: string;
+  let whisper: FakeWhisper;
 
   beforeAll(async () => {
     media = await mkdtemp(path.join(tmpdir(), 'mmgrid-media-'));
-    tg = await startTestGrid({ workers: 2, workerArgs: ['--slots', 'audio.analyze=2,text.stats=8,selftest.sleep=2'] });
+    whisper = await startFakeWhisper();
+    tg = await startTestGrid({
+      workers: 2,
+      workerArgs: ['--slots', 'audio.analyze=2,text.stats=8,selftest.sleep=2,audio.transcribe=2', '--transcribe-url', whisper.url],
+    });
   });
 
   afterAll(async () => {
     await tg?.stop();
+    await whisper?.stop();
     await rm(media, { recursive: true, force: true });
+  });
+
+  it('a 5-minute recording transcribed in overlapping windows: every word once, in order, where it was said', async () => {
+    // 460 words of 0.4 s, 0.25 s apart: about 5 minutes, so the words at every seam are cut
+    // at one window's edge and whole in the other.
+    const { bursts, words, durationSec } = toneWords(460);
+    const heardBefore = whisper.wordsHeard;
+    expect(durationSec).toBeGreaterThan(299);
+    const file = await writeWav(media, 'dictation.wav', durationSec, bursts);
+    const job = await tg.client.submit([{ path: file }], { pipeline: 'transcribe' });
+    const done = await tg.client.waitForJob(job.id);
+    expect(done.state).toBe('completed');
+    const windows = done.tasks.filter((t) => t.kind === 'audio.transcribe');
+    expect(windows.length).toBeGreaterThanOrEqual(10);
+    const out = done.result?.doc.inputs[0]?.outputs['audio.transcribe'] as TranscriptStitchOutput | undefined;
+    if (!out) throw new Error('no transcript');
+    expect(out.coverage).toBe(1);
+    expect(out.shards).toBe(windows.length);
+    // Each window heard the words cut at its edges too (as a recogniser does); none of them
+    // may show up in the stitched transcript, and no whole word may be lost.
+    expect(out.words.map((w) => w.text)).toEqual(words.map((w) => w.text));
+    // The windows heard the words in their overlaps twice: stitching kept each once.
+    expect(whisper.wordsHeard - heardBefore).toBeGreaterThan(words.length + 2 * (windows.length - 1));
+    out.words.forEach((w, i) => {
+      expect(Math.abs(w.startSec - (words[i]?.startSec ?? 0))).toBeLessThan(0.02);
+      expect(Math.abs(w.endSec - (words[i]?.endSec ?? 0))).toBeLessThan(0.02);
+    });
+    expect(out.text).toBe(words.map((w) => w.text).join(' '));
+    const srt = (await tg.client.blobs.downloadBytes(out.subtitles?.srt.sha256 ?? '')).toString('utf8');
+    const vtt = (await tg.client.blobs.downloadBytes(out.subtitles?.vtt.sha256 ?? '')).toString('utf8');
+    expect(srt).toMatch(/^1\r?\n00:00:00,500 --> /);
+    expect(vtt.startsWith('WEBVTT')).toBe(true);
+    expect(srt.split(/\s+/).filter((t) => /^[a-z]+$/.test(t))).toEqual(words.map((w) => w.text));
   });
 
   it('a 5-minute speech recording in overlapping windows stitches into the same answer as one piece', async () => {

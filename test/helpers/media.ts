@@ -19,17 +19,19 @@ export async function writeTextPng(dir: string, name: string, lines: readonly st
 export interface ToneBurst {
   readonly startSec: number;
   readonly endSec: number;
+  /** @default 440 */
+  readonly hz?: number;
 }
 
 /**
- * A 16-bit mono WAV of exactly `durationSec`, silent except for 440 Hz tone bursts (a stand-in
- * for speech whose timing the test knows).
+ * A 16-bit mono WAV of exactly `durationSec`, silent except for tone bursts (a stand-in for
+ * speech whose timing, and with fake-whisper.ts whose words, the test knows).
  */
 export async function writeWav(dir: string, name: string, durationSec: number, bursts: readonly ToneBurst[], sampleRate = 16_000): Promise<string> {
   const samples = new Int16Array(Math.round(durationSec * sampleRate));
   for (const burst of bursts) {
     for (let i = Math.round(burst.startSec * sampleRate); i < Math.min(samples.length, Math.round(burst.endSec * sampleRate)); i++) {
-      samples[i] = Math.round(0.4 * 32767 * Math.sin((2 * Math.PI * 440 * i) / sampleRate));
+      samples[i] = Math.round(0.4 * 32767 * Math.sin((2 * Math.PI * (burst.hz ?? 440) * i) / sampleRate));
     }
   }
   const wav = new wavefile.WaveFile();

@@ -93,7 +93,8 @@ export async function probeAv(inputName: string, mediaType: string, file: string
   const probe = result.error ? undefined : (JSON.parse(result.stdout) as FfprobeJson);
   const streams = probe?.streams ?? [];
   if (!probe || streams.length === 0) {
-    const why = result.stderr.trim().split('\n').pop()?.trim() || 'no audio or video stream in it';
+    // ffprobe names the file by its path in the blob store: not something to show a submitter.
+    const why = result.stderr.trim().split('\n').pop()?.trim().split(`${file}: `).join('').split(file).join(inputName) || 'no audio or video stream in it';
     throw new UnsupportedMediaError(inputName, mediaType, `input "${inputName}" looks like ${mediaType} but cannot be read (${why})`);
   }
   const duration = Number(probe.format?.duration ?? streams.find((s) => s.duration)?.duration ?? NaN);

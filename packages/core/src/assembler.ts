@@ -53,6 +53,8 @@ export type AssembledJob =
 /**
  * Builds a job's result from its tasks' outcomes. A required task that failed (or never ran)
  * fails the job; a failed optional task makes the result partial, never silently shorter.
+ * When every optional task failed the job fails too (nothing was learnt about any input),
+ * except in a declared pipeline with required steps, whose outputs are then the result.
  */
 export function assembleJobResult(
   graph: TaskGraph,
@@ -120,13 +122,15 @@ export function assembleJobResult(
   }
 
   if (requiredFailure) return { ok: false, error: requiredFailure, failures };
-  if (readers > 0 && readersSucceeded === 0) {
+  // Every optional task failed: there is nothing to show, unless the job declared required
+  // steps (which all succeeded): their outputs are the result, partial.
+  if (readers > 0 && readersSucceeded === 0 && !(graph.pipeline === 'declared' && required > 0)) {
     const first = failures[0];
     return {
       ok: false,
       error: {
         code: first?.code ?? 'TASK_FAILED',
-        message: `every ${graph.pipeline === 'declared' && required > 0 ? 'optional ' : ''}task failed${first ? `; the first: ${first.step !== undefined ? `step ${first.step} (${first.kind})` : `${first.kind} (${first.taskId})`}: ${first.message}` : ''}`,
+        message: `every task failed${first ? `; the first: ${first.step !== undefined ? `step ${first.step} (${first.kind})` : `${first.kind} (${first.taskId})`}: ${first.message}` : ''}`,
       },
       failures,
     };

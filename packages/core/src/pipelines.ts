@@ -59,7 +59,7 @@ const pipelines: readonly PipelineInfo[] = [
     params: [...shardParams],
     steps: [
       'audio.split: overlapping windows, resampled to 16 kHz mono',
-      'audio.transcribe per window (needs a worker with a Whisper-compatible server)',
+      'audio.transcribe per window (needs a worker started with --transcribe-url: a speech-to-text server with the OpenAI transcription API)',
       'audio.stitch: words kept once at the seams, subtitles',
       'job.assemble (in the coordinator)',
     ],

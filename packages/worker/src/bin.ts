@@ -2,6 +2,7 @@
 import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { formatBytes, InvalidOptionError } from '@mmgrid/core';
+import type { TaskHandler } from './backends/backend.js';
 import { builtinHandlers } from './backends/builtin/index.js';
 import { createLogger } from './logger.js';
 import { WorkerDaemon } from './worker-daemon.js';
@@ -21,8 +22,7 @@ function parseList(value: string): string[] {
   return value.split(',').map((p) => p.trim()).filter(Boolean);
 }
 
-const handlers = builtinHandlers();
-const available = handlers.map((h) => h.kind);
+const cpuKinds = builtinHandlers().map((h) => h.kind);
 
 const program = new Command('mmgrid worker')
   .description('Run a worker daemon: connect to a coordinator and run tasks on this machine.')
@@ -32,7 +32,7 @@ const program = new Command('mmgrid worker')
   .addOption(new Option('--token <token>', 'worker token from the grid operator').env('MMGRID_TOKEN'))
   .addOption(new Option('--name <name>', 'name shown in fleet views').default(hostname()))
   .addOption(new Option('--state-dir <dir>', 'where the worker id and blob cache live').env('MMGRID_WORKER_STATE_DIR'))
-  .addOption(new Option('--kinds <list>', `task kinds to run, comma-separated (default: all of ${available.join(', ')})`).argParser(parseList))
+  .addOption(new Option('--kinds <list>', `task kinds to run, comma-separated (default: all of ${cpuKinds.join(', ')}, and audio.transcribe with --transcribe-url)`).argParser(parseList))
   .addOption(new Option('--slots <list>', 'tasks run at once per kind, e.g. image.ocr=2,audio.analyze=1').argParser(parseSlots))
   .addOption(new Option('--drain-grace-ms <ms>', 'on SIGTERM, how long running tasks may finish').argParser((v) => Number(v)))
   .addOption(
@@ -44,6 +44,13 @@ const program = new Command('mmgrid worker')
   )
   .option('--cpu-only', 'offer no GPU, even when one is present', false)
   .addOption(new Option('--nvidia-smi <path>', 'the nvidia-smi to ask about GPUs').env('MMGRID_NVIDIA_SMI').default('nvidia-smi'))
+  .addOption(
+    new Option('--transcribe-url <url>', 'a speech-to-text server speaking the OpenAI transcription API (whisper.cpp, faster-whisper…): runs audio.transcribe').env(
+      'MMGRID_TRANSCRIBE_URL',
+    ),
+  )
+  .addOption(new Option('--transcribe-model <name>', 'model to ask the speech-to-text server for').env('MMGRID_TRANSCRIBE_MODEL').default('whisper-1'))
+  .addOption(new Option('--transcribe-api-key <key>', 'bearer token for the speech-to-text server').env('MMGRID_TRANSCRIBE_API_KEY'))
   .showHelpAfterError();
 
 program.parse();
@@ -58,10 +65,20 @@ const flags = program.opts<{
   vramBudget?: number;
   cpuOnly: boolean;
   nvidiaSmi: string;
+  transcribeUrl?: string;
+  transcribeModel: string;
+  transcribeApiKey?: string;
 }>();
 
 let options: ResolvedWorkerOptions;
+let handlers: TaskHandler[];
 try {
+  handlers = builtinHandlers({
+    transcribe:
+      flags.transcribeUrl !== undefined
+        ? { url: flags.transcribeUrl, model: flags.transcribeModel, ...(flags.transcribeApiKey !== undefined ? { apiKey: flags.transcribeApiKey } : {}) }
+        : undefined,
+  });
   options = resolveWorkerOptions(
     {
       coordinator: flags.coordinator,
@@ -75,7 +92,7 @@ try {
       cpuOnly: flags.cpuOnly,
       nvidiaSmi: flags.nvidiaSmi,
     },
-    available,
+    handlers.map((h) => h.kind),
     hostname(),
   );
 } catch (err) {

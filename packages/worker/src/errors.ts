@@ -13,6 +13,8 @@ export type TaskFailureCode =
   | 'INVALID_PARAMS'
   | 'INVALID_OUTPUT'
   | 'UPSTREAM_FAILED'
+  | 'BACKEND_UNAVAILABLE'
+  | 'BACKEND_REFUSED'
   | 'TASK_FAILED';
 
 export class TaskFailedError extends Error {

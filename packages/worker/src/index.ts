@@ -17,6 +17,8 @@ export { AudioAnalyzer, DEFAULT_AUDIO_ANALYSIS, SILENCE_DBFS } from './audio/aud
 export type { AudioAnalysisOptions, AudioStats } from './audio/audio-analysis.js';
 export type { TaskContext, TaskHandler } from './backends/backend.js';
 export { builtinHandlers } from './backends/builtin/index.js';
+export type { BackendOptions } from './backends/builtin/index.js';
+export type { TranscribeBackendOptions } from './backends/builtin/audio-transcribe.js';
 export { InputDecodeError, TaskFailedError, ToolMissingError } from './errors.js';
 export type { TaskFailureCode } from './errors.js';
 export { createLogger } from './logger.js';

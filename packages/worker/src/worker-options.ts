@@ -62,6 +62,9 @@ export function defaultSlots(kind: string, cpuCount = cpus().length): number {
     case 'audio.analyze':
     case 'image.inspect':
       return Math.max(1, cpuCount);
+    case 'audio.transcribe':
+      // The speech-to-text server does the work (often on one GPU): two keep it busy.
+      return 2;
     default:
       return Math.max(2, cpuCount * 2);
   }

@@ -1,0 +1,143 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { InvalidOptionError, type AudioTranscribeOutput } from '@mmgrid/core';
+import { TaskFailedError } from '../../errors.js';
+import type { TaskContext, TaskHandler } from '../backend.js';
+
+/** Where the speech-to-text server is and which of its models to ask for. */
+export interface TranscribeBackendOptions {
+  /**
+   * Base URL of a server that speaks the OpenAI audio transcription API
+   * (`POST {url}/v1/audio/transcriptions`, multipart, `response_format=verbose_json` with word
+   * timestamps): whisper.cpp's server, faster-whisper servers, vLLM, OpenAI itself.
+   */
+  readonly url: string;
+  /** Model name sent when a task names none. @default "whisper-1" */
+  readonly model?: string;
+  /** Sent as a bearer token, when the server wants one. */
+  readonly apiKey?: string;
+}
+
+const seconds = z.number().finite().nonnegative();
+
+/** The parts of a `verbose_json` response the grid uses. */
+const verboseJsonSchema = z.object({
+  text: z.string(),
+  language: z.string().optional(),
+  words: z.array(z.object({ word: z.string(), start: seconds, end: seconds })).optional(),
+  segments: z.array(z.object({ text: z.string(), start: seconds, end: seconds })).optional(),
+});
+
+const errorBodySchema = z.object({ error: z.object({ message: z.string() }) });
+
+const ms = (sec: number): number => Math.round(sec * 1000) / 1000;
+
+/** Checks the URL a worker is started with; returns it without a trailing slash. */
+export function checkTranscribeUrl(url: string): string {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed?.protocol !== 'http:' && parsed?.protocol !== 'https:') {
+    throw new InvalidOptionError('transcribeUrl', 'an http:// or https:// URL (for example http://127.0.0.1:8080)', url);
+  }
+  return url.replace(/\/+$/, '');
+}
+
+/**
+ * `audio.transcribe`: sends a recording (one window of a long one, as audio.split cut it) to
+ * a speech-to-text server on this machine and returns the words with their times. The grid
+ * stitches the windows' words (see stitchWords in core), so the server must time words
+ * (`timestamp_granularities[]=word`).
+ */
+export class AudioTranscribeHandler implements TaskHandler {
+  readonly kind = 'audio.transcribe';
+  readonly description: string;
+  private readonly url: string;
+
+  constructor(private readonly options: TranscribeBackendOptions) {
+    this.url = checkTranscribeUrl(options.url);
+    this.description = `speech to text with word times (${this.url}, model ${options.model ?? 'whisper-1'})`;
+  }
+
+  async run(ctx: TaskContext): Promise<AudioTranscribeOutput> {
+    const [name, file] = [...ctx.files][0] ?? [];
+    if (!name || !file) throw new TaskFailedError('INPUT_MISSING', 'audio.transcribe needs one audio input', false);
+    const language = ctx.params['language'];
+    const model = ctx.params['model'] ?? this.options.model ?? 'whisper-1';
+    if (language !== undefined && typeof language !== 'string') throw new TaskFailedError('INVALID_PARAMS', 'audio.transcribe parameter language must be a string such as "en"', false);
+    if (typeof model !== 'string') throw new TaskFailedError('INVALID_PARAMS', 'audio.transcribe parameter model must be a string', false);
+
+    const form = new FormData();
+    const bytes = await readFile(file);
+    form.set('file', new Blob([bytes], { type: ctx.mediaTypes.get(name) ?? 'audio/wav' }), path.basename(name) || 'audio.wav');
+    form.set('model', model);
+    form.set('response_format', 'verbose_json');
+    form.append('timestamp_granularities[]', 'word');
+    form.append('timestamp_granularities[]', 'segment');
+    if (language) form.set('language', language);
+
+    const endpoint = `${this.url}/v1/audio/transcriptions`;
+    let response: Response;
+    try {
+      response = await fetch(endpoint, {
+        method: 'POST',
+        body: form,
+        signal: ctx.signal,
+        headers: this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {},
+      });
+    } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      throw new TaskFailedError('BACKEND_UNAVAILABLE', `the speech-to-text server at ${this.url} cannot be reached: ${causeOf(err)}`, true, { cause: err });
+    }
+    const body = await response.text();
+    if (!response.ok) {
+      const detail = errorMessageOf(body);
+      // 4xx: this request is wrong (bad model, unsupported file) and will be wrong again;
+      // 429 and 5xx: the server is busy or broken, another try (or worker) may do.
+      const retryable = response.status === 429 || response.status >= 500;
+      throw new TaskFailedError(retryable ? 'BACKEND_UNAVAILABLE' : 'BACKEND_REFUSED', `the speech-to-text server answered ${response.status}: ${detail}`, retryable);
+    }
+    let parsed: z.infer<typeof verboseJsonSchema>;
+    try {
+      parsed = verboseJsonSchema.parse(JSON.parse(body));
+    } catch (err) {
+      throw new TaskFailedError('INVALID_OUTPUT', `the speech-to-text server's answer is not verbose_json with word times: ${causeOf(err).slice(0, 300)}`, true);
+    }
+    if (parsed.words === undefined && parsed.text.trim() !== '') {
+      throw new TaskFailedError('BACKEND_REFUSED', 'the speech-to-text server gave no word times (it must support timestamp_granularities[]=word)', false);
+    }
+    ctx.progress(1, 'transcribed');
+    const words = (parsed.words ?? [])
+      .map((w) => ({ text: w.word.trim(), startSec: ms(w.start), endSec: ms(Math.max(w.start, w.end)) }))
+      .filter((w) => w.text !== '');
+    return {
+      text: parsed.text.trim(),
+      language: parsed.language ?? language ?? '',
+      words,
+      segments: (parsed.segments ?? []).map((s) => ({ text: s.text.trim(), startSec: ms(s.start), endSec: ms(Math.max(s.start, s.end)) })),
+    };
+  }
+}
+
+function causeOf(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
+    return `${err.message}${cause}`;
+  }
+  return String(err);
+}
+
+/** The message of an OpenAI-style error body (`{"error": {"message": …}}`), or the body's start. */
+function errorMessageOf(body: string): string {
+  try {
+    const parsed = errorBodySchema.safeParse(JSON.parse(body));
+    if (parsed.success) return parsed.data.error.message;
+  } catch {
+    // not JSON: fall through
+  }
+  return body.slice(0, 300).replace(/\s+/g, ' ').trim() || '(no body)';
+}

@@ -1,0 +1,272 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MmgridClientError, type JobView } from '@mmgrid/client';
+import type { ImageOcrOutput, TranscriptStitchOutput } from '@mmgrid/core';
+import { runCli, type CliResult } from '../helpers/cli.js';
+import { startFakeWhisper, toneWords, type FakeWhisper } from '../helpers/fake-whisper.js';
+import { startTestGrid, type TestGrid } from '../helpers/grid.js';
+import { tool, writeTextPng, writeWav } from '../helpers/media.js';
+
+/** The job a `submit --wait --json` printed. */
+function jobOf(cli: CliResult): JobView {
+  return JSON.parse(cli.stdout) as JobView;
+}
+
+describe('job files and declared pipelines', () => {
+  let tg: TestGrid;
+  let whisper: FakeWhisper;
+  let dir: string;
+  let env: Record<string, string>;
+
+  /** Writes a job file next to the media and returns its path. */
+  async function jobFile(name: string, yaml: string): Promise<string> {
+    const file = path.join(dir, name);
+    await writeFile(file, yaml);
+    return file;
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mmgrid-jobs-'));
+    whisper = await startFakeWhisper();
+    tg = await startTestGrid({ workers: 1, workerArgs: ['--slots', 'image.ocr=1,audio.transcribe=2', '--transcribe-url', whisper.url] });
+    env = { MMGRID_COORDINATOR: tg.grid.address };
+    await writeTextPng(dir, 'sign.png', ['OPEN 24 HOURS']);
+    const { bursts, durationSec } = toneWords(6);
+    await writeWav(dir, 'memo.wav', durationSec, bursts);
+  });
+
+  afterAll(async () => {
+    await tg?.stop();
+    await whisper?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs a declared pipeline: outputs under the step names, every step done', async () => {
+    const file = await jobFile(
+      'ok.yaml',
+      `# A sign and a voice memo.
+inputs:
+  sign: sign.png
+  memo: memo.wav
+prompt: What does the sign say?
+steps:
+  read:
+    kind: image.ocr
+    input: sign
+  hear:
+    kind: audio.transcribe
+    input: memo
+    params: { language: en }
+    optional: true
+  look:
+    kind: image.inspect
+    input: sign
+    optional: true
+`,
+    );
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    expect(cli.stderr).toBe('');
+    expect(cli.code).toBe(0);
+    const job = jobOf(cli);
+    expect(job.pipeline).toBe('declared');
+    expect(job.result?.partial).toBe(false);
+    const byName = new Map(job.result?.doc.inputs.map((i) => [i.name, i.outputs]));
+    expect((byName.get('sign')?.['read'] as ImageOcrOutput).text).toContain('OPEN 24 HOURS');
+    expect(Object.keys(byName.get('sign') ?? {})).toEqual(['read', 'look']);
+    expect((byName.get('memo')?.['hear'] as TranscriptStitchOutput).text).toBe(toneWords(6).words.map((w) => w.text).join(' '));
+    expect(job.tasks.map((t) => t.label).filter(Boolean)).toEqual(expect.arrayContaining(['read', 'hear', 'look']));
+  });
+
+  it('fails the job when a required step fails, with the step and the reason', async () => {
+    const file = await jobFile(
+      'required.yaml',
+      `inputs:
+  sign: sign.png
+  memo: memo.wav
+steps:
+  read: { kind: image.ocr, input: sign }
+  hear: { kind: audio.transcribe, input: memo, params: { model: no-such-model } }
+`,
+    );
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    expect(cli.code).toBe(1);
+    const job = jobOf(cli);
+    expect(job.state).toBe('failed');
+    expect(job.error?.message).toMatch(/^step hear \(audio\.transcribe\) failed: the speech-to-text server answered 400: .*model "no-such-model" does not exist/);
+    // A refusal is not retried: the same request would be refused again.
+    expect(job.tasks.find((t) => t.label === 'hear')?.attempts).toBe(1);
+  });
+
+  it('completes a job whose optional step fails, partial, with coverage and the reason', async () => {
+    const file = await jobFile(
+      'optional.yaml',
+      `inputs:
+  sign: sign.png
+  memo: memo.wav
+steps:
+  read: { kind: image.ocr, input: sign }
+  hear: { kind: audio.transcribe, input: memo, optional: true, params: { model: no-such-model } }
+  look: { kind: image.inspect, input: sign, optional: true }
+`,
+    );
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    expect(cli.code).toBe(0);
+    const job = jobOf(cli);
+    expect(job.state).toBe('completed');
+    expect(job.result?.partial).toBe(true);
+    expect(job.result?.coverage).toBe(0.5);
+    expect(job.result?.doc.failures).toEqual([
+      expect.objectContaining({ step: 'hear', kind: 'audio.transcribe', input: 'memo', code: 'BACKEND_REFUSED', message: expect.stringContaining('answered 400') as string }),
+    ]);
+    const memo = job.result?.doc.inputs.find((i) => i.name === 'memo');
+    expect(memo?.outputs).toEqual({});
+  });
+
+  it('retries a step whose server is briefly overloaded', async () => {
+    const file = await jobFile('busy.yaml', 'inputs:\n  memo: memo.wav\nsteps:\n  hear: { kind: audio.transcribe, input: memo }\n');
+    whisper.failNext(503, 1);
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    expect(cli.code).toBe(0);
+    const job = jobOf(cli);
+    expect(job.tasks.find((t) => t.label === 'hear')?.attempts).toBe(2);
+  });
+
+  describe('bad job files are refused before anything runs, pointing at the line (exit 2)', () => {
+    const cases: [string, string, RegExp][] = [
+      [
+        'a cycle',
+        `inputs:
+  sign: sign.png
+steps:
+  read: { kind: image.ocr, input: sign }
+  first:
+    kind: fusion.report
+    from: [read, second]
+  second:
+    kind: fusion.report
+    from: [first]
+`,
+        /cycle\.yaml:\d+:\d+: steps\.(first|second)\.from: steps (first → second → first|second → first → second) form a cycle/,
+      ],
+      [
+        'an unknown kind',
+        `inputs:
+  sign: sign.png
+steps:
+  read:
+    kind: image.caption
+    input: sign
+`,
+        /unknown-kind\.yaml:5:5: steps\.read\.kind: unknown kind "image\.caption"; kinds: .*image\.ocr/,
+      ],
+      [
+        'a step reading a missing input',
+        `inputs:
+  sign: sign.png
+steps:
+  read:
+    kind: image.ocr
+    input: photo
+`,
+        /missing-input\.yaml:6:5: steps\.read\.input: no job input is named "photo"; inputs: sign/,
+      ],
+      [
+        'a step reading from a missing step',
+        `inputs:
+  sign: sign.png
+steps:
+  read: { kind: image.ocr, input: sign }
+  report:
+    kind: fusion.report
+    from: [read, summary]
+`,
+        /missing-step\.yaml:7:18: steps\.report\.from\[1\]: no step is named "summary"; steps: read, report/,
+      ],
+      [
+        'an input file that does not exist',
+        `inputs:
+  sign: nowhere.png
+steps:
+  read: { kind: image.ocr, input: sign }
+`,
+        /missing-file\.yaml:2:3: input "sign": no such file nowhere\.png \(paths are relative to the job file\)/,
+      ],
+      [
+        'a field the format does not have',
+        `inputs:
+  sign: sign.png
+steps:
+  read: { kind: image.ocr, input: sign, retries: 3 }
+`,
+        /unknown-field\.yaml:4:\d+: steps\.read: has no field "retries"; a step takes kind, input, from, params, requires, optional, shard/,
+      ],
+      ['not YAML at all', 'inputs: [sign.png\nsteps: {', /not-yaml\.yaml:\d+:\d+: not valid YAML/],
+    ];
+    const names = ['cycle', 'unknown-kind', 'missing-input', 'missing-step', 'missing-file', 'unknown-field', 'not-yaml'];
+
+    it.each(cases.map((c, i) => [...c, names[i] ?? ''] as const))('%s', async (_name, yaml, expected, fileName) => {
+      const file = await jobFile(`${fileName}.yaml`, yaml);
+      const cli = await runCli(['submit', '-f', file], env);
+      expect(cli.code).toBe(2);
+      expect(cli.stderr).toMatch(expected);
+      expect(cli.stderr).not.toMatch(/\n\s+at /);
+      expect(cli.stdout).toBe('');
+    });
+
+    it('a step reading the wrong type of input: refused once the input type is known, at its line', async () => {
+      const file = await jobFile(
+        'wrong-type.yaml',
+        `inputs:
+  sign: sign.png
+  memo: memo.wav
+steps:
+  hear:
+    kind: audio.transcribe
+    input: sign
+`,
+      );
+      const cli = await runCli(['submit', '-f', file], env);
+      expect(cli.code).toBe(2);
+      expect(cli.stderr).toMatch(/wrong-type\.yaml:7:5: steps\.hear\.input: audio\.transcribe reads an audio, but "sign" is an image/);
+    });
+  });
+
+  describe('corrupt media is refused at submit, naming the input', () => {
+    async function refusal(promise: Promise<unknown>): Promise<MmgridClientError> {
+      try {
+        await promise;
+      } catch (err) {
+        if (err instanceof MmgridClientError) return err;
+        throw err;
+      }
+      throw new Error('expected the submit to be refused');
+    }
+
+    it('a WAV whose samples were cut off mid-header', async () => {
+      const whole = await writeWav(dir, 'whole.wav', 2, [{ startSec: 0.2, endSec: 1 }]);
+      const bytes = await import('node:fs/promises').then((fs) => fs.readFile(whole));
+      const broken = path.join(dir, 'broken.wav');
+      // The RIFF and fmt headers survive (it is a WAV by its bytes); the rest is noise.
+      await writeFile(broken, Buffer.concat([bytes.subarray(0, 20), Buffer.alloc(2000, 0xff)]));
+      const err = await refusal(tg.client.submit([{ path: broken }]));
+      expect(err.code).toBe('INVALID_ARGUMENT');
+      expect(err.message).toMatch(/input "broken\.wav" looks like audio\/[\w.-]+ but cannot be read \(.+\)/);
+      const cli = await runCli(['submit', broken], env);
+      expect(cli.code).toBe(2);
+      expect(cli.stderr).toContain('broken.wav');
+    });
+
+    it('an MP4 cut short, with its index missing', async () => {
+      const clip = path.join(dir, 'clip.mp4');
+      await tool('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=d=2:s=160x120:r=10', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', clip]);
+      const bytes = await import('node:fs/promises').then((fs) => fs.readFile(clip));
+      const broken = path.join(dir, 'broken.mp4');
+      await writeFile(broken, bytes.subarray(0, Math.floor(bytes.length / 3)));
+      const err = await refusal(tg.client.submit([{ path: broken }], { pipeline: 'video-summary' }));
+      expect(err.code).toBe('INVALID_ARGUMENT');
+      expect(err.message).toMatch(/input "broken\.mp4" looks like video\/mp4 but cannot be read \((Invalid data found when processing input|.*moov atom not found.*)\)/);
+    });
+  });
+});
