@@ -3,13 +3,17 @@ import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { BlobRef } from '@mmgrid/core';
+import { BLOB_CHUNK_BYTES, type BlobRef } from '@mmgrid/core';
 import { BlobServiceClient, type GetBlobResponse, type PutBlobRequest, type PutBlobResponse } from '@mmgrid/proto';
 import type { ResolvedConnection } from './connection.js';
 import { MmgridClientError, toClientError } from './errors.js';
 
-/** Bytes per upload message. */
-export const BLOB_CHUNK_BYTES = 64 * 1024;
+export { BLOB_CHUNK_BYTES };
+
+export interface BlobClientOptions {
+  /** Bytes per upload message. @default BLOB_CHUNK_BYTES (measured: docs/benchmarks.md) */
+  readonly chunkBytes?: number;
+}
 
 export interface UploadResult {
   readonly blob: BlobRef;
@@ -24,9 +28,14 @@ export type ProgressCallback = (doneBytes: number, totalBytes: number) => void;
 /** Content-addressed uploads and downloads; hashes are checked on both ends. */
 export class BlobClient {
   private readonly client: BlobServiceClient;
+  private readonly chunkBytes: number;
 
-  constructor(private readonly conn: ResolvedConnection) {
+  constructor(
+    private readonly conn: ResolvedConnection,
+    options: BlobClientOptions = {},
+  ) {
     this.client = new BlobServiceClient(conn.address, conn.credentials, conn.channelOptions);
+    this.chunkBytes = options.chunkBytes ?? BLOB_CHUNK_BYTES;
   }
 
   /** SHA-256 and size of a file, streamed. */
@@ -59,7 +68,7 @@ export class BlobClient {
       opts.onProgress?.(size, size);
       return { blob: { sha256, size, mediaType, name }, skipped: true, deduplicated: true };
     }
-    const chunks = createReadStream(file, { highWaterMark: BLOB_CHUNK_BYTES }) as AsyncIterable<Buffer>;
+    const chunks = createReadStream(file, { highWaterMark: this.chunkBytes }) as AsyncIterable<Buffer>;
     const res = await this.put({ sha256, size, name, mediaType }, chunks, opts.onProgress);
     return { blob: refOf(res, { sha256, size, name, mediaType }), skipped: false, deduplicated: res.deduplicated };
   }
@@ -69,7 +78,7 @@ export class BlobClient {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const size = bytes.byteLength;
     const chunks: Uint8Array[] = [];
-    for (let at = 0; at < size; at += BLOB_CHUNK_BYTES) chunks.push(bytes.subarray(at, Math.min(size, at + BLOB_CHUNK_BYTES)));
+    for (let at = 0; at < size; at += this.chunkBytes) chunks.push(bytes.subarray(at, Math.min(size, at + this.chunkBytes)));
     const res = await this.put({ sha256, size, name: opts.name, mediaType: opts.mediaType }, chunks);
     return { blob: refOf(res, { sha256, size, name: opts.name, mediaType: opts.mediaType }), skipped: false, deduplicated: res.deduplicated };
   }

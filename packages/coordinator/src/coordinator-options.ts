@@ -18,7 +18,7 @@ export interface CoordinatorOptions {
   blobStoreUrl?: string;
   /** Largest blob accepted, in bytes. @default 2 GiB */
   maxBlobBytes?: number;
-  /** Largest gRPC message accepted, in bytes. @default 8 MiB */
+  /** Largest gRPC message accepted, in bytes (2 MiB to 512 MiB). @default 8 MiB */
   maxMessageBytes?: number;
   /** How long a dispatched task's lease lasts without a heartbeat renewing it. @default 30 s */
   leaseMs?: number;
@@ -103,7 +103,8 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions, defaultId
     blobDir: nonEmptyOption('blobDir', o.blobDir),
     blobStoreUrl: o.blobStoreUrl,
     maxBlobBytes: intOption('maxBlobBytes', o.maxBlobBytes, 1, Number.MAX_SAFE_INTEGER),
-    maxMessageBytes: intOption('maxMessageBytes', o.maxMessageBytes, 64 * 1024, 512 * MiB),
+    // A blob message (BLOB_CHUNK_BYTES) and its envelope must fit.
+    maxMessageBytes: intOption('maxMessageBytes', o.maxMessageBytes, 2 * MiB, 512 * MiB),
     leaseMs,
     heartbeatIntervalMs,
     stalledCheckIntervalMs: durationOption('stalledCheckIntervalMs', o.stalledCheckIntervalMs, 100, 600_000),

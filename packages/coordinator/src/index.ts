@@ -13,7 +13,7 @@
  */
 export { OpenAuthenticator } from './auth.js';
 export type { Authenticator, Principal, Role } from './auth.js';
-export { FsBlobStore } from './blob-store.js';
+export { FsBlobStore, verifiedChunks } from './blob-store.js';
 export type { BlobStat, BlobStore, PutBlobResult } from './blob-store.js';
 export { Coordinator } from './coordinator.js';
 export type { CoordinatorParts } from './coordinator.js';
@@ -22,4 +22,8 @@ export type { CoordinatorOptions, ResolvedCoordinatorOptions } from './coordinat
 export { BadRequestError, BlobNotFoundError, CoordinatorError, JobNotFoundError, LimitExceededError } from './errors.js';
 export type { CoordinatorErrorCode } from './errors.js';
 export { S3BlobStore } from './s3-blob-store.js';
+export { BlobServiceImpl } from './services/blob-service.js';
+export type { BlobServiceDeps } from './services/blob-service.js';
+export { createLogger } from './logger.js';
+export type { Logger } from './logger.js';
 export type { S3BlobStoreOptions } from './s3-blob-store.js';

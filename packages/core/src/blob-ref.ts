@@ -1,5 +1,11 @@
 import { z } from 'zod';
 
+/**
+ * Bytes per BlobService message, both ways. Measured, not guessed: `pnpm bench` uploads and
+ * downloads through a real BlobService at 16 KiB to 1 MiB; see docs/benchmarks.md.
+ */
+export const BLOB_CHUNK_BYTES = 256 * 1024;
+
 /** Lower-case hex SHA-256. */
 export const SHA256_PATTERN = /^[0-9a-f]{64}$/;
 

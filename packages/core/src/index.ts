@@ -15,7 +15,7 @@
  */
 export { assembleJobResult } from './assembler.js';
 export type { AssembledJob, JobResultDoc, ResultFailure, ResultInput, TaskError, TaskOutcome } from './assembler.js';
-export { blobRefSchema, isSha256, SHA256_PATTERN } from './blob-ref.js';
+export { BLOB_CHUNK_BYTES, blobRefSchema, isSha256, SHA256_PATTERN } from './blob-ref.js';
 export type { BlobRef } from './blob-ref.js';
 export {
   InvalidJobSpecError,

@@ -6,7 +6,7 @@ import type {
   sendUnaryData,
   UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { isSha256 } from '@mmgrid/core';
+import { BLOB_CHUNK_BYTES, isSha256 } from '@mmgrid/core';
 import type {
   BlobServiceServer,
   GetBlobRequest,
@@ -28,6 +28,8 @@ export interface BlobServiceDeps {
   readonly auth: Authenticator;
   readonly logger: Logger;
   readonly maxBlobBytes: number;
+  /** Bytes per GetBlob message. @default BLOB_CHUNK_BYTES */
+  readonly chunkBytes?: number;
 }
 
 const MAX_HAS_BLOBS = 1000;
@@ -85,7 +87,8 @@ export class BlobServiceImpl {
     const stat = await this.deps.blobs.stat(sha256);
     if (!stat) throw new BlobNotFoundError(sha256);
     call.write({ part: { $case: 'info', info: { sha256, size: stat.size, mediaType: '', name: '' } } });
-    for await (const chunk of await this.deps.blobs.read(sha256, offset)) {
+    // Stores read in pieces of their own size; messages are cut to the measured size.
+    for await (const chunk of rechunk(await this.deps.blobs.read(sha256, offset), this.deps.chunkBytes ?? BLOB_CHUNK_BYTES)) {
       if (call.cancelled) return;
       if (!call.write({ part: { $case: 'chunk', chunk } })) await once(call, 'drain');
     }
@@ -102,4 +105,25 @@ export class BlobServiceImpl {
     }
     return { present };
   }
+}
+
+/** `pieces` as chunks of exactly `size` bytes (the last may be shorter). */
+export async function* rechunk(pieces: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  for await (const piece of pieces) {
+    let buf = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+    while (pendingBytes + buf.byteLength >= size) {
+      const take = size - pendingBytes;
+      yield pending.length === 0 ? buf.subarray(0, take) : Buffer.concat([...pending, buf.subarray(0, take)]);
+      buf = buf.subarray(take);
+      pending = [];
+      pendingBytes = 0;
+    }
+    if (buf.byteLength > 0) {
+      pending.push(buf);
+      pendingBytes += buf.byteLength;
+    }
+  }
+  if (pendingBytes > 0) yield pending.length === 1 && pending[0] ? pending[0] : Buffer.concat(pending);
 }
