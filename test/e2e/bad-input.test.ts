@@ -2,21 +2,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MmgridClientError, type JobView } from '@mmgrid/client';
+import type { JobView } from '@mmgrid/client';
 import type { AudioAnalyzeOutput } from '@mmgrid/core';
 import { runCli } from '../helpers/cli.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { writeCorruptPng, writeTextPng, writeUnknownBinary, writeWav } from '../helpers/media.js';
+import { refusal } from '../helpers/refusal.js';
 
-async function refusal(promise: Promise<unknown>): Promise<MmgridClientError> {
-  try {
-    await promise;
-  } catch (err) {
-    if (err instanceof MmgridClientError) return err;
-    throw err;
-  }
-  throw new Error('expected the call to be refused');
-}
 
 describe('bad input', () => {
   let tg: TestGrid;

@@ -1,13 +1,15 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MmgridClientError, type JobView } from '@mmgrid/client';
-import type { ImageOcrOutput, TranscriptStitchOutput } from '@mmgrid/core';
+import type { JobView } from '@mmgrid/client';
+import type { BlobRef, ImageInspectOutput, ImageOcrOutput, TranscriptStitchOutput } from '@mmgrid/core';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { startFakeWhisper, toneWords, type FakeWhisper } from '../helpers/fake-whisper.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { tool, writeTextPng, writeWav } from '../helpers/media.js';
+import { refusal } from '../helpers/refusal.js';
 
 /** The job a `submit --wait --json` printed. */
 function jobOf(cli: CliResult): JobView {
@@ -133,6 +135,64 @@ steps:
     expect(job.tasks.find((t) => t.label === 'hear')?.attempts).toBe(2);
   });
 
+  it('refuses --pipeline next to -f (the file names its pipeline or steps), exit 2, before anything is uploaded', async () => {
+    const withSteps = await jobFile('steps-and-flag.yaml', 'inputs:\n  sign: sign.png\nsteps:\n  read: { kind: image.ocr, input: sign }\n');
+    const withPipeline = await jobFile('pipeline-and-flag.yaml', 'inputs:\n  sign: sign.png\npipeline: ocr\n');
+    for (const file of [withSteps, withPipeline]) {
+      const cli = await runCli(['submit', '-f', file, '--pipeline', 'describe', '--wait'], env);
+      expect(cli.code).toBe(2);
+      expect(cli.stderr).toMatch(/--pipeline cannot be combined with -f: the job file names its pipeline \(pipeline:\) or its steps \(steps:\)/);
+      expect(cli.stderr).not.toContain('uploaded');
+      expect(cli.stdout).toBe('');
+    }
+  });
+
+  it('result -o writes a blob under every name it has, and different blobs of one name side by side', async () => {
+    // "sign" and "copy" are the same bytes: their 16 px thumbnails are one blob under two
+    // names. "large" is a different blob with the same name as "small"'s.
+    const file = await jobFile(
+      'thumbnails.yaml',
+      `inputs:
+  sign: sign.png
+  copy: sign.png
+prompt: from the file
+steps:
+  small: { kind: image.inspect, input: sign, params: { thumbnailMaxPx: 16 } }
+  large: { kind: image.inspect, input: sign, params: { thumbnailMaxPx: 64 } }
+  again: { kind: image.inspect, input: copy, params: { thumbnailMaxPx: 16 } }
+`,
+    );
+    // -p still replaces the file's prompt.
+    const cli = await runCli(['submit', '-f', file, '-p', 'from the flag', '--wait', '--json', '-q'], env);
+    expect(cli.code).toBe(0);
+    const job = jobOf(cli);
+    expect(job.prompt).toBe('from the flag');
+    const outputs = new Map(job.result?.doc.inputs.map((i) => [i.name, i.outputs]));
+    const thumb = (input: string, step: string): BlobRef => (outputs.get(input)?.[step] as ImageInspectOutput).thumbnail;
+    const [small, large, again] = [thumb('sign', 'small'), thumb('sign', 'large'), thumb('copy', 'again')];
+    expect(small.name).toBe('sign.thumbnail.webp');
+    expect(large.name).toBe('sign.thumbnail.webp');
+    expect(large.sha256).not.toBe(small.sha256);
+    expect(again).toMatchObject({ sha256: small.sha256, name: 'copy.thumbnail.webp' });
+
+    const out = await mkdtemp(path.join(tmpdir(), 'mmgrid-result-names-'));
+    try {
+      const result = await runCli(['result', job.id, '-o', out], env);
+      expect(result.code).toBe(0);
+      const expected: Record<string, string> = {
+        'sign.thumbnail.webp': small.sha256,
+        [`sign.thumbnail.${large.sha256.slice(0, 8)}.webp`]: large.sha256,
+        'copy.thumbnail.webp': small.sha256,
+      };
+      expect((await readdir(out)).sort()).toEqual([...Object.keys(expected), 'result.json', 'summary.txt'].sort());
+      for (const [name, sha256] of Object.entries(expected)) {
+        expect(createHash('sha256').update(await readFile(path.join(out, name))).digest('hex')).toBe(sha256);
+      }
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+
   describe('bad job files are refused before anything runs, pointing at the line (exit 2)', () => {
     const cases: [string, string, RegExp][] = [
       [
@@ -202,9 +262,19 @@ steps:
 `,
         /unknown-field\.yaml:4:\d+: steps\.read: has no field "retries"; a step takes kind, input, from, params, requires, optional, shard/,
       ],
+      [
+        'a top-level field the format does not have',
+        `inputs:
+  sign: sign.png
+retries: 3
+steps:
+  read: { kind: image.ocr, input: sign }
+`,
+        /unknown-top-field\.yaml:3:1: unknown field "retries"; a job file takes inputs, prompt, pipeline, params, priority, labels, steps/,
+      ],
       ['not YAML at all', 'inputs: [sign.png\nsteps: {', /not-yaml\.yaml:\d+:\d+: not valid YAML/],
     ];
-    const names = ['cycle', 'unknown-kind', 'missing-input', 'missing-step', 'missing-file', 'unknown-field', 'not-yaml'];
+    const names = ['cycle', 'unknown-kind', 'missing-input', 'missing-step', 'missing-file', 'unknown-field', 'unknown-top-field', 'not-yaml'];
 
     it.each(cases.map((c, i) => [...c, names[i] ?? ''] as const))('%s', async (_name, yaml, expected, fileName) => {
       const file = await jobFile(`${fileName}.yaml`, yaml);
@@ -229,20 +299,11 @@ steps:
       );
       const cli = await runCli(['submit', '-f', file], env);
       expect(cli.code).toBe(2);
-      expect(cli.stderr).toMatch(/wrong-type\.yaml:7:5: steps\.hear\.input: audio\.transcribe reads an audio, but "sign" is an image/);
+      expect(cli.stderr).toMatch(/wrong-type\.yaml:7:5: steps\.hear\.input: audio\.transcribe reads a recording, but "sign" is an image/);
     });
   });
 
   describe('corrupt media is refused at submit, naming the input', () => {
-    async function refusal(promise: Promise<unknown>): Promise<MmgridClientError> {
-      try {
-        await promise;
-      } catch (err) {
-        if (err instanceof MmgridClientError) return err;
-        throw err;
-      }
-      throw new Error('expected the submit to be refused');
-    }
 
     it('a WAV whose samples were cut off mid-header', async () => {
       const whole = await writeWav(dir, 'whole.wav', 2, [{ startSec: 0.2, endSec: 1 }]);

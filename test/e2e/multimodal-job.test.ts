@@ -132,7 +132,7 @@ describe('a job with an image, a recording and a prompt', () => {
     expect(ocr?.waiting).toBe(0);
     const { workers } = await tg.client.listWorkers();
     expect(workers.map((w) => w.name).sort()).toEqual(['worker-1', 'worker-2']);
-    expect(workers[0]?.slots.map((s) => s.kind).sort()).toEqual(['audio.analyze', 'fusion.report', 'image.inspect', 'image.ocr', 'selftest.sleep', 'text.stats']);
+    expect(workers[0]?.slots.map((s) => s.kind).sort()).toEqual(['audio.analyze', 'audio.split', 'fusion.report', 'image.inspect', 'image.ocr', 'selftest.sleep', 'text.split', 'text.stats', 'video.split']);
   });
 
   it('uploads the same bytes once', async () => {

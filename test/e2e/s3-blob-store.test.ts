@@ -1,12 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidOptionError } from '@mmgrid/core';
+
+import { InvalidOptionError, type AudioAnalyzeOutput } from '@mmgrid/core';
 import { BadRequestError, BlobNotFoundError, FsBlobStore, LimitExceededError, S3BlobStore, type BlobStat, type BlobStore } from '@mmgrid/coordinator';
+import { startTestGrid, type TestGrid } from '../helpers/grid.js';
+import { tool, writeWav } from '../helpers/media.js';
+import { refusal as submitRefusal } from '../helpers/refusal.js';
 
 /**
  * The BlobStore port, held to one table of behaviours by both stores: the local folder and an
@@ -353,5 +357,82 @@ describe('S3BlobStore setup', () => {
     } finally {
       store.close();
     }
+  });
+});
+
+/**
+ * A grid (coordinator and worker processes) whose coordinator keeps blobs in the s3rver
+ * bucket: media is still probed with ffprobe at submit, from a temporary copy of the blob.
+ */
+describe('a grid storing blobs in S3', () => {
+  let tg: TestGrid;
+  let media: string;
+  /** The grid's TMPDIR, where the coordinator puts the copies it probes. */
+  let gridTmp: string;
+
+
+  /** Temporary copies of blobs the coordinator still holds. */
+  async function probeCopies(): Promise<string[]> {
+    return (await readdir(gridTmp)).filter((name) => name.startsWith('mmgrid-probe-'));
+  }
+
+  beforeAll(async () => {
+    media = await mkdtemp(path.join(tmpdir(), 'mmgrid-s3-media-'));
+    gridTmp = await mkdtemp(path.join(tmpdir(), 'mmgrid-s3-gridtmp-'));
+    const url = `s3://${ACCESS_KEY}:${ACCESS_KEY}@${BUCKET}/grid${nextPrefix++}/blobs/?endpoint=${endpoint}&region=us-east-1&forcePathStyle=true`;
+    tg = await startTestGrid({
+      workers: 1,
+      coordinatorArgs: ['--lease-ms', '4000', '--heartbeat-ms', '500', '--stalled-check-ms', '1000', '--blob-store', url],
+      env: { TMPDIR: gridTmp },
+    });
+  });
+
+  afterAll(async () => {
+    await tg?.stop();
+    if (media) await rm(media, { recursive: true, force: true });
+    if (gridTmp) await rm(gridTmp, { recursive: true, force: true });
+  });
+
+  it('refuses a damaged WAV at submit, naming the input, and keeps no copy of it', async () => {
+    const whole = await writeWav(media, 'whole.wav', 2, [{ startSec: 0.2, endSec: 1 }]);
+    const broken = path.join(media, 'broken.wav');
+    // The RIFF header survives (it is a WAV by its bytes); the rest is noise.
+    await writeFile(broken, Buffer.concat([(await readFile(whole)).subarray(0, 20), Buffer.alloc(2000, 0xff)]));
+    const err = await submitRefusal(tg.client.submit([{ path: broken }]));
+    expect(err.code).toBe('INVALID_ARGUMENT');
+    expect(err.message).toMatch(/input "broken\.wav" looks like audio\/[\w.-]+ but cannot be read \(.+\)/);
+    // ffprobe named the temporary copy; the submitter sees the input's name instead.
+    expect(err.message).not.toContain('mmgrid-probe-');
+    expect(err.message).not.toContain(gridTmp);
+    expect(await probeCopies()).toEqual([]);
+  });
+
+  it('knows the duration of a short WAV: one audio.analyze task, no split, and it runs', async () => {
+    const wav = await writeWav(media, 'short.wav', 2, [{ startSec: 0.5, endSec: 1.5 }]);
+    const job = await tg.client.submit([{ path: wav }]);
+    const kinds = job.tasks.map((t) => t.kind);
+    expect(kinds.filter((k) => k === 'audio.analyze')).toHaveLength(1);
+    expect(kinds).not.toContain('audio.split');
+    expect(kinds).not.toContain('audio.stitch');
+    expect(await probeCopies()).toEqual([]);
+
+    const done = await tg.client.waitForJob(job.id);
+    expect(done.state).toBe('completed');
+    const audio = done.result?.doc.inputs.find((i) => i.name === 'short.wav')?.outputs['audio.analyze'] as AudioAnalyzeOutput | undefined;
+    expect(audio?.durationSec).toBeCloseTo(2, 2);
+  });
+
+  it('takes an MP4 with only sound for a recording', async () => {
+    const clip = path.join(media, 'voice-note.mp4');
+    await tool('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=2', '-c:a', 'aac', clip]);
+    const job = await tg.client.submit([{ path: clip }]);
+    const kinds = job.tasks.map((t) => t.kind);
+    expect(kinds).toContain('audio.analyze');
+    expect(kinds).not.toContain('audio.split');
+    expect(kinds.filter((k) => k.startsWith('video.'))).toEqual([]);
+    expect(await probeCopies()).toEqual([]);
+    const done = await tg.client.waitForJob(job.id);
+    expect(done.state).toBe('completed');
+    expect(done.result?.partial).toBe(false);
   });
 });

@@ -10,6 +10,9 @@ import { ExitCode } from './exit-codes.js';
 /** Largest job file read, in bytes. */
 export const MAX_JOB_FILE_BYTES = 1024 * 1024;
 
+/** Label and param values: YAML scalars, sent as strings (`4471` → "4471", `true` → "true"). */
+const scalarValue = z.union([z.string(), z.number(), z.boolean()]);
+
 const inputSchema = z.union([
   z.string().min(1, 'must name a file'),
   z.object({ file: z.string().min(1, 'must name a file') }).strict(),
@@ -22,9 +25,9 @@ export const jobFileSchema = z
     inputs: z.record(z.string(), inputSchema).default({}),
     prompt: z.string().default(''),
     pipeline: z.string().optional(),
-    params: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+    params: z.record(z.string(), scalarValue).default({}),
     priority: z.number().int().min(-10).max(10).default(0),
-    labels: z.record(z.string(), z.string()).default({}),
+    labels: z.record(z.string(), scalarValue).default({}),
     steps: z.record(z.string(), z.unknown()).optional(),
   })
   .strict();
@@ -46,9 +49,9 @@ function splitPath(fieldPath: string): (string | number)[] {
   return parts;
 }
 
-function locate(doc: Document, lines: LineCounter, file: string, fieldPath: string): string {
+function locate(doc: Document, lines: LineCounter, file: string, fieldParts: readonly (string | number)[]): string {
   // The deepest node of the path that exists in the file.
-  let parts = splitPath(fieldPath);
+  let parts = [...fieldParts];
   while (parts.length > 0) {
     const node = doc.getIn(parts, true) as Node | undefined;
     const pair = parts.length > 0 ? findKey(doc, parts) : undefined;
@@ -99,13 +102,25 @@ export async function loadJobFile(file: string): Promise<LoadedJobFile> {
     const { line, col } = lines.linePos(syntax.pos[0]);
     fail(`${file}:${line}:${col}`, `not valid YAML: ${syntax.message.split('\n')[0] ?? syntax.code}`);
   }
-  const where = (fieldPath: string): string => locate(doc, lines, file, fieldPath);
+  const where = (fieldPath: string): string => locate(doc, lines, file, splitPath(fieldPath));
+  // For keys that may hold "." (input names such as "receipt.png"), by path elements.
+  const whereIn = (...parts: (string | number)[]): string => locate(doc, lines, file, parts);
   const parsed = jobFileSchema.safeParse(doc.toJS());
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const fieldPath = (issue?.path ?? []).map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
-    if (issue?.code === 'unrecognized_keys') fail(where(fieldPath), `unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}; a job file takes inputs, prompt, pipeline, params, priority, labels, steps`);
-    fail(where(fieldPath), `${fieldPath || 'the job'}: ${issue?.message ?? 'is not a job file'}`);
+    const fieldParts = (issue?.path ?? []).map((p) => (typeof p === 'number' ? p : String(p)));
+    if (issue?.code === 'unrecognized_keys') {
+      // Point at the first unknown key itself, not at the object holding it (for the top
+      // level that object has no line at all).
+      const takes = issue.path.length === 2 && issue.path[0] === 'inputs' ? 'an input takes file or text (one of them)' : 'a job file takes inputs, prompt, pipeline, params, priority, labels, steps';
+      fail(whereIn(...fieldParts, issue.keys[0] ?? ''), `${fieldPath === '' ? '' : `${fieldPath}: `}unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}; ${takes}`);
+    }
+    if (issue?.code === 'invalid_union' && issue.path.length === 2 && issue.path[0] === 'inputs') {
+      // Neither form fits (both file and text, say): zod only says "Invalid input".
+      fail(whereIn(...fieldParts), `${fieldPath}: an input is a file path, { file: PATH } or { text: TEXT }`);
+    }
+    fail(whereIn(...fieldParts), `${fieldPath || 'the job'}: ${issue?.message ?? 'is not a job file'}`);
   }
   const job = parsed.data;
   const base = path.dirname(path.resolve(file));
@@ -120,7 +135,7 @@ export async function loadJobFile(file: string): Promise<LoadedJobFile> {
     try {
       await stat(full);
     } catch {
-      fail(where(`inputs.${name}`), `input "${name}": no such file ${relative} (paths are relative to the job file)`);
+      fail(whereIn('inputs', name), `input "${name}": no such file ${relative} (paths are relative to the job file)`);
     }
     inputs.push({ name, path: full });
   }
@@ -139,7 +154,7 @@ export async function loadJobFile(file: string): Promise<LoadedJobFile> {
       ...(job.pipeline !== undefined ? { pipeline: job.pipeline } : {}),
       params: Object.fromEntries(Object.entries(job.params).map(([k, v]) => [k, String(v)])),
       priority: job.priority,
-      labels: job.labels,
+      labels: Object.fromEntries(Object.entries(job.labels).map(([k, v]) => [k, String(v)])),
       ...(job.steps !== undefined ? { steps: job.steps } : {}),
     },
     where,

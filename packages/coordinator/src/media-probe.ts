@@ -1,6 +1,12 @@
 import { execFile, type ExecFileException } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { fileTypeFromBuffer } from 'file-type';
 import { describeSupportedMedia, modalityOf, normaliseMediaType, UnsupportedMediaError, type Modality } from '@mmgrid/core';
+import type { BlobStore } from './blob-store.js';
 
 /** Bytes from the start of a blob that detection looks at. */
 export const PROBE_HEAD_BYTES = 64 * 1024;
@@ -103,4 +109,36 @@ export async function probeAv(inputName: string, mediaType: string, file: string
     hasVideo: streams.some((s) => s.codec_type === 'video'),
     hasAudio: streams.some((s) => s.codec_type === 'audio'),
   };
+}
+
+let ffprobeFound: Promise<boolean> | undefined;
+
+/** Whether ffprobe can be run here (asked once per process). */
+function ffprobeInstalled(): Promise<boolean> {
+  ffprobeFound ??= new Promise((resolve) => {
+    execFile('ffprobe', ['-version'], { timeout: 30_000 }, (error) => resolve(error?.code !== 'ENOENT'));
+  });
+  return ffprobeFound;
+}
+
+/**
+ * probeAv for a blob of any store. ffprobe reads the store's own file where the store keeps
+ * blobs as files; otherwise (an S3 bucket) the blob is streamed into a private temporary
+ * folder under the system's temporary directory (TMPDIR), probed there and always removed.
+ * Nothing is copied when ffprobe is not installed. A blob is at most maxBlobBytes (the
+ * store refuses larger ones): the most disk one probe takes, and only while it runs.
+ */
+export async function probeBlob(blobs: BlobStore, sha256: string, inputName: string, mediaType: string): Promise<AvProbe | undefined> {
+  const file = blobs.localPath?.(sha256);
+  if (file) return probeAv(inputName, mediaType, file);
+  if (!(await ffprobeInstalled())) return undefined;
+  // mkdtemp makes the folder readable by this user only.
+  const dir = await mkdtemp(path.join(tmpdir(), 'mmgrid-probe-'));
+  try {
+    const copy = path.join(dir, 'blob');
+    await pipeline(await blobs.read(sha256), createWriteStream(copy, { flags: 'wx', mode: 0o600 }));
+    return await probeAv(inputName, mediaType, copy);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

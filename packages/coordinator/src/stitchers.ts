@@ -174,19 +174,35 @@ const audioStitcher: Stitcher = {
   },
 };
 
+/**
+ * What a text shard reads: the whole input blob and its span as params (the worker decodes
+ * the blob and counts `text.slice(start, end)`), or, for an inline text, its chunk inline.
+ * The split's output carries only spans, so nothing here grows with the text.
+ */
+function textShardInput(step: TaskData, chunk: { readonly start: number; readonly end: number }, source: string): Pick<ShardSpec, 'inputs' | 'params'> {
+  const input = step.inputs[0];
+  if (input?.blob) return { inputs: [{ name: input.name, blob: input.blob }], params: { source, start: chunk.start, end: chunk.end } };
+  if (input?.text !== undefined) {
+    if (chunk.start >= chunk.end || chunk.end > input.text.length) {
+      throw new Error(`chunk ${chunk.start}-${chunk.end} is not within the text "${input.name}" (${input.text.length} UTF-16 code units)`);
+    }
+    return { inputs: [{ name: input.name, text: input.text.slice(chunk.start, chunk.end) }], params: { source } };
+  }
+  throw new Error(`the step has no text input to cut chunks from (${input ? `"${input.name}" has neither a blob nor a text` : 'no input'})`);
+}
+
 /** `text.stitch`: chunks of a long text, counted, added up. */
 const textStitcher: Stitcher = {
   kind: 'text.stitch',
   plan(splitJson, step) {
     const split = textSplitOutputSchema.parse(JSON.parse(splitJson));
-    const inputName = step.inputs[0]?.name ?? '';
     const source = str(step.params, 'source', 'input');
+    const requirements = requirementsOf(step.params);
     return split.chunks.map((c) => ({
       index: c.index,
       kind: 'text.stats',
-      inputs: [{ name: inputName, text: c.text }],
-      params: { source },
-      requirements: requirementsOf(step.params),
+      ...textShardInput(step, c, source),
+      requirements,
       timeoutMs: timeoutOf('text.stats'),
     }));
   },

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { blobRefSchema, type BlobRef } from './blob-ref.js';
 import { PROMPT_INPUT_NAME } from './job-spec.js';
 import type { JsonValue } from './json.js';
@@ -82,10 +83,16 @@ export function assembleJobResult(
     if (task.id === graph.rootId) continue;
     // A split only feeds its stitch; the stitch stands for the input.
     if (task.intermediate) continue;
-    const outcome: TaskOutcome = outcomes.get(task.id) ?? {
+    const recorded: TaskOutcome = outcomes.get(task.id) ?? {
       status: 'failed',
       error: { code: 'NO_OUTCOME', message: 'the task ended without a recorded outcome' },
     };
+    const stitched = recorded.status === 'succeeded' ? stitchedCoverage(recorded.outputJson) : undefined;
+    // A stitch none of whose shards produced anything has no answer: it counts as failed.
+    const outcome: TaskOutcome =
+      stitched !== undefined && stitched.coverage === 0 && stitched.shards > 0
+        ? { status: 'failed', error: { code: 'SHARDS_FAILED', message: `all ${stitched.shards} shards failed; the first: ${stitched.firstReason}` } }
+        : recorded;
     const inputName = task.inputNames[0];
     if (task.optional) readers += 1;
     else required += 1;
@@ -105,7 +112,20 @@ export function assembleJobResult(
     }
     const output = JSON.parse(outcome.outputJson) as JsonValue;
     collectBlobs(output, blobs);
-    if (task.optional) readersSucceeded += 1;
+    // A stitch some of whose shards failed is kept, and counted for the part it covers; its
+    // gaps are listed with the failures so the answer is never silently shorter.
+    const covered = stitched !== undefined && stitched.coverage < 1 ? stitched.coverage : 1;
+    if (covered < 1 && stitched) {
+      failures.push({
+        taskId: task.id,
+        ...(task.label !== undefined ? { step: task.label } : {}),
+        kind: task.kind,
+        input: inputName === undefined ? null : inputName === PROMPT_INPUT_NAME ? 'prompt' : inputName,
+        code: 'SHARDS_FAILED',
+        message: `${stitched.failedShards} of ${stitched.shards} shards failed (${Math.round(covered * 100)}% covered); the first: ${stitched.firstReason}`,
+      });
+    }
+    if (task.optional) readersSucceeded += covered;
     if (task.inputNames.length > 0) {
       // A declared step's output is filed under the step's name. Otherwise a stitched output is
       // filed under the kind it stands for (audio.analyze for a recording analysed in windows),
@@ -161,4 +181,36 @@ function collectBlobs(value: JsonValue, into: Map<string, BlobRef>): void {
     if (ref.success) into.set(ref.data.sha256, ref.data);
   }
   for (const v of Object.values(value)) collectBlobs(v, into);
+}
+
+const stitchedSummarySchema = z.object({
+  coverage: z.number().min(0).max(1),
+  /** audio.stitch and text.stitch count their shards; video.stitch has frames and sound windows. */
+  shards: z.number().int().nonnegative().optional(),
+  frames: z.array(z.unknown()).optional(),
+  speech: z.object({ shards: z.number().int().nonnegative() }).nullable().optional(),
+  gaps: z.array(z.object({ reason: z.string() })),
+});
+
+/**
+ * How much of its input a stitched output covers (outputs of audio.stitch, video.stitch,
+ * text.stitch carry coverage, shards and gaps); undefined for any other output.
+ */
+function stitchedCoverage(outputJson: string): { coverage: number; shards: number; failedShards: number; firstReason: string } | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(outputJson);
+  } catch {
+    return undefined;
+  }
+  const summary = stitchedSummarySchema.safeParse(parsed);
+  if (!summary.success) return undefined;
+  const { coverage, gaps } = summary.data;
+  const shards = summary.data.shards ?? (summary.data.frames?.length ?? 0) + (summary.data.speech?.shards ?? 0);
+  return {
+    coverage,
+    shards,
+    failedShards: Math.max(gaps.length > 0 ? 1 : 0, Math.round((1 - coverage) * shards)),
+    firstReason: gaps[0]?.reason ?? 'no reason given',
+  };
 }

@@ -16,7 +16,7 @@ const jsonValue: z.ZodType<unknown> = z.lazy(() => z.union([z.string(), z.number
 
 const shardOptions = z
   .object({
-    windowSec: z.number().positive().max(3600).optional(),
+    windowSec: z.number().min(1).max(3600).optional(),
     overlapSec: z.number().min(0).max(600).optional(),
     chunkChars: z.number().int().min(100).max(1_000_000).optional(),
   })
@@ -43,7 +43,11 @@ export const declaredStepSchema = z
       })
       .strict()
       .default({}),
-    /** The job can succeed without this step (its failure makes the result partial). */
+    /**
+     * The step may fail without failing the job: its failure makes the result partial. The
+     * job fails only when every optional step failed and the job has no required steps (a
+     * failed required step always fails it).
+     */
     optional: z.boolean().default(false),
     /** Cut the input into shards run in parallel (recordings into windows, long texts into chunks). */
     shard: z.union([z.boolean(), shardOptions]).optional(),
@@ -169,8 +173,20 @@ export function checkDeclaredSteps(raw: unknown, inputs: ReadonlyMap<string, Mod
   return checked;
 }
 
+/** A modality as messages name it: "reads an image", "is a recording", "is text". */
 function article(what: string): string {
-  return /^[aeiou]/.test(what) ? `an ${what}` : what === 'text' ? 'text' : `a ${what}`;
+  switch (what) {
+    case 'image':
+      return 'an image';
+    case 'audio':
+      return 'a recording';
+    case 'video':
+      return 'a video';
+    case 'text':
+      return 'text';
+    default:
+      return /^[aeiou]/.test(what) ? `an ${what}` : `a ${what}`;
+  }
 }
 
 /** A cycle through `from` references, as step ids (first repeated at the end), or undefined. */

@@ -49,6 +49,8 @@ export { audioWindows, batches, DEFAULT_SHARDING, frameTimes, textChunks, type S
 export type { AudioWindowOptions, TextChunk, WindowPlan } from './sharding.js';
 export { buildTimeline, ownedInterval, stitchAudioAnalysis, stitchTextStats, stitchWords, toSrt, toVtt, wordsToCues } from './stitching.js';
 export type { Cue, Gap, ShardOutcome, StitchedAudio, TimedWord, TimelineEntry } from './stitching.js';
+export { finalLineBreak, lineCount, textStats } from './text-stats.js';
+export type { FinalLineBreak } from './text-stats.js';
 export { findTask, leafTasks, NO_REQUIREMENTS, validateTaskGraph } from './task-graph.js';
 export type { TaskGraph, TaskNode, TaskRequirements } from './task-graph.js';
 export { ASSEMBLE_KIND, builtinTaskKinds, TASK_KIND_PATTERN, taskKindInfo, workerTaskKinds } from './task-kinds.js';

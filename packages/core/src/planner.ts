@@ -44,7 +44,7 @@ export function plan(request: PlanRequest): TaskGraph {
     for (const input of request.inputs) {
       if (!pipeline.modalities.includes(input.modality)) {
         throw new PlanError(
-          `input "${input.name}" is ${input.modality} (${input.mediaType}); the ${pipeline.name} pipeline takes ${pipeline.modalities.join(', ')}`,
+          `input "${input.name}" is ${input.modality} (${input.mediaType}); the ${pipeline.name} pipeline takes ${pipeline.modalities.length > 0 ? pipeline.modalities.join(', ') : 'no inputs'}`,
         );
       }
     }

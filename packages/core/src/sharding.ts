@@ -149,13 +149,14 @@ const SEGMENT_LOOKAHEAD = 512;
  * units before the end of a block is kept and the next block starts at the last of them. A
  * block with no such boundary (one segment longer than the block) is retried twice as long.
  */
-interface Segment {
+/** A segment of a text: `text.slice(start, end)`. */
+export interface Segment {
   readonly start: number;
   readonly end: number;
   readonly wordLike: boolean;
 }
 
-function segments(segmenter: Intl.Segmenter, text: string, start: number, end: number): Segment[] {
+export function segments(segmenter: Intl.Segmenter, text: string, start = 0, end = text.length): Segment[] {
   const spans: Segment[] = [];
   let from = start;
   let block = SEGMENT_BLOCK;

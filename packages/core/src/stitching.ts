@@ -13,6 +13,7 @@
 import { InvalidOptionError } from './errors.js';
 import { roundMs, type WindowPlan } from './sharding.js';
 import type { AudioAnalyzeOutput, AudioSegment, TextStatsOutput } from './task-outputs.js';
+import { finalLineBreak as finalLineBreakOf, type FinalLineBreak } from './text-stats.js';
 
 /** What came back for one shard: an output, or an error (a shard with neither counts as failed). */
 export interface ShardOutcome<T> {
@@ -432,7 +433,15 @@ export function buildTimeline(
 
 const EXCERPT_CHARS = 2_000;
 const TOP_TERMS = 10;
-const lineBreakAtEnd = /(\r\n|\r|\n)$/;
+
+/**
+ * The line break a chunk's text ends with: its `finalLineBreak`, else read from its excerpt
+ * when that holds the whole chunk; undefined when it cannot be known.
+ */
+function endingOf(o: TextStatsOutput): FinalLineBreak | undefined {
+  if (o.finalLineBreak !== undefined) return o.finalLineBreak;
+  return o.truncated ? undefined : finalLineBreakOf(o.excerpt);
+}
 
 /**
  * One `text.stats` output for a text from the outputs of its chunks (`window.index` = the
@@ -441,10 +450,17 @@ const lineBreakAtEnd = /(\r\n|\r|\n)$/;
  * - characters, graphemes, words, sentences: summed over the chunks that succeeded (exact for
  *   textChunks chunks, except that a sentence or word cut across chunks counts once per
  *   chunk);
- * - lines: summed, minus one for each join between consecutive succeeded chunks where the
- *   earlier chunk does not end with a line break (its last line goes on in the next chunk).
- *   Whether a chunk ends with a line break is read from its excerpt; a truncated excerpt
- *   (chunk over 2,000 characters) is taken to end mid-line;
+ * - lines: summed, minus one for each join between consecutive succeeded non-empty chunks
+ *   where the earlier chunk does not end with a line break (its last line goes on in the
+ *   next chunk), and minus one where it ends with a lone CR and the next chunk begins with
+ *   LF (the two are one CR LF break in the whole text; textChunks cuts there only when
+ *   maxChars is 1). A chunk's ending is its `finalLineBreak`; for outputs without it (older
+ *   workers) it is read from the excerpt, and a truncated excerpt (chunk over 2,000
+ *   characters) is taken to end mid-line. Exact (the lines of the whole text) when every
+ *   chunk succeeded and reports `finalLineBreak`;
+ * - finalLineBreak: that of the last succeeded non-empty chunk ('none' when there is none;
+ *   'crlf' when that chunk is a lone LF after a chunk ending with CR), absent when that
+ *   chunk's ending is not known;
  * - scripts: each chunk's fractions weighted by its characters, renormalised over the chunks
  *   that have letters, rounded to 0.001, most used first (ties by name);
  * - topTerms: counts summed over the chunks' own top terms (so approximate when a chunk had
@@ -470,11 +486,22 @@ export function stitchTextStats(
   const sum = (pick: (o: TextStatsOutput) => number): number => outputs.reduce((n, o) => n + pick(o), 0);
   const characters = sum((o) => o.characters);
   let lines = sum((o) => o.lines);
-  outputs.forEach((o, i) => {
-    if (i === outputs.length - 1 || o.characters === 0) return;
-    const endsWithBreak = !o.truncated && lineBreakAtEnd.test(o.excerpt);
-    if (!endsWithBreak) lines -= 1;
+  // An empty chunk has no lines and does not separate its neighbours.
+  const filled = outputs.filter((o) => o.characters > 0);
+  filled.forEach((o, i) => {
+    const next = filled[i + 1];
+    if (next === undefined) return;
+    const end = endingOf(o);
+    // Its last line goes on in the next chunk (an unknown ending is taken to be mid-line).
+    if (end === 'none' || end === undefined) lines -= 1;
+    // CR | LF: one line break in the whole text, counted once on either side.
+    else if (end === 'cr' && next.excerpt.startsWith('\n')) lines -= 1;
   });
+  const last = filled[filled.length - 1];
+  const beforeLast = filled[filled.length - 2];
+  let finalLineBreak = last === undefined ? 'none' : endingOf(last);
+  // A last chunk of just LF after one ending with CR: the text ends with CR LF.
+  if (finalLineBreak === 'lf' && last?.characters === 1 && beforeLast !== undefined && endingOf(beforeLast) === 'cr') finalLineBreak = 'crlf';
 
   const scriptWeight = new Map<string, number>();
   let letterWeight = 0;
@@ -507,6 +534,7 @@ export function stitchTextStats(
       topTerms,
       excerpt,
       truncated: characters > EXCERPT_CHARS,
+      ...(finalLineBreak === undefined ? {} : { finalLineBreak }),
     },
     coverage: ordered.length === 0 ? 1 : outputs.length / ordered.length,
     gaps,

@@ -69,6 +69,11 @@ export const textStatsOutputSchema = z.object({
   /** The text itself, up to 2,000 characters. */
   excerpt: z.string(),
   truncated: z.boolean(),
+  /**
+   * The line break the text ends with ('none' also for an empty text), so that the lines of
+   * chunks add up to those of the whole text. Absent from the outputs of older workers.
+   */
+  finalLineBreak: z.enum(['none', 'lf', 'cr', 'crlf']).exactOptional(),
 });
 export type TextStatsOutput = z.infer<typeof textStatsOutputSchema>;
 
@@ -145,11 +150,15 @@ export const videoSplitOutputSchema = z.object({
 });
 export type VideoSplitOutput = z.infer<typeof videoSplitOutputSchema>;
 
-/** `text.split`: a long text in chunks that end on sentence boundaries. */
+/**
+ * `text.split`: a long text in chunks that end on sentence boundaries. A chunk is only its
+ * span, `start` to `end` in UTF-16 code units of the text (as `textChunks` gives them): the
+ * text itself stays in the input, so the output stays small however long the text is.
+ */
 export const textSplitOutputSchema = z.object({
   characters: z.number().int().nonnegative(),
   maxChars: z.number().int().positive(),
-  chunks: z.array(z.object({ index: z.number().int().nonnegative(), start: z.number().int().nonnegative(), end: z.number().int().nonnegative(), text: z.string() })),
+  chunks: z.array(z.object({ index: z.number().int().nonnegative(), start: z.number().int().nonnegative(), end: z.number().int().nonnegative() })),
 });
 export type TextSplitOutput = z.infer<typeof textSplitOutputSchema>;
 

@@ -10,6 +10,8 @@ const schemas: Readonly<Record<string, z.ZodType>> = {
     .object({ thumbnailMaxPx: z.number().int().min(16).max(4096).optional(), colours: z.number().int().min(1).max(32).optional() })
     .strict(),
   'audio.analyze': z.object({ frameMs: z.number().min(5).max(200).optional() }).strict(),
+  // `source`, `start` and `end` are set by the planner and the text stitcher (a shard's span
+  // of the input, in UTF-16 code units); a declared step takes none of them.
   'text.stats': z.object({}).strict(),
   'fusion.report': z.object({}).strict(),
   'selftest.sleep': z

@@ -12,6 +12,8 @@ export type TaskFailureCode =
   | 'UNSUPPORTED_KIND'
   | 'INVALID_PARAMS'
   | 'INVALID_OUTPUT'
+  /** The result is larger than a message to the coordinator may be; running again will not help. */
+  | 'OUTPUT_TOO_LARGE'
   | 'UPSTREAM_FAILED'
   | 'BACKEND_UNAVAILABLE'
   | 'BACKEND_REFUSED'

@@ -13,11 +13,12 @@ import {
   type Lease,
   type TaskAssignment,
   type Welcome,
-  type WorkerMessage,
+  WorkerMessage,
 } from '@mmgrid/proto';
 import type { Logger } from 'pino';
 import type { TaskHandler } from './backends/backend.js';
 import { BlobCache, type BlobClientLike } from './blob-cache.js';
+import type { TaskFailureCode } from './errors.js';
 import { probeNvidiaGpus, toGpuInfo, toGpuStats, type NvidiaGpu } from './gpu/nvidia-smi.js';
 import { TaskRunner, type StopReason } from './task-runner.js';
 import { loadWorkerId } from './worker-id.js';
@@ -31,6 +32,10 @@ const ACK_WAIT_MS = 5_000;
 const GPU_STATS_EVERY = 2;
 /** An unacknowledged result is sent again after this long. */
 const RESEND_AFTER_MS = 10_000;
+/** The largest message gRPC sends when the connection does not say (its default, 8 MiB). */
+const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+/** The longest failure message sent (a longer one is cut). */
+const MAX_FAILURE_MESSAGE_CHARS = 16 * 1024;
 
 interface RunningTask {
   readonly assignment: TaskAssignment;
@@ -74,6 +79,8 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private loop: Promise<void> | undefined;
   private heartbeatSeq = 0;
   private wakeLoop: (() => void) | undefined;
+  /** The largest message the coordinator said it takes (0: it did not say). */
+  private announcedMaxBytes = 0;
 
   constructor(
     private readonly options: ResolvedWorkerOptions,
@@ -223,6 +230,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
             clearTimeout(welcomeTimer);
             this.welcomed = true;
             const welcome = msg.welcome;
+            this.announcedMaxBytes = welcome.maxMessageBytes;
             for (const lost of welcome.lost) {
               this.logger.warn({ lease: lost.leaseId, taskRef: lost.taskRef }, 'lease lost while disconnected; the task ran elsewhere and this work is discarded');
               this.forget(lost.leaseId, 'lost');
@@ -231,6 +239,13 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
             heartbeat = setInterval(() => this.sendHeartbeat(), Math.max(100, welcome.heartbeatIntervalMs));
             if (this.draining) this.send({ msg: { $case: 'draining', draining: { reason: 'the worker is shutting down' } } });
             for (const pending of this.unacked.values()) {
+              // This coordinator may take less than the last one: never send what it refuses.
+              const fitted = this.fitted(pending.message);
+              if (fitted !== pending.message && fitted.msg?.$case === 'failure') {
+                const failed = fitted.msg.failure;
+                this.logger.warn({ lease: failed.lease?.leaseId, code: failed.error?.code }, `task failed: ${failed.error?.message ?? ''}`);
+              }
+              pending.message = fitted;
               pending.sentAt = Date.now();
               this.send(pending.message);
             }
@@ -348,21 +363,45 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
       })
       .then((outcome) => {
         if (!this.running.has(lease.leaseId)) return;
-        if (outcome.ok) {
+        // A result too large to send goes as a failure (see fitted).
+        const sent = this.finish(
+          lease,
+          outcome.ok
+            ? { msg: { $case: 'result', result: { lease, outputJson: outcome.outputJson, blobs: outcome.blobs, stats: outcome.stats } } }
+            : { msg: { $case: 'failure', failure: { lease, error: outcome.error, stats: outcome.stats } } },
+        );
+        const failure = sent.msg?.$case === 'failure' ? sent.msg.failure : undefined;
+        if (!failure) {
           log.info({ ms: outcome.stats.finishedAtMs - outcome.stats.startedAtMs }, 'task succeeded');
-          this.finish(lease, { msg: { $case: 'result', result: { lease, outputJson: outcome.outputJson, blobs: outcome.blobs, stats: outcome.stats } } });
         } else {
-          log.warn({ code: outcome.error.code, retryable: outcome.error.retryable }, `task failed: ${outcome.error.message}`);
-          this.finish(lease, { msg: { $case: 'failure', failure: { lease, error: outcome.error, stats: outcome.stats } } });
+          log.warn({ code: failure.error?.code, retryable: failure.error?.retryable }, `task failed: ${failure.error?.message ?? ''}`);
         }
-        this.emit('task-finished', assignment, outcome.ok);
+        this.emit('task-finished', assignment, !failure);
       });
   }
 
-  private finish(lease: Lease, message: WorkerMessage): void {
+  /** Sends a task's result or failure (until acknowledged); returns what was sent. */
+  private finish(lease: Lease, message: WorkerMessage): WorkerMessage {
     this.running.delete(lease.leaseId);
-    this.unacked.set(lease.leaseId, { message, sentAt: Date.now() });
-    this.send(message);
+    const fitted = this.fitted(message);
+    this.unacked.set(lease.leaseId, { message: fitted, sentAt: Date.now() });
+    this.send(fitted);
+    return fitted;
+  }
+
+  /** The largest message this worker may send: its connection's limit, or the coordinator's if smaller. */
+  get maxMessageBytes(): number {
+    const own = this.conn.channelOptions['grpc.max_send_message_length'];
+    return maxMessageBytesOf(typeof own === 'number' && own > 0 ? own : DEFAULT_MAX_MESSAGE_BYTES, this.announcedMaxBytes);
+  }
+
+  /**
+   * `message`, or, when it is a result too large to send, a failure in its place. gRPC would
+   * refuse the message and end the stream, and a result resent after every reconnect would
+   * loop for ever.
+   */
+  private fitted(message: WorkerMessage): WorkerMessage {
+    return fitResultMessage(message, this.maxMessageBytes);
   }
 
   /**
@@ -394,6 +433,46 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
     await this.runner.close();
     this.blobs.close();
   }
+}
+
+/** The largest message to send: `own` (the connection's limit), or `announced` when set and smaller. */
+export function maxMessageBytesOf(own: number, announced: number): number {
+  return announced > 0 ? Math.min(own, announced) : own;
+}
+
+/** Bytes `message` takes on the wire (gRPC compares this with its limit). */
+export function encodedSize(message: WorkerMessage): number {
+  return WorkerMessage.encode(message).finish().byteLength;
+}
+
+/**
+ * `message` when it fits in `maxBytes`; a result that does not becomes a failure of its task
+ * (`OUTPUT_TOO_LARGE`, not retryable: the same task gives the same output), and a failure
+ * whose message does not fit has its message cut. Other messages are returned as they are.
+ */
+export function fitResultMessage(message: WorkerMessage, maxBytes: number): WorkerMessage {
+  const msg = message.msg;
+  if (msg?.$case !== 'result' && msg?.$case !== 'failure') return message;
+  const size = encodedSize(message);
+  if (size <= maxBytes) return message;
+  if (msg.$case === 'failure') {
+    const error = msg.failure.error;
+    if (!error) return message;
+    return { msg: { $case: 'failure', failure: { ...msg.failure, error: { ...error, message: `${error.message.slice(0, MAX_FAILURE_MESSAGE_CHARS)}… (cut)` } } } };
+  }
+  const { lease, stats } = msg.result;
+  const error = {
+    code: 'OUTPUT_TOO_LARGE' satisfies TaskFailureCode,
+    message:
+      `the task's output is ${formatBytes(size)} (${size} bytes) as a message, over the ${formatBytes(maxBytes)} (${maxBytes} bytes) a message to the coordinator may take; ` +
+      'a task should store large outputs as blobs (putBlob) and return their references',
+    retryable: false,
+  };
+  return { msg: { $case: 'failure', failure: { lease, error, stats } } };
+}
+
+function formatBytes(n: number): string {
+  return n >= 1024 * 1024 ? `${(n / (1024 * 1024)).toFixed(1)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
 }
 
 function leaseOfMessage(message: WorkerMessage): Lease | undefined {

@@ -6,6 +6,7 @@ import { CliError } from '../errors.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
 import { formatEvent, formatExplanation, formatResult, formatStatus } from '../format.js';
 import { loadJobFile, locateServerError } from '../job-file.js';
+import { findBlobRefs, resultFiles } from '../result-files.js';
 
 export interface SubmitFlags {
   readonly file?: string;
@@ -36,6 +37,10 @@ function parsePairs(flag: string, pairs: readonly string[] = []): Record<string,
 }
 
 export async function submit(ctx: CommandContext, files: readonly string[], flags: SubmitFlags): Promise<ExitCodeValue> {
+  if (flags.file !== undefined && flags.pipeline !== undefined) {
+    // The file decides: its pipeline: or its steps:. (-p/--prompt, by contrast, replaces the file's prompt.)
+    throw new CliError('--pipeline cannot be combined with -f: the job file names its pipeline (pipeline:) or its steps (steps:)', ExitCode.USAGE);
+  }
   for (const file of files) {
     try {
       await access(file);
@@ -56,7 +61,7 @@ export async function submit(ctx: CommandContext, files: readonly string[], flag
     job = await client.submit([...(jobFile?.inputs ?? []), ...files.map((f) => ({ path: f }))], {
       ...fromFile,
       ...(flags.prompt !== undefined ? { prompt: flags.prompt } : {}),
-      ...(flags.pipeline !== undefined && !jobFile ? { pipeline: flags.pipeline } : {}),
+      ...(flags.pipeline !== undefined ? { pipeline: flags.pipeline } : {}),
       ...(flags.priority !== undefined ? { priority: flags.priority } : {}),
       ...(flags.idempotencyKey !== undefined ? { idempotencyKey: flags.idempotencyKey } : {}),
       labels,
@@ -110,11 +115,6 @@ export async function cancel(ctx: CommandContext, jobId: string, reason: string 
   return ExitCode.OK;
 }
 
-function safeName(name: string): string {
-  const base = path.basename(name).replace(/[^\w.-]+/g, '_');
-  return base === '' || base === '.' || base === '..' ? 'blob' : base;
-}
-
 export async function result(ctx: CommandContext, jobId: string, flags: { output?: string; wait?: boolean }): Promise<ExitCodeValue> {
   const client = ctx.connect();
   const job = flags.wait ? await client.waitForJob(jobId) : await client.getJob(jobId);
@@ -131,9 +131,11 @@ export async function result(ctx: CommandContext, jobId: string, flags: { output
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, 'result.json'), `${JSON.stringify(job.result.doc, null, 2)}\n`);
     await writeFile(path.join(dir, 'summary.txt'), `${job.result.summary}\n`);
-    for (const blob of job.result.blobs) {
-      const target = path.join(dir, safeName(blob.name || blob.sha256));
-      await client.blobs.download(blob.sha256, target);
+    // Every name under which the result mentions a blob (the same bytes may be named twice),
+    // then any blob the result lists but its document does not show.
+    for (const file of resultFiles([...findBlobRefs(job.result.doc), ...job.result.blobs])) {
+      const target = path.join(dir, file.fileName);
+      await client.blobs.download(file.sha256, target);
       ctx.note(`wrote ${target}`);
     }
     ctx.note(`wrote ${path.join(dir, 'result.json')} and ${path.join(dir, 'summary.txt')}`);

@@ -41,7 +41,7 @@ import { toServiceError, unary } from '../grpc-errors.js';
 import { jobSummaryToProto, jobToProto, specFromProto } from '../job-mapping.js';
 import { JobStore, type JobRecord } from '../job-store.js';
 import type { Logger } from '../logger.js';
-import { detectMedia, probeAv, PROBE_HEAD_BYTES } from '../media-probe.js';
+import { detectMedia, probeBlob, PROBE_HEAD_BYTES } from '../media-probe.js';
 import { jobStateFromProto, taskStateToProto } from '../proto-mapping.js';
 import type { Dispatcher } from '../dispatcher.js';
 import { bullJobIdOf } from '../lease.js';
@@ -144,11 +144,11 @@ export class JobServiceImpl {
       const detected = await detectMedia(input.name, await blobs.readHead(declared.sha256, PROBE_HEAD_BYTES));
       let modality = detected.modality;
       let durationSec: number | undefined;
-      const file = blobs.localPath?.(stat.sha256);
-      if ((modality === 'audio' || modality === 'video') && file) {
+      if (modality === 'audio' || modality === 'video') {
         // ffprobe settles what magic numbers cannot: a WebM or MP4 with only sound is a
-        // recording; a damaged file is refused here rather than failing on a worker.
-        const av = await probeAv(input.name, detected.mediaType, file);
+        // recording; a damaged file is refused here rather than failing on a worker. A store
+        // without local files (S3) has the blob copied to a temporary file for it.
+        const av = await probeBlob(blobs, stat.sha256, input.name, detected.mediaType);
         if (av) {
           durationSec = av.durationSec;
           if (modality === 'video' && !av.hasVideo && av.hasAudio) modality = 'audio';

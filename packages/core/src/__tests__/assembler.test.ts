@@ -340,6 +340,42 @@ describe('assembleJobResult: a long recording, split and stitched', () => {
     expect(doc.partial).toBe(true);
   });
 
+  it('a stitch with failed windows is kept, counted for what it covers, and its gaps listed', () => {
+    const partialStitch = {
+      ...audioStitchOutput(),
+      coverage: 2 / 3,
+      gaps: [{ startSec: 28, endSec: 57, reason: 'window 1: the worker ran out of memory' }],
+    };
+    const doc = expectOk(assembleJobResult(graph, inputs, PROMPT, outcomesFor(graph, { t4: { status: 'succeeded', outputJson: JSON.stringify(partialStitch) } })));
+    expect(doc.partial).toBe(true);
+    // Readers: ocr, inspect, the stitch (two thirds), prompt stats.
+    expect(doc.coverage).toBeCloseTo((3 + 2 / 3) / 4, 10);
+    expect(doc.failures).toEqual([
+      { taskId: 't4', kind: 'audio.stitch', input: 'memo', code: 'SHARDS_FAILED', message: '1 of 3 shards failed (67% covered); the first: window 1: the worker ran out of memory' },
+    ]);
+    expect(doc.inputs[1]?.outputs['audio.analyze']).toEqual(partialStitch);
+  });
+
+  it('a stitch none of whose windows succeeded counts as failed', () => {
+    const empty = { ...audioStitchOutput(), coverage: 0, gaps: [{ startSec: 0, endSec: 75, reason: 'window 0: no whisper server' }] };
+    const doc = expectOk(assembleJobResult(graph, inputs, PROMPT, outcomesFor(graph, { t4: { status: 'succeeded', outputJson: JSON.stringify(empty) } })));
+    expect(doc.failures).toEqual([{ taskId: 't4', kind: 'audio.stitch', input: 'memo', code: 'SHARDS_FAILED', message: 'all 3 shards failed; the first: window 0: no whisper server' }]);
+    expect(outputsByInput(doc)['memo']).toEqual([]);
+    expect(doc.coverage).toBeCloseTo(3 / 4, 10);
+  });
+
+  it('a required sharded step whose shards all failed fails a declared job', () => {
+    const declaredInputs: PlanInput[] = [{ name: 'memo', modality: 'audio', mediaType: 'audio/wav' }];
+    const declared = plan({ pipeline: 'declared', inputs: declaredInputs, prompt: '', steps: { hear: { kind: 'audio.transcribe', input: 'memo', shard: true } } });
+    const stitch = declared.tasks.find((t) => t.kind === 'audio.stitch');
+    if (!stitch) throw new Error('no stitch');
+    const empty = { ...transcriptStitchOutput(''), coverage: 0, shards: 2, gaps: [{ startSec: 0, endSec: 30, reason: 'window 0: refused' }] };
+    const result = assembleJobResult(declared, declaredInputs, '', outcomesFor(declared, { [stitch.id]: { status: 'succeeded', outputJson: JSON.stringify(empty) } }));
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.error).toEqual({ code: 'SHARDS_FAILED', message: 'step hear (audio.stitch) failed: all 2 shards failed; the first: window 0: refused' });
+  });
+
   it('fails the job when every optional task failed, even with the split done', () => {
     const all = { t1: failure('E', 'x'), t2: failure('E', 'y'), t4: failure('E', 'z'), t5: failure('E', 'w') };
     const result = assembleJobResult(graph, inputs, PROMPT, outcomesFor(graph, all));

@@ -201,7 +201,7 @@ describe('plan: declared pipeline, refusals', () => {
   it('checks the input types once they are known', () => {
     const err = specError(() => plan(declared({ read: { kind: 'image.ocr', input: 'memo' } })));
     expect(err.path).toBe('steps.read.input');
-    expect(err.message).toMatch(/image\.ocr reads an image, but "memo" is an audio/);
+    expect(err.message).toMatch(/image\.ocr reads an image, but "memo" is a recording/);
   });
 
   it('refuses a job without steps', () => {

@@ -162,8 +162,8 @@ export function textSplitOutput(text: string): TextSplitOutput {
     characters: text.length,
     maxChars: 4000,
     chunks: [
-      { index: 0, start: 0, end: half, text: text.slice(0, half) },
-      { index: 1, start: half, end: text.length, text: text.slice(half) },
+      { index: 0, start: 0, end: half },
+      { index: 1, start: half, end: text.length },
     ],
   };
 }

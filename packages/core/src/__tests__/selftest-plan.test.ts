@@ -66,7 +66,7 @@ describe('plan: selftest pipeline, shape', () => {
   it('takes no inputs', () => {
     const request: PlanRequest = { pipeline: 'selftest', inputs: [{ name: 'notes', modality: 'text', mediaType: 'text/plain' }], prompt: '' };
     expect(() => plan(request)).toThrow(PlanError);
-    expect(() => plan(request)).toThrow(/the selftest pipeline takes/);
+    expect(() => plan(request)).toThrow('input "notes" is text (text/plain); the selftest pipeline takes no inputs');
   });
 });
 

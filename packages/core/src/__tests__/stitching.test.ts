@@ -23,7 +23,7 @@ import {
   type AudioSegment,
   type TextStatsOutput,
 } from '../task-outputs.js';
-import { wordsOf } from '../words.js';
+import { textStats } from '../text-stats.js';
 
 /** Seconds from whole milliseconds, the way times come out of the functions under test. */
 const ms = (x: number): number => Math.round(x * 1000) / 1000 + 0;
@@ -497,49 +497,10 @@ describe('buildTimeline', () => {
   });
 });
 
-/** What the text.stats worker computes, written again here (core cannot import the worker). */
-function textStatsLike(text: string, source: 'prompt' | 'input'): TextStatsOutput {
-  const scripts: [string, RegExp][] = [
-    ['Latin', /\p{Script=Latin}/u],
-    ['Greek', /\p{Script=Greek}/u],
-    ['Cyrillic', /\p{Script=Cyrillic}/u],
-    ['Han', /\p{Script=Han}/u],
-  ];
-  const words = wordsOf(text);
-  const byScript = new Map<string, number>();
-  let letters = 0;
-  for (const ch of text) {
-    if (!/\p{L}/u.test(ch)) continue;
-    letters += 1;
-    const script = scripts.find(([, re]) => re.test(ch))?.[0] ?? 'Other';
-    byScript.set(script, (byScript.get(script) ?? 0) + 1);
-  }
-  const terms = new Map<string, number>();
-  for (const word of words) if (!/^[a-z0-9]{1,2}$/.test(word)) terms.set(word, (terms.get(word) ?? 0) + 1);
-  const chars = [...text];
-  const count = (granularity: 'grapheme' | 'sentence'): number =>
-    [...new Intl.Segmenter(undefined, { granularity }).segment(text)].filter((s) => granularity === 'grapheme' || s.segment.trim() !== '').length;
-  return {
-    source,
-    characters: chars.length,
-    graphemes: count('grapheme'),
-    words: words.length,
-    sentences: count('sentence'),
-    lines: text === '' ? 0 : text.split(/\r\n|\r|\n/).length - (/(\r\n|\r|\n)$/.test(text) ? 1 : 0),
-    scripts: [...byScript].sort((a, b) => b[1] - a[1]).map(([script, n]) => ({ script, fraction: Math.round((n / letters) * 1000) / 1000 })),
-    topTerms: [...terms]
-      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
-      .slice(0, 10)
-      .map(([term, n]) => ({ term, count: n })),
-    excerpt: chars.slice(0, 2000).join(''),
-    truncated: chars.length > 2000,
-  };
-}
-
 function chunkShards(text: string, maxChars: number, failed: readonly number[] = []): ShardOutcome<TextStatsOutput>[] {
-  return textChunks(text, maxChars).map((c) => {
-    const window = { index: c.index, startSec: 0, endSec: 0 };
-    return failed.includes(c.index) ? { window, error: { code: 'TASK_FAILED', message: `chunk ${c.index} failed` } } : { window, output: textStatsLike(c.text, 'input') };
+  return textChunks(text, maxChars).map(({ index, start, end }) => {
+    const window = { index, startSec: start, endSec: end };
+    return failed.includes(index) ? { window, error: { code: 'TASK_FAILED', message: `chunk ${index} failed` } } : { window, output: textStats(text.slice(start, end), 'input') };
   });
 }
 
@@ -558,7 +519,7 @@ describe('stitchTextStats', () => {
     ['over 2,000 characters, small chunks', long, 64],
   ])('%s: equals the stats of the whole text', (_name, text, maxChars) => {
     const { output, coverage, gaps } = stitchTextStats(chunkShards(text, maxChars), 'input');
-    const whole = textStatsLike(text, 'input');
+    const whole = textStats(text, 'input');
     expect(output).toEqual(whole);
     expect(coverage).toBe(1);
     expect(gaps).toEqual([]);
@@ -567,7 +528,7 @@ describe('stitchTextStats', () => {
 
   it('counts a sentence cut across chunks once per chunk, and nothing else changes', () => {
     const { output } = stitchTextStats(chunkShards(paragraph, 20), 'input');
-    const whole = textStatsLike(paragraph, 'input');
+    const whole = textStats(paragraph, 'input');
     expect(output.sentences).toBeGreaterThan(whole.sentences);
     expect({ ...output, sentences: whole.sentences }).toEqual(whole);
   });
@@ -579,10 +540,106 @@ describe('stitchTextStats', () => {
     [['abc\n', '\n'], 2],
     [['a\nb', 'c\n', 'd'], 3],
     [['a\r\n', 'b\r', 'c'], 3],
+    [['abc', ''], 1],
+    [['abc', '', 'def'], 1],
+    [['a\r', '\nb'], 2],
+    [['a\r', '\n'], 1],
+    [['a', '\r', '\n', 'b'], 2],
+    [['\r', '\n', '\r', '\n'], 2],
+    [['a\r', '\rb'], 3],
   ])('lines of contiguous chunks %j: %s', (chunks, lines) => {
-    const shards = chunks.map((text, index) => ({ window: { index, startSec: 0, endSec: 0 }, output: textStatsLike(text, 'prompt') }));
-    expect(stitchTextStats(shards, 'prompt').output.lines).toBe(lines);
-    expect(textStatsLike(chunks.join(''), 'prompt').lines).toBe(lines);
+    const shards = chunks.map((text, index) => ({ window: { index, startSec: 0, endSec: 0 }, output: textStats(text, 'prompt') }));
+    const { output } = stitchTextStats(shards, 'prompt');
+    const whole = textStats(chunks.join(''), 'prompt');
+    expect(whole.lines).toBe(lines);
+    expect(output.lines).toBe(lines);
+    expect(output.finalLineBreak).toBe(whole.finalLineBreak);
+  });
+
+  describe('lines of textChunks chunks equal those of the whole text', () => {
+    const numbered = (n: number, eol: string): string => Array.from({ length: n }, (_, i) => `Line ${i} of the file, with a few words in it.${eol}`).join('');
+    // Chunks over 2,000 characters (truncated excerpts) that end with line breaks.
+    const texts: [string, string][] = [
+      ['400 LF lines (the 4,000-character default made 395 of them)', numbered(400, '\n')],
+      ['400 CRLF lines', numbered(400, '\r\n')],
+      ['400 CR lines', numbered(400, '\r')],
+      ['no line break at the end', numbered(300, '\n') + 'and a last line without one'],
+      ['blank lines at the end', `${numbered(300, '\n')}\n\n\n`],
+      ['mixed line breaks and blank lines', Array.from({ length: 200 }, (_, i) => `Row ${i}.${['\n', '\r\n', '\r', '\n\n', '\r\n\r\n', ' '][i % 6]}`).join('')],
+      ['one long line', 'word '.repeat(3000)],
+      ['long lines without sentence ends', Array.from({ length: 8 }, (_, i) => `${String(i).repeat(2500)}\n`).join('')],
+    ];
+    const sizes = [100, 257, 1000, 2001, 4000, 10_000];
+
+    it.each(texts)('%s', (_name, text) => {
+      const whole = textStats(text, 'input');
+      for (const maxChars of sizes) {
+        const shards = chunkShards(text, maxChars);
+        const { output } = stitchTextStats(shards, 'input');
+        expect({ maxChars, lines: output.lines, characters: output.characters, finalLineBreak: output.finalLineBreak }).toEqual({
+          maxChars,
+          lines: whole.lines,
+          characters: whole.characters,
+          finalLineBreak: whole.finalLineBreak,
+        });
+      }
+      // The text was really cut into chunks of over 2,000 characters.
+      expect(chunkShards(text, 4000).some((s) => s.output?.truncated === true)).toBe(text.length > 4000);
+    });
+
+    const small: [string, string][] = [
+      ['CRLF', 'ab\r\ncd\r\n\r\nef\r\n'],
+      ['CR', 'ab\rcd\r\ref\r'],
+      ['LF without an end', 'ab\ncd\n\nef'],
+      ['line breaks only', '\r\n\r\n\r\r\n\n\n\r'],
+      ['mixed', 'One. Two!\r\nThree?\rFour\n\nfive six\r\n'],
+      ['one character', 'x'],
+      ['one line break', '\n'],
+    ];
+
+    it.each(small)('%s, in chunks of 1 to 12 characters', (_name, text) => {
+      const whole = textStats(text, 'input');
+      for (let maxChars = 1; maxChars <= 12; maxChars += 1) {
+        const { output } = stitchTextStats(chunkShards(text, maxChars), 'input');
+        expect({ maxChars, lines: output.lines, finalLineBreak: output.finalLineBreak }).toEqual({ maxChars, lines: whole.lines, finalLineBreak: whole.finalLineBreak });
+      }
+    });
+
+    it('textChunks cuts between CR and LF only in chunks of 1 character', () => {
+      const text = 'ab\r\ncd\r\n\r\nef\r\n';
+      const cutsInCrLf = (maxChars: number): number => textChunks(text, maxChars).filter((c) => c.text.endsWith('\r') && text[c.end] === '\n').length;
+      expect(cutsInCrLf(1)).toBeGreaterThan(0);
+      for (let maxChars = 2; maxChars <= 12; maxChars += 1) expect(cutsInCrLf(maxChars)).toBe(0);
+    });
+
+    it('the empty text: no chunks, no lines', () => {
+      expect(chunkShards('', 100)).toEqual([]);
+      expect(stitchTextStats([], 'input').output).toEqual(textStats('', 'input'));
+    });
+
+    it('outputs without finalLineBreak (older workers): exact while the excerpts hold the chunks, else a truncated chunk is taken to end mid-line', () => {
+      const text = numbered(400, '\n');
+      const older = (shards: ShardOutcome<TextStatsOutput>[]): ShardOutcome<TextStatsOutput>[] =>
+        shards.map((s) => {
+          if (!s.output) return s;
+          const { finalLineBreak: _dropped, ...output } = s.output;
+          return { ...s, output };
+        });
+      const short = stitchTextStats(older(chunkShards(text, 1000)), 'input').output;
+      expect(short.lines).toBe(400);
+      expect(short.finalLineBreak).toBe('lf');
+      const chunks = chunkShards(text, 4000);
+      const long = stitchTextStats(older(chunks), 'input').output;
+      expect(long.lines).toBe(400 - (chunks.length - 1));
+      expect(long.finalLineBreak).toBeUndefined();
+    });
+
+    it('a failed chunk leaves its lines out, and the joins of the others still count', () => {
+      const text = numbered(400, '\n');
+      const shards = chunkShards(text, 4000, [2]);
+      const lost = textStats(text.slice(shards[2]?.window.startSec, shards[2]?.window.endSec), 'input').lines;
+      expect(stitchTextStats(shards, 'input').output.lines).toBe(400 - lost);
+    });
   });
 
   it('re-weights scripts by each chunk’s characters', () => {
@@ -590,7 +647,7 @@ describe('stitchTextStats', () => {
     const greek = 'Άλφα βήτα γάμμα δέλτα. ';
     const text = latin.repeat(3) + greek;
     const { output } = stitchTextStats(chunkShards(text, latin.length), 'input');
-    const whole = textStatsLike(text, 'input');
+    const whole = textStats(text, 'input');
     expect(output.scripts.map((s) => s.script)).toEqual(['Latin', 'Greek']);
     output.scripts.forEach((s, i) => expect(s.fraction).toBeCloseTo(whole.scripts[i]?.fraction ?? -1, 1));
     expect(output.scripts.reduce((sum, s) => sum + s.fraction, 0)).toBeCloseTo(1, 2);
@@ -599,7 +656,7 @@ describe('stitchTextStats', () => {
   it('sums top terms across chunks, sorted by count then term, cut to 10', () => {
     const shard = (index: number, topTerms: { term: string; count: number }[]): ShardOutcome<TextStatsOutput> => ({
       window: { index, startSec: 0, endSec: 0 },
-      output: { ...textStatsLike('x', 'input'), topTerms },
+      output: { ...textStats('x', 'input'), topTerms },
     });
     const { output } = stitchTextStats(
       [
@@ -633,10 +690,10 @@ describe('stitchTextStats', () => {
 
   it('no chunks: empty stats, full coverage; all failed: zero coverage', () => {
     const empty = stitchTextStats([], 'prompt');
-    expect(empty.output).toEqual(textStatsLike('', 'prompt'));
+    expect(empty.output).toEqual(textStats('', 'prompt'));
     expect(empty.coverage).toBe(1);
     const failed = stitchTextStats([{ window: { index: 0, startSec: 0, endSec: 0 } }], 'prompt');
-    expect(failed.output).toEqual(textStatsLike('', 'prompt'));
+    expect(failed.output).toEqual(textStats('', 'prompt'));
     expect(failed.coverage).toBe(0);
     expect(failed.gaps).toEqual([{ index: 0, reason: 'no output' }]);
   });

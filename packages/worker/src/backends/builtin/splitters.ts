@@ -163,7 +163,24 @@ export class VideoSplitHandler implements TaskHandler {
   }
 }
 
-/** `text.split`: a long text in chunks that end on sentence boundaries. */
+/** Code points in `text` (as `[...text].length`, without an array of millions of strings). */
+function codePoints(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    // A high surrogate followed by a low one is one code point in two code units.
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n -= 1;
+        i += 1;
+      }
+    }
+  }
+  return n;
+}
+
+/** `text.split`: a long text in chunks that end on sentence boundaries, as spans of the text. */
 export class TextSplitHandler implements TaskHandler {
   readonly kind = 'text.split';
   readonly description = 'cuts long texts into chunks on sentence boundaries';
@@ -182,7 +199,9 @@ export class TextSplitHandler implements TaskHandler {
         throw new InputDecodeError(`"${name}" is not valid UTF-8 text`, { cause: err });
       }
     }
+    // Only the spans: the shards read their chunk from the input itself, so the output stays
+    // small (a few bytes a chunk) however long the text is.
     const chunks = textChunks(text, maxChars);
-    return { characters: [...text].length, maxChars, chunks: chunks.map((c) => ({ index: c.index, start: c.start, end: c.end, text: c.text })) };
+    return { characters: codePoints(text), maxChars, chunks: chunks.map((c) => ({ index: c.index, start: c.start, end: c.end })) };
   }
 }
