@@ -39,9 +39,10 @@ if (!chosen) throw new Error(`BLOB_CHUNK_BYTES (${BLOB_CHUNK_BYTES}) is not amon
 const cheapest = blobs.reduce((a, b) => (b.cpuMsPerMiB < a.cpuMsPerMiB ? b : a));
 // CPU time is the steady measure on a small, shared machine; wall-clock speed swings with
 // whatever else runs, so it is reported but the targets are on CPU.
-// Run to run, these figures move by about ±10% on a 2-core machine: a size within 15% of the
-// cheapest is as cheap as can be told apart here.
-check('BLOB_CHUNK_BYTES is within 15% of the cheapest size measured', chosen.cpuMsPerMiB <= cheapest.cpuMsPerMiB * 1.15, `cheapest is ${fmtSize(cheapest.chunkBytes)} at ${cheapest.cpuMsPerMiB.toFixed(2)} ms/MiB`);
+// Run to run, one size's CPU figure moves by about ±10% on a 2-core machine, so two sizes that
+// cost the same can differ by 20%: a size within 25% of the cheapest cannot be told apart
+// from it here. (16 KiB messages are the ones that reliably cost more.)
+check('BLOB_CHUNK_BYTES is within noise (25%) of the cheapest size measured', chosen.cpuMsPerMiB <= cheapest.cpuMsPerMiB * 1.25, `×${(chosen.cpuMsPerMiB / cheapest.cpuMsPerMiB).toFixed(2)} of the cheapest, ${fmtSize(cheapest.chunkBytes)} at ${cheapest.cpuMsPerMiB.toFixed(2)} ms/MiB`);
 
 process.stdout.write(`\nCoordinator memory against shards in one job (peak resident memory while the job runs, V8 old space capped at ${HEAP_CAP_MIB} MiB; baseline: a 1,000-shard job)\n`);
 const fan = await benchFanOutMemory([1_000, 10_000]);

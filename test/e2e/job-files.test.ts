@@ -135,6 +135,31 @@ steps:
     expect(job.tasks.find((t) => t.label === 'hear')?.attempts).toBe(2);
   });
 
+  it('a required sharded step whose every window failed fails the job, and mmgrid retry runs the windows again', async () => {
+    const file = await jobFile(
+      'windows.yaml',
+      'inputs:\n  memo: memo.wav\nsteps:\n  hear: { kind: audio.transcribe, input: memo, shard: { windowSec: 2, overlapSec: 0.5 } }\n',
+    );
+    // The server refuses every window (400: not worth retrying), then recovers.
+    whisper.failNext(400, 50);
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    expect(cli.code).toBe(1);
+    const failed = jobOf(cli);
+    const windows = failed.tasks.filter((t) => t.kind === 'audio.transcribe');
+    expect(windows.length).toBeGreaterThanOrEqual(3);
+    expect(windows.every((t) => t.state === 'failed')).toBe(true);
+    expect(failed.error?.code).toBe('SHARDS_FAILED');
+    expect(failed.error?.message).toMatch(new RegExp(`^step hear \\(audio\\.stitch\\) failed: all ${windows.length} shards failed; the first: the speech-to-text server answered 400`));
+    whisper.failNext(400, 0);
+    const retried = await runCli(['retry', failed.id, '--wait', '--json', '-q'], env);
+    expect(retried.code).toBe(0);
+    const done = jobOf(retried);
+    expect(done.state).toBe('completed');
+    const memo = done.result?.doc.inputs.find((i) => i.name === 'memo');
+    expect((memo?.outputs['hear'] as TranscriptStitchOutput).text).toBe(toneWords(6).words.map((w) => w.text).join(' '));
+    expect(done.result?.partial).toBe(false);
+  });
+
   it('refuses --pipeline next to -f (the file names its pipeline or steps), exit 2, before anything is uploaded', async () => {
     const withSteps = await jobFile('steps-and-flag.yaml', 'inputs:\n  sign: sign.png\nsteps:\n  read: { kind: image.ocr, input: sign }\n');
     const withPipeline = await jobFile('pipeline-and-flag.yaml', 'inputs:\n  sign: sign.png\npipeline: ocr\n');

@@ -111,6 +111,14 @@ export class FanOutRunner {
       const outcome = children.get(shardTaskId(data.taskId, shard.index));
       if (outcome) outcomes.set(shard.index, outcome);
     }
+    // Nothing to stitch: the step failed, so what reads it learns so (UPSTREAM_FAILED) and a
+    // required step fails the job, instead of an empty answer standing for the input.
+    if (shards.length > 0 && ![...outcomes.values()].some((o) => o.status === 'succeeded')) {
+      const first = shards.map((s) => outcomes.get(s.index)).find((o) => o?.status === 'failed');
+      const message = `all ${shards.length} shards failed; the first: ${first?.status === 'failed' ? first.reason : 'no outcome'}`;
+      await this.fail(data, { code: 'SHARDS_FAILED', message, retryable: false });
+      throw new UnrecoverableError(message);
+    }
     const output = await stitcher.stitch(split.outputJson, outcomes, data, {
       putBlob: (bytes, name, mediaType) => putBytes(this.deps.blobs, bytes, name, mediaType),
     });

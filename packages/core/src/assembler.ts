@@ -75,6 +75,8 @@ export function assembleJobResult(
   let readers = 0;
   let required = 0;
   let readersSucceeded = 0;
+  /** Optional tasks with an output (a partly covered stitch counts here whole, in the coverage by its part). */
+  let readersWithOutput = 0;
   let fusion: FusionReportOutput | null = null;
   let requiredFailure: TaskError | undefined;
   const blobs = new Map<string, BlobRef>();
@@ -122,10 +124,13 @@ export function assembleJobResult(
         kind: task.kind,
         input: inputName === undefined ? null : inputName === PROMPT_INPUT_NAME ? 'prompt' : inputName,
         code: 'SHARDS_FAILED',
-        message: `${stitched.failedShards} of ${stitched.shards} shards failed (${Math.round(covered * 100)}% covered); the first: ${stitched.firstReason}`,
+        message: `shards failed, leaving ${stitched.gaps} gap${stitched.gaps === 1 ? '' : 's'} (${Math.round(covered * 100)}% of the input covered, ${stitched.shards} shards); the first: ${stitched.firstReason}`,
       });
     }
-    if (task.optional) readersSucceeded += covered;
+    if (task.optional) {
+      readersSucceeded += covered;
+      readersWithOutput += 1;
+    }
     if (task.inputNames.length > 0) {
       // A declared step's output is filed under the step's name. Otherwise a stitched output is
       // filed under the kind it stands for (audio.analyze for a recording analysed in windows),
@@ -159,7 +164,7 @@ export function assembleJobResult(
   const doc: JobResultDoc = {
     pipeline: graph.pipeline,
     prompt,
-    summary: fusion?.summary ?? `${readersSucceeded} of ${readers} tasks succeeded${failures.length > 0 ? `; ${failures.length} failed` : ''}.`,
+    summary: fusion?.summary ?? `${readersWithOutput} of ${readers} tasks succeeded${failures.length > 0 ? `; ${failures.length} failed` : ''}.`,
     coverage,
     partial: failures.length > 0,
     inputs: [...resultInputs.values()],
@@ -196,7 +201,7 @@ const stitchedSummarySchema = z.object({
  * How much of its input a stitched output covers (outputs of audio.stitch, video.stitch,
  * text.stitch carry coverage, shards and gaps); undefined for any other output.
  */
-function stitchedCoverage(outputJson: string): { coverage: number; shards: number; failedShards: number; firstReason: string } | undefined {
+function stitchedCoverage(outputJson: string): { coverage: number; shards: number; gaps: number; firstReason: string } | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(outputJson);
@@ -210,7 +215,7 @@ function stitchedCoverage(outputJson: string): { coverage: number; shards: numbe
   return {
     coverage,
     shards,
-    failedShards: Math.max(gaps.length > 0 ? 1 : 0, Math.round((1 - coverage) * shards)),
+    gaps: gaps.length,
     firstReason: gaps[0]?.reason ?? 'no reason given',
   };
 }

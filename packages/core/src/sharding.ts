@@ -140,15 +140,6 @@ const SEGMENT_BLOCK = 16_384;
 /** A boundary closer than this to the end of a block is looked at again in the next block. */
 const SEGMENT_LOOKAHEAD = 512;
 
-/**
- * `segmenter.segment(text.slice(start, end))`, as absolute `[start, end]` spans, in blocks.
- *
- * V8's `Intl.Segmenter` takes time quadratic in the length of the string it is given (about
- * 12 s for a 900 KB text), so long spans are segmented a block at a time. Segment boundaries
- * depend only on nearby characters, so every boundary found at least `SEGMENT_LOOKAHEAD` code
- * units before the end of a block is kept and the next block starts at the last of them. A
- * block with no such boundary (one segment longer than the block) is retried twice as long.
- */
 /** A segment of a text: `text.slice(start, end)`. */
 export interface Segment {
   readonly start: number;
@@ -156,6 +147,15 @@ export interface Segment {
   readonly wordLike: boolean;
 }
 
+/**
+ * `segmenter.segment(text.slice(start, end))`, as segments with absolute offsets, in blocks.
+ *
+ * V8's `Intl.Segmenter` takes time quadratic in the length of the string it is given (about
+ * 12 s for a 900 KB text), so long spans are segmented a block at a time. Segment boundaries
+ * depend only on nearby characters, so every boundary found at least `SEGMENT_LOOKAHEAD` code
+ * units before the end of a block is kept and the next block starts at the last of them. A
+ * block with no such boundary (one segment longer than the block) is retried twice as long.
+ */
 export function segments(segmenter: Intl.Segmenter, text: string, start = 0, end = text.length): Segment[] {
   const spans: Segment[] = [];
   let from = start;

@@ -289,7 +289,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
             version: VERSION,
             host: this.hostInfo(),
             gpus: this.gpus.map((g) => toGpuInfo(g, this.cudaVersion)),
-            kinds: this.options.kinds.map((kind) => ({ kind, slots: this.options.slots[kind] ?? 1, models: [] })),
+            kinds: this.options.kinds.map((kind) => ({ kind, slots: this.options.slots[kind] ?? 1, models: [...(this.handlers.find((h) => h.kind === kind)?.models ?? [])] })),
             warmModels: [],
             vramBudgetBytes: this.vramBudget(),
             running: this.heldLeases(),

@@ -351,7 +351,7 @@ describe('assembleJobResult: a long recording, split and stitched', () => {
     // Readers: ocr, inspect, the stitch (two thirds), prompt stats.
     expect(doc.coverage).toBeCloseTo((3 + 2 / 3) / 4, 10);
     expect(doc.failures).toEqual([
-      { taskId: 't4', kind: 'audio.stitch', input: 'memo', code: 'SHARDS_FAILED', message: '1 of 3 shards failed (67% covered); the first: window 1: the worker ran out of memory' },
+      { taskId: 't4', kind: 'audio.stitch', input: 'memo', code: 'SHARDS_FAILED', message: 'shards failed, leaving 1 gap (67% of the input covered, 3 shards); the first: window 1: the worker ran out of memory' },
     ]);
     expect(doc.inputs[1]?.outputs['audio.analyze']).toEqual(partialStitch);
   });

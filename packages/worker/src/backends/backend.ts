@@ -31,6 +31,8 @@ export interface TaskHandler {
   readonly kind: string;
   /** A short description for the start-up summary. */
   readonly description: string;
+  /** Models this handler serves, announced so that tasks requiring one (`requires.model`) can come here. */
+  readonly models?: readonly string[];
   run(ctx: TaskContext): Promise<unknown>;
   close?(): Promise<void>;
 }

@@ -49,17 +49,19 @@ export function checkTranscribeUrl(url: string): string {
 
 /**
  * `audio.transcribe`: sends a recording (one window of a long one, as audio.split cut it) to
- * a speech-to-text server on this machine and returns the words with their times. The grid
+ * the worker's speech-to-text server (on this machine or wherever its URL points) and returns the words with their times. The grid
  * stitches the windows' words (see stitchWords in core), so the server must time words
  * (`timestamp_granularities[]=word`).
  */
 export class AudioTranscribeHandler implements TaskHandler {
   readonly kind = 'audio.transcribe';
   readonly description: string;
+  readonly models: readonly string[];
   private readonly url: string;
 
   constructor(private readonly options: TranscribeBackendOptions) {
     this.url = checkTranscribeUrl(options.url);
+    this.models = [options.model ?? 'whisper-1'];
     this.description = `speech to text with word times (${this.url}, model ${options.model ?? 'whisper-1'})`;
   }
 
