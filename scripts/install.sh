@@ -49,6 +49,12 @@ if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version | cut -d. -f1)" != "
 fi
 
 say "installing packages"
+# onnxruntime-node's install script would download its CUDA provider from outside the npm
+# registry. pnpm 10 runs no dependency's script unless pnpm-workspace.yaml allows it, and this
+# one is not allowed; should it ever be, the script still downloads nothing. A GPU owner who
+# wants CUDA runs:
+#   ONNXRUNTIME_NODE_INSTALL=cuda12 pnpm -r rebuild --config.dangerously-allow-all-builds=true onnxruntime-node
+export ONNXRUNTIME_NODE_INSTALL=skip
 pnpm install --frozen-lockfile
 say "building"
 pnpm build

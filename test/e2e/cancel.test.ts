@@ -1,6 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
@@ -68,5 +69,80 @@ describe('a job waiting for workers', () => {
     const watched = await runCli(['watch', job.id], { MMGRID_COORDINATOR: tg.grid.address });
     expect(watched.code).toBe(1);
     expect(watched.stdout).toContain('job cancelled: changed my mind');
+  });
+});
+
+describe('a cancelled job with many queued shards', () => {
+  let tg: TestGrid;
+  let media: string;
+
+  beforeAll(async () => {
+    media = await mkdtemp(path.join(tmpdir(), 'mmgrid-media-'));
+    // One worker that counts one chunk at a time: most shards wait in their queue.
+    tg = await startTestGrid({ workers: 1, workerArgs: ['--slots', 'text.stats=1'] });
+  });
+
+  afterAll(async () => {
+    await tg?.stop();
+    await rm(media, { recursive: true, force: true });
+  });
+
+  async function textStatsQueue(): Promise<{ waiting: number; active: number; delayed: number }> {
+    const q = (await tg.client.queueStats()).queues.find((s) => s.kind === 'text.stats');
+    return { waiting: q?.waiting ?? 0, active: q?.active ?? 0, delayed: q?.delayed ?? 0 };
+  }
+
+  it('removes the shards still queued while one runs, and stops the running one', async () => {
+    const worker = tg.grid.workers[0];
+    if (!worker) throw new Error('no worker');
+    // Some 2,000 chunks of at most 100 characters.
+    const text = Array.from({ length: 8000 }, (_, i) => `Sentence ${i} is here. `).join('');
+    const file = path.join(media, 'long.txt');
+    await writeFile(file, text);
+    const job = await tg.client.submit([{ path: file }], { params: { chunkChars: '100' } });
+
+    // Once the stitch step has fanned out (its shards are running one at a time), the worker
+    // freezes holding a shard: that shard stays locked while the job is cancelled.
+    const deadline = Date.now() + 60_000;
+    let shards = 0;
+    while (shards === 0) {
+      if (Date.now() > deadline) throw new Error('the text was never cut into shards');
+      await delay(20);
+      shards = (await tg.client.getJob(job.id)).tasks.filter((t) => t.shard !== null).length;
+    }
+    worker.kill('SIGSTOP');
+    try {
+      // The coordinator hands the frozen worker its next shard if it had none.
+      await delay(300);
+      expect((await textStatsQueue()).active).toBe(1);
+      expect((await textStatsQueue()).waiting).toBeGreaterThan(100);
+
+      const cancelled = await tg.client.cancel(job.id, 'too long');
+      expect(cancelled.state).toBe('cancelled');
+      // Nothing of the job waits to be fetched only to be failed; the locked shard is left to
+      // the cancel sent to its worker.
+      expect(await textStatsQueue()).toEqual({ waiting: 0, active: 1, delayed: 0 });
+      const view = await tg.client.getJob(job.id);
+      const all = view.tasks.filter((t) => t.shard !== null);
+      expect(all.length).toBeGreaterThan(100);
+      expect(all.filter((t) => t.state === 'queued')).toEqual([]);
+    } finally {
+      worker.kill('SIGCONT');
+    }
+
+    // The worker wakes to the cancel: nothing of the job is left in the queue, and every task
+    // (the stitch step too, once its last shard has ended) has ended.
+    const until = Date.now() + 30_000;
+    const live = async (): Promise<unknown[]> => (await tg.client.getJob(job.id)).tasks.filter((t) => t.state === 'queued' || t.state === 'running' || t.state === 'blocked');
+    let stats = await textStatsQueue();
+    let left = await live();
+    while ((stats.waiting > 0 || stats.active > 0 || left.length > 0) && Date.now() < until) {
+      await delay(100);
+      stats = await textStatsQueue();
+      left = await live();
+    }
+    expect(stats).toEqual({ waiting: 0, active: 0, delayed: 0 });
+    expect(left).toEqual([]);
+    expect((await tg.client.getJob(job.id)).state).toBe('cancelled');
   });
 });

@@ -241,10 +241,10 @@ steps:
   sign: sign.png
 steps:
   read:
-    kind: image.caption
+    kind: image.describe
     input: sign
 `,
-        /unknown-kind\.yaml:5:5: steps\.read\.kind: unknown kind "image\.caption"; kinds: .*image\.ocr/,
+        /unknown-kind\.yaml:5:5: steps\.read\.kind: unknown kind "image\.describe"; kinds: .*image\.ocr/,
       ],
       [
         'a step reading a missing input',

@@ -146,7 +146,13 @@ program
   .allowExcessArguments()
   .argument('[args...]')
   .action(async (args: string[]) => {
-    exitCode = await launch('@mmgrid/worker', args);
+    // --coordinator and --token are also mmgrid's own options, so commander hands them to the
+    // parent command: give them back to the worker.
+    const forwarded: string[] = [];
+    const globals = program.opts<GlobalOptions>();
+    if (program.getOptionValueSource('coordinator') === 'cli') forwarded.push('--coordinator', globals.coordinator);
+    if (program.getOptionValueSource('token') === 'cli' && globals.token !== undefined) forwarded.push('--token', globals.token);
+    exitCode = await launch('@mmgrid/worker', [...forwarded, ...args]);
   });
 
 program

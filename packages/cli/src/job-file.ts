@@ -1,8 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { z } from 'zod';
-import { checkDeclaredSteps } from '@mmgrid/core';
+import { checkDeclaredSteps, issueParts, issuePathText, parseYamlSource, YamlSyntaxError, type YamlSource } from '@mmgrid/core';
 import type { SubmitInput, SubmitOptions } from '@mmgrid/client';
 import { CliError } from './errors.js';
 import { ExitCode } from './exit-codes.js';
@@ -39,44 +38,6 @@ export interface LoadedJobFile {
   where(fieldPath: string): string;
 }
 
-/** "steps.ocr.from[0]" → ['steps', 'ocr', 'from', 0] */
-function splitPath(fieldPath: string): (string | number)[] {
-  const parts: (string | number)[] = [];
-  for (const m of fieldPath.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) {
-    if (m[1] !== undefined) parts.push(m[1]);
-    else if (m[2] !== undefined) parts.push(Number(m[2]));
-  }
-  return parts;
-}
-
-function locate(doc: Document, lines: LineCounter, file: string, fieldParts: readonly (string | number)[]): string {
-  // The deepest node of the path that exists in the file.
-  let parts = [...fieldParts];
-  while (parts.length > 0) {
-    const node = doc.getIn(parts, true) as Node | undefined;
-    const pair = parts.length > 0 ? findKey(doc, parts) : undefined;
-    const range = pair?.range ?? node?.range;
-    if (range) {
-      const { line, col } = lines.linePos(range[0]);
-      return `${file}:${line}:${col}`;
-    }
-    parts = parts.slice(0, -1);
-  }
-  return file;
-}
-
-/** The key node of the last path element (its line is where the field is written). */
-function findKey(doc: Document, parts: readonly (string | number)[]): Node | undefined {
-  const parent = parts.length > 1 ? doc.getIn(parts.slice(0, -1), true) : doc.contents;
-  const last = parts[parts.length - 1];
-  if (isMap(parent)) {
-    const item = parent.items.find((p) => (p.key as { value?: unknown } | null)?.value === last);
-    return (item?.key as Node | undefined) ?? undefined;
-  }
-  if (isSeq(parent) && typeof last === 'number') return parent.items[last] as Node | undefined;
-  return undefined;
-}
-
 function fail(where: string, message: string): never {
   throw new CliError(`${where}: ${message}`, ExitCode.USAGE);
 }
@@ -95,21 +56,21 @@ export async function loadJobFile(file: string): Promise<LoadedJobFile> {
   }
   if (size > MAX_JOB_FILE_BYTES) throw new CliError(`${file}: job files are at most ${MAX_JOB_FILE_BYTES} bytes (this one has ${size})`, ExitCode.LIMIT);
   const text = await readFile(file, 'utf8');
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const syntax = doc.errors[0];
-  if (syntax) {
-    const { line, col } = lines.linePos(syntax.pos[0]);
-    fail(`${file}:${line}:${col}`, `not valid YAML: ${syntax.message.split('\n')[0] ?? syntax.code}`);
+  let source: YamlSource;
+  try {
+    source = parseYamlSource(text, file);
+  } catch (err) {
+    if (err instanceof YamlSyntaxError) fail(err.where, `not valid YAML: ${err.reason}`);
+    throw err;
   }
-  const where = (fieldPath: string): string => locate(doc, lines, file, splitPath(fieldPath));
+  const where = (fieldPath: string): string => source.wherePath(fieldPath);
   // For keys that may hold "." (input names such as "receipt.png"), by path elements.
-  const whereIn = (...parts: (string | number)[]): string => locate(doc, lines, file, parts);
-  const parsed = jobFileSchema.safeParse(doc.toJS());
+  const whereIn = (...parts: (string | number)[]): string => source.where(parts);
+  const parsed = jobFileSchema.safeParse(source.value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    const fieldPath = (issue?.path ?? []).map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
-    const fieldParts = (issue?.path ?? []).map((p) => (typeof p === 'number' ? p : String(p)));
+    const fieldPath = issuePathText(issue?.path ?? []);
+    const fieldParts = issueParts(issue?.path ?? []);
     if (issue?.code === 'unrecognized_keys') {
       // Point at the first unknown key itself, not at the object holding it (for the top
       // level that object has no line at all).

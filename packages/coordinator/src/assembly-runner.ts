@@ -1,7 +1,7 @@
 import { Worker as BullWorker, type ConnectionOptions, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ASSEMBLE_KIND, assembleJobResult, isTerminalJobState, type TaskOutcome } from '@mmgrid/core';
-import type { JobRecord, JobStore } from './job-store.js';
+import type { JobRecord, JobStore, TaskRecord } from './job-store.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
 import { collectJobOutcomes } from './outcomes.js';
@@ -65,9 +65,10 @@ export class AssemblyRunner {
   private async assemble(record: JobRecord): Promise<void> {
     const { jobs, now, logger } = this.deps;
     const jobId = record.id;
-    const collected = await collectJobOutcomes(this.deps.redis, this.deps.keys, record, await jobs.tasks(jobId));
+    const records = await jobs.tasks(jobId);
+    const collected = await collectJobOutcomes(this.deps.redis, this.deps.keys, record, records);
     const outcomes = new Map([...collected].map(([id, c]) => [id, c.outcome]));
-    await this.settleRecords(record, outcomes);
+    await this.settleRecords(record, records, outcomes);
     // Kept with the job (BullMQ drops them with its jobs): a retry reuses what succeeded.
     const kept = new Map<string, string>();
     for (const [taskId, { child }] of collected) if (child) kept.set(taskId, JSON.stringify(child));
@@ -88,9 +89,9 @@ export class AssemblyRunner {
   /**
    * Task records lag behind BullMQ when a replica died between committing a result and
    * recording it; the committed outcome is the truth, so records are brought in line.
+   * `records` were read before the outcomes: one that has ended since is left as it is.
    */
-  private async settleRecords(record: JobRecord, outcomes: ReadonlyMap<string, TaskOutcome>): Promise<void> {
-    const records = await this.deps.jobs.tasks(record.id);
+  private async settleRecords(record: JobRecord, records: ReadonlyMap<string, TaskRecord>, outcomes: ReadonlyMap<string, TaskOutcome>): Promise<void> {
     const at = this.deps.now();
     for (const [taskId, outcome] of outcomes) {
       const r = records.get(taskId);

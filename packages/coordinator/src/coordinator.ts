@@ -58,6 +58,8 @@ export class Coordinator {
   private readonly hub: EventHub;
   private readonly directory: WorkerDirectory;
   private readonly blobs: BlobStore;
+  /** The blob store was made here (not passed in), so stop() closes it. */
+  private readonly ownsBlobs: boolean;
   private readonly now: () => number;
   private port = 0;
   private sweeper: NodeJS.Timeout | undefined;
@@ -78,6 +80,7 @@ export class Coordinator {
     this.directory = new WorkerDirectory(this.redis, this.keys, o.coordinatorId, o.heartbeatIntervalMs * 4, this.now);
     this.registry = new WorkerRegistry((session) => this.directory.touch(session));
     this.blobs = parts.blobs ?? (o.blobStoreUrl !== '' ? S3BlobStore.fromUrl(o.blobStoreUrl, o.maxBlobBytes) : new FsBlobStore(o.blobDir, o.maxBlobBytes));
+    this.ownsBlobs = parts.blobs === undefined;
     this.dispatcher = new Dispatcher({
       redis: this.redis,
       keys: this.keys,
@@ -257,6 +260,8 @@ export class Coordinator {
     await this.queues.close();
     this.hub.close();
     this.redis.disconnect();
+    // The S3 client's sockets; a store passed in is its owner's to close.
+    if (this.ownsBlobs && this.blobs instanceof S3BlobStore) this.blobs.close();
   }
 }
 

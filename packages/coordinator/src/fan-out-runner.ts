@@ -1,6 +1,6 @@
 import { UnrecoverableError, WaitingChildrenError, Worker as BullWorker, type ConnectionOptions, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { batches, DEFAULT_RETRY_POLICY, isTerminalJobState, taskKindInfo, taskQueueName, type TaskRequirements } from '@mmgrid/core';
+import { batches, isTerminalJobState, taskQueueName } from '@mmgrid/core';
 import type { BlobStore } from './blob-store.js';
 import type { EventHub } from './event-hub.js';
 import { newTaskRecord, type JobStore, type RecordedError, type TaskRecord } from './job-store.js';
@@ -9,8 +9,8 @@ import { bullJobIdOf } from './lease.js';
 import type { Logger } from './logger.js';
 import { readChildOutcomes, type ChildOutcome } from './outcomes.js';
 import { putBytes, STITCHERS, type ShardSpec, type Stitcher } from './stitchers.js';
-import { BACKOFF_TYPE, coordinatorStepWorkerOptions } from './task-queue.js';
-import type { TaskData, TaskQueues } from './task-queues.js';
+import { coordinatorStepWorkerOptions } from './task-queue.js';
+import { taskJob, type TaskData, type TaskQueues } from './task-queues.js';
 
 export interface FanOutRunnerDeps {
   readonly redis: Redis;
@@ -34,8 +34,6 @@ type StepData = TaskData & { readonly phase?: 'fanned-out' };
 
 /** Shards are added to BullMQ this many at a time (one MULTI each). */
 const SHARD_BATCH = 500;
-const COMPLETED_TASK_RETENTION = { age: 3600, count: 100_000 };
-const FAILED_TASK_RETENTION = { age: 7 * 24 * 3600 };
 
 /** Task id of shard `index` of step `taskId`: "t3s17". */
 export function shardTaskId(taskId: string, index: number): string {
@@ -59,6 +57,13 @@ export class FanOutRunner {
     for (const stitcher of STITCHERS) {
       const worker = new BullWorker<StepData>(stitcher.kind, (job, token) => this.process(job, token), coordinatorStepWorkerOptions(stitcher.kind, { ...deps, prefix: deps.keys.prefix }));
       worker.on('error', (err: Error) => deps.logger.warn({ kind: stitcher.kind, err: err.message }, 'stitch queue error'));
+      worker.on('failed', (job: BullJob<StepData> | undefined, err: Error) => {
+        if (!job) return;
+        const final = job.attemptsMade >= (job.opts.attempts ?? 1) || err.name === 'UnrecoverableError';
+        deps.logger.warn({ jobId: job.data.jobId, taskId: job.data.taskId, kind: job.data.kind, attempt: job.attemptsMade, err: err.message, final }, 'stitch step failed');
+        // Out of attempts: the record must say so, or status and explain show it running forever.
+        if (final) void this.failedForGood(job, err);
+      });
       this.workers.push(worker);
     }
   }
@@ -75,9 +80,15 @@ export class FanOutRunner {
     const stitcher = this.byKind.get(data.kind);
     if (!stitcher) throw new UnrecoverableError(`no stitcher for ${data.kind}`);
     const state = await jobs.state(data.jobId);
-    if (state === undefined || isTerminalJobState(state)) return null;
+    if (state === undefined || isTerminalJobState(state)) {
+      // Cancelled (or ended otherwise) while its shards ran: the step ends with the job.
+      const at = now();
+      if (state !== undefined) await jobs.updateTask(data.jobId, data.taskId, { kind: data.kind, state: 'cancelled', finishedAt: at }, at, { onlyIfLive: true });
+      return null;
+    }
 
-    const children = await readChildOutcomes(this.deps.redis, this.deps.keys, { queue: data.queue, jobId: data.jobId, taskId: data.taskId, generation: data.generation });
+    const parent = { queue: data.queue, jobId: data.jobId, taskId: data.taskId, generation: data.generation };
+    let children = await readChildOutcomes(this.deps.redis, this.deps.keys, parent);
     const splitId = data.upstream[0]?.taskId ?? '';
     const split = children.get(splitId);
     if (split?.status !== 'succeeded') {
@@ -104,6 +115,9 @@ export class FanOutRunner {
       await this.addShards(job, data, shards);
       await job.updateData({ ...data, phase: 'fanned-out' });
       if (token !== undefined && (await job.moveToWaitingChildren(token))) throw new WaitingChildrenError();
+      // Not parked: every shard ended between being added and now (a fast worker, or shards
+      // kept from an earlier try). What they committed came after the read above.
+      children = await readChildOutcomes(this.deps.redis, this.deps.keys, parent);
     }
 
     const outcomes = new Map<number, ChildOutcome>();
@@ -127,6 +141,31 @@ export class FanOutRunner {
     return output;
   }
 
+  /**
+   * Records a step that failed for good (out of attempts, or unrecoverable). A step that
+   * already recorded why it failed (SHARDS_FAILED…) keeps that; a step of an earlier run of
+   * the job (RetryJob started another since) leaves the new run's record alone.
+   */
+  private async failedForGood(job: BullJob<StepData>, err: Error): Promise<void> {
+    const { jobs, now, logger } = this.deps;
+    const data = job.data;
+    try {
+      const record = await jobs.task(data.jobId, data.taskId);
+      if (!record || record.generation !== data.generation) return;
+      const at = now();
+      const message = `${data.kind} failed after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}: ${err.message}`;
+      await jobs.updateTask(
+        data.jobId,
+        data.taskId,
+        { kind: data.kind, state: 'failed', error: { code: 'STITCH_FAILED', message, retryable: false }, finishedAt: at, attempts: job.attemptsMade },
+        at,
+        { onlyIfLive: true },
+      );
+    } catch (recordErr) {
+      logger.error({ jobId: data.jobId, taskId: data.taskId, err: String(recordErr) }, 'could not record the failed stitch step');
+    }
+  }
+
   private async fail(data: TaskData, error: RecordedError): Promise<void> {
     const at = this.deps.now();
     await this.deps.jobs.updateTask(data.jobId, data.taskId, { kind: data.kind, state: 'failed', error, finishedAt: at }, at);
@@ -145,7 +184,7 @@ export class FanOutRunner {
     for (const batch of batches(shards, SHARD_BATCH)) {
       const planned = batch.map((shard) => {
         const taskId = shardTaskId(data.taskId, shard.index);
-        const queue = queueFor(shard.kind, shard.requirements, data.tenant);
+        const queue = taskQueueName(shard.kind, shard.requirements, data.tenant);
         return { shard, taskId, queue, bullId: bullJobIdOf(data.jobId, taskId, data.generation) };
       });
       const exists = redis.pipeline();
@@ -169,43 +208,32 @@ export class FanOutRunner {
           shardOf: data.taskId,
           shardIndex: p.shard.index,
           inputNames: p.shard.inputs.map((i) => i.name),
+          queue: p.queue,
         });
       }
       await jobs.addShards(data.jobId, data.taskId, records, shards.length, at);
       for (const [queue, ps] of byQueue) {
         await queues.queue(queue).queue.addBulk(
-          ps.map((p) => {
-            const retry = taskKindInfo(p.shard.kind)?.retry ?? DEFAULT_RETRY_POLICY;
-            const shardData: TaskData = {
-              jobId: data.jobId,
-              taskId: p.taskId,
-              kind: p.shard.kind,
-              tenant: data.tenant,
-              queue,
-              parentQueue: data.queue,
-              generation: data.generation,
-              inputs: p.shard.inputs,
-              params: p.shard.params,
-              requirements: p.shard.requirements,
-              optional: true,
-              upstream: [],
-              timeoutMs: p.shard.timeoutMs,
-            };
-            return {
-              name: p.shard.kind,
-              data: shardData,
-              opts: {
-                jobId: p.bullId,
-                parent,
-                priority,
-                attempts: retry.maxAttempts,
-                backoff: { type: BACKOFF_TYPE },
-                removeOnComplete: COMPLETED_TASK_RETENTION,
-                removeOnFail: FAILED_TASK_RETENTION,
-                ignoreDependencyOnFailure: true,
+          ps.map((p) =>
+            taskJob(
+              {
+                jobId: data.jobId,
+                taskId: p.taskId,
+                kind: p.shard.kind,
+                tenant: data.tenant,
+                queue,
+                parentQueue: data.queue,
+                generation: data.generation,
+                inputs: p.shard.inputs,
+                params: p.shard.params,
+                requirements: p.shard.requirements,
+                optional: true,
+                upstream: [],
+                timeoutMs: p.shard.timeoutMs,
               },
-            };
-          }),
+              { priority, parent },
+            ),
+          ),
         );
         touched.add(queue);
       }
@@ -217,8 +245,4 @@ export class FanOutRunner {
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.close()));
   }
-}
-
-function queueFor(kind: string, requirements: TaskRequirements, tenant: string): string {
-  return taskQueueName(kind, requirements, tenant);
 }

@@ -1,4 +1,5 @@
 import { status, type sendUnaryData, type ServerErrorResponse, type ServerUnaryCall } from '@grpc/grpc-js';
+import { ReplyError } from 'ioredis';
 import { InvalidJobSpecError, InvalidOptionError, MmgridError, PlanError, UnsupportedMediaError } from '@mmgrid/core';
 import { CoordinatorError, type CoordinatorErrorCode } from './errors.js';
 import type { Logger } from './logger.js';
@@ -34,8 +35,37 @@ function withCode(code: status, message: string): ServerErrorResponse {
   return Object.assign(new Error(message), { code, details: message });
 }
 
+/**
+ * The base class of ioredis's own errors (redis-errors' RedisError): ReplyError, AbortError
+ * ("Command aborted due to connection close"), InterruptError, MaxRetriesPerRequestError.
+ */
+const RedisError: unknown = Object.getPrototypeOf(ReplyError);
+
+/** Errors of ioredis's cluster client, by name (it has no other mark). */
+const REDIS_ERROR_NAMES = new Set(['MaxRetriesPerRequestError', 'ClusterAllFailedError']);
+
+/**
+ * The plain errors ioredis fails a command with when its connection is gone (its own
+ * constants, compared whole): a closed client, and a queue that takes no commands offline.
+ */
+const REDIS_CLOSED_MESSAGES = new Set(['Connection is closed.', "Stream isn't writeable and enableOfflineQueue options is false"]);
+
+/**
+ * Whether `err` is ioredis failing a command because Redis cannot be reached. Told by the
+ * error's class or name (or ioredis's exact messages), never by words such as ECONNREFUSED
+ * that any other connection (the blob store's) may use. A ReplyError is an answer from
+ * Redis, so Redis was reached.
+ */
 function isRedisDown(err: unknown): boolean {
-  return err instanceof Error && /ECONNREFUSED|Connection is closed|ETIMEDOUT|MaxRetriesPerRequest|Stream isn't writeable/.test(err.message);
+  if (!(err instanceof Error)) return false;
+  if (isInstance(err, ReplyError)) return false;
+  if (isInstance(err, RedisError) || REDIS_ERROR_NAMES.has(err.name)) return true;
+  return err.constructor === Error && REDIS_CLOSED_MESSAGES.has(err.message);
+}
+
+/** `value instanceof cls` for a class known only at run time (ioredis types its errors `any`). */
+function isInstance(value: unknown, cls: unknown): boolean {
+  return typeof cls === 'function' && value instanceof cls;
 }
 
 /** Adapts an async handler to grpc-js's unary callback, mapping errors in one place. */

@@ -44,6 +44,8 @@ export interface TaskRecord {
   readonly shardOf?: string;
   readonly shardIndex?: number;
   readonly inputNames?: readonly string[];
+  /** For a shard: the BullMQ queue it was added to (its kind, requirements and tenant). */
+  readonly queue?: string;
 }
 
 /** The record of a task that has not run yet. */
@@ -183,6 +185,18 @@ export class JobStore {
   async state(id: string): Promise<JobStateName | undefined> {
     const state = await this.redis.hget(this.keys.job(id), 'state');
     return (state as JobStateName | null) ?? undefined;
+  }
+
+  /** One task's record (undefined when the job or the task is unknown). */
+  async task(jobId: string, taskId: string): Promise<TaskRecord | undefined> {
+    const json = await this.redis.hget(this.keys.tasks(jobId), taskId);
+    return json === null ? undefined : (JSON.parse(json) as TaskRecord);
+  }
+
+  /** The job a tenant's idempotency key was first used for, if the key is still remembered. */
+  async jobOfIdempotencyKey(tenant: string, key: string): Promise<string | undefined> {
+    if (key === '') return undefined;
+    return (await this.redis.get(this.keys.idempotency(tenant, key))) ?? undefined;
   }
 
   async tasks(id: string): Promise<Map<string, TaskRecord>> {

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileTypeFromBuffer } from 'file-type';
 import { describeSupportedMedia, modalityOf, normaliseMediaType, UnsupportedMediaError, type Modality } from '@mmgrid/core';
 import type { BlobStore } from './blob-store.js';
+import type { Logger } from './logger.js';
 
 /** Bytes from the start of a blob that detection looks at. */
 export const PROBE_HEAD_BYTES = 64 * 1024;
@@ -84,18 +85,37 @@ interface FfprobeJson {
   format?: { duration?: string };
 }
 
+export interface ProbeOptions {
+  /** Told when a probe says nothing (ffprobe timed out or was killed). */
+  readonly logger?: Logger;
+  /** How long ffprobe may take. @default 30 s */
+  readonly timeoutMs?: number;
+}
+
+const PROBE_TIMEOUT_MS = 30_000;
+
 /**
- * Asks ffprobe what a media file holds. Resolves undefined when ffprobe is not installed (the
- * grid then trusts the magic-number detection); throws UnsupportedMediaError when ffprobe
- * cannot read the file (it is damaged or not what its first bytes claim).
+ * Asks ffprobe what a media file holds. Resolves undefined when ffprobe is not installed, or
+ * when it timed out or was killed (a slow disk or bucket, a loaded host: nothing is known
+ * about the file then, which is not the same as the file being bad); the grid then trusts the
+ * magic-number detection. Throws UnsupportedMediaError when ffprobe read the file and could
+ * not make sense of it (it is damaged or not what its first bytes claim).
  */
-export async function probeAv(inputName: string, mediaType: string, file: string): Promise<AvProbe | undefined> {
+export async function probeAv(inputName: string, mediaType: string, file: string, options: ProbeOptions = {}): Promise<AvProbe | undefined> {
+  const timeoutMs = options.timeoutMs ?? PROBE_TIMEOUT_MS;
   const result = await new Promise<{ stdout: string; error: ExecFileException | null; stderr: string }>((resolve) => {
-    execFile('ffprobe', ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', file], { timeout: 30_000, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) =>
+    execFile('ffprobe', ['-v', 'error', '-show_streams', '-show_format', '-of', 'json', file], { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) =>
       resolve({ stdout, stderr, error }),
     );
   });
   if (result.error?.code === 'ENOENT') return undefined;
+  const killed = result.error && (result.error.killed === true || result.error.signal) ? result.error : undefined;
+  if (killed) {
+    // Killed by the timeout, or by someone else (the OOM killer…): no verdict on the file.
+    const why = killed.killed === true ? `no answer within ${timeoutMs} ms` : `killed by ${killed.signal ?? 'a signal'}`;
+    options.logger?.warn({ input: inputName, mediaType, signal: killed.signal ?? null, timeoutMs }, `ffprobe said nothing about input "${inputName}" (${why}); going by its detected type`);
+    return undefined;
+  }
   const probe = result.error ? undefined : (JSON.parse(result.stdout) as FfprobeJson);
   const streams = probe?.streams ?? [];
   if (!probe || streams.length === 0) {
@@ -128,16 +148,16 @@ function ffprobeInstalled(): Promise<boolean> {
  * Nothing is copied when ffprobe is not installed. A blob is at most maxBlobBytes (the
  * store refuses larger ones): the most disk one probe takes, and only while it runs.
  */
-export async function probeBlob(blobs: BlobStore, sha256: string, inputName: string, mediaType: string): Promise<AvProbe | undefined> {
+export async function probeBlob(blobs: BlobStore, sha256: string, inputName: string, mediaType: string, options: ProbeOptions = {}): Promise<AvProbe | undefined> {
   const file = blobs.localPath?.(sha256);
-  if (file) return probeAv(inputName, mediaType, file);
+  if (file) return probeAv(inputName, mediaType, file, options);
   if (!(await ffprobeInstalled())) return undefined;
   // mkdtemp makes the folder readable by this user only.
   const dir = await mkdtemp(path.join(tmpdir(), 'mmgrid-probe-'));
   try {
     const copy = path.join(dir, 'blob');
     await pipeline(await blobs.read(sha256), createWriteStream(copy, { flags: 'wx', mode: 0o600 }));
-    return await probeAv(inputName, mediaType, copy);
+    return await probeAv(inputName, mediaType, copy, options);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -18,7 +18,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { InvalidOptionError, isSha256 } from '@mmgrid/core';
 import { verifiedChunks, type BlobStat, type BlobStore, type PutBlobResult } from './blob-store.js';
-import { BadRequestError, BlobNotFoundError, LimitExceededError } from './errors.js';
+import { BadRequestError, BlobNotFoundError, CoordinatorError, LimitExceededError } from './errors.js';
 
 export interface S3BlobStoreOptions {
   /** An S3-compatible server (MinIO, Ceph, ...); absent for AWS S3 itself. */
@@ -159,6 +159,17 @@ export class S3BlobStore implements BlobStore {
     this.client.destroy();
   }
 
+  /**
+   * `err` as the caller should see it: when S3 could not be reached, or answered that it cannot
+   * serve now (5xx, throttling), a CoordinatorError UNAVAILABLE that names the blob store (the
+   * SDK has already retried); anything else as it is.
+   */
+  private unreachable(err: unknown): unknown {
+    if (err instanceof CoordinatorError || !isUnavailable(err)) return err;
+    const where = this.options.endpoint ?? `AWS S3 (${this.options.region})`;
+    return new CoordinatorError('UNAVAILABLE', `the blob store (bucket "${this.options.bucket}" at ${where}) cannot be reached: ${describe(err)}; retry shortly`, { cause: err });
+  }
+
   private keyOf(sha256: string): string {
     if (!isSha256(sha256)) throw new BadRequestError(`"${sha256}" is not a SHA-256 (64 lower-case hex characters)`);
     return `${this.options.prefix}${sha256.slice(0, 2)}/${sha256}`;
@@ -175,7 +186,7 @@ export class S3BlobStore implements BlobStore {
       return head.ContentLength ?? 0;
     } catch (err) {
       if (isNotFound(err)) return undefined;
-      throw err;
+      throw this.unreachable(err);
     }
   }
 
@@ -186,13 +197,20 @@ export class S3BlobStore implements BlobStore {
       throw new LimitExceededError('maxBlobBytes', max, `blob of ${declared.size} bytes exceeds the limit of ${max} bytes (maxBlobBytes)`);
     }
     const tmpKey = `${this.options.prefix}tmp/${declared.sha256}.${randomBytes(6).toString('hex')}`;
-    const size = await this.uploadVerified(declared, chunks, tmpKey);
+    let size: number;
+    try {
+      size = await this.uploadVerified(declared, chunks, tmpKey);
+    } catch (err) {
+      throw this.unreachable(err);
+    }
     try {
       if ((await this.sizeAt(finalKey)) !== undefined) {
         return { stat: { sha256: declared.sha256, size }, deduplicated: true };
       }
       await this.copy(tmpKey, finalKey, size);
       return { stat: { sha256: declared.sha256, size }, deduplicated: false };
+    } catch (err) {
+      throw this.unreachable(err);
     } finally {
       await this.deleteQuietly(tmpKey);
     }
@@ -315,7 +333,7 @@ export class S3BlobStore implements BlobStore {
     } catch (err) {
       if (isNotFound(err)) throw new BlobNotFoundError(sha256);
       if (httpStatusOf(err) === 416 || errorName(err) === 'InvalidRange') return undefined;
-      throw err;
+      throw this.unreachable(err);
     }
   }
 }
@@ -377,9 +395,43 @@ function isNotFound(err: unknown): boolean {
   return name === 'NotFound' || name === 'NoSuchKey' || httpStatusOf(err) === 404;
 }
 
+/** Error names the AWS SDK gives throttling (its own list, for services that answer 4xx). */
+const THROTTLING = new Set([
+  'BandwidthLimitExceeded',
+  'EC2ThrottledException',
+  'LimitExceededException',
+  'PriorRequestNotComplete',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'SlowDown',
+  'ThrottledException',
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'TransactionInProgressException',
+]);
+
+/** Node's errors for a server that cannot be reached or a connection that broke. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN']);
+
+/** S3 cannot serve right now: not reached, timed out, a 5xx, or throttled. */
+function isUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const status = httpStatusOf(err);
+  if (status !== undefined && (status >= 500 || status === 429)) return true;
+  if (THROTTLING.has(err.name)) return true;
+  // The SDK's socket and connection timeouts.
+  if (err.name === 'TimeoutError' || err.name === 'RequestTimeout' || err.name === 'RequestTimeoutException') return true;
+  const code = 'code' in err ? err.code : undefined;
+  return typeof code === 'string' && NETWORK_CODES.has(code);
+}
+
 function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const status = httpStatusOf(err);
-  const message = err.message && err.message !== 'UnknownError' ? err.message : err.name;
+  const code = 'code' in err && typeof err.code === 'string' ? err.code : undefined;
+  const message = err.message && err.message !== 'UnknownError' ? err.message : (code ?? err.name);
   return status === undefined ? message : `${message} (HTTP ${status})`;
 }

@@ -1,4 +1,4 @@
-import { FlowProducer, type FlowJob } from 'bullmq';
+import { FlowProducer, type FlowJob, type JobsOptions, type ParentOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   DEFAULT_RETRY_POLICY,
@@ -84,6 +84,40 @@ export interface FlowSource {
 const COMPLETED_TASK_RETENTION = { age: 3600, count: 100_000 };
 const FAILED_TASK_RETENTION = { age: 7 * 24 * 3600 };
 
+/** A task as BullMQ takes it: its name (the kind), its data and its job options. */
+export interface TaskJob {
+  readonly name: string;
+  readonly data: TaskData;
+  readonly opts: JobsOptions;
+}
+
+/**
+ * The one way a task becomes a BullMQ job, for the tasks of a job's graph and for the shards
+ * a stitch step adds at run time alike: its id (from job id, task id and generation), its
+ * kind's retry policy, how long its outcome is kept, and whether its parent runs when it
+ * fails. Only the root (`root: true`, which has no parent) is removed once it completes; every
+ * other task's failure is left to the task graph (required vs optional), so its parent
+ * always runs. `parent` is for a child added on its own (a shard), not within a flow.
+ */
+export function taskJob(data: TaskData, options: { readonly priority: number; readonly root?: boolean; readonly parent?: ParentOptions }): TaskJob {
+  const retry = taskKindInfo(data.kind)?.retry ?? DEFAULT_RETRY_POLICY;
+  const root = options.root === true;
+  return {
+    name: data.kind,
+    data,
+    opts: {
+      jobId: bullJobIdOf(data.jobId, data.taskId, data.generation),
+      ...(options.parent ? { parent: options.parent } : {}),
+      priority: options.priority,
+      attempts: retry.maxAttempts,
+      backoff: { type: BACKOFF_TYPE },
+      removeOnComplete: root ? true : COMPLETED_TASK_RETENTION,
+      removeOnFail: FAILED_TASK_RETENTION,
+      ...(root ? {} : { ignoreDependencyOnFailure: true }),
+    },
+  };
+}
+
 /**
  * The queue of one task of a job. Steps that run inside the coordinator (the assembly) share
  * one queue: they are quick, and the tenants' turns are taken when tasks go to workers.
@@ -164,7 +198,6 @@ export class TaskQueues {
     const queuesUsed = new Map<string, QueueInfo>();
 
     const toFlow = (task: TaskNode): FlowJob => {
-      const retry = taskKindInfo(task.kind)?.retry ?? DEFAULT_RETRY_POLICY;
       const queue = queueOfTask(task, job.tenant);
       const consumer = consumerOf.get(task.id);
       if (queue !== task.kind) queuesUsed.set(queue, { name: queue, kind: task.kind, tenant: job.tenant, requirements: task.requirements });
@@ -200,20 +233,8 @@ export class TaskQueues {
         .map((id) => byId.get(id))
         .filter((t): t is TaskNode => t !== undefined);
       return {
-        name: task.kind,
+        ...taskJob(data, { priority, root: isRoot }),
         queueName: queue,
-        data,
-        opts: {
-          jobId: bullJobIdOf(job.id, task.id, job.generation),
-          priority,
-          attempts: retry.maxAttempts,
-          backoff: { type: BACKOFF_TYPE },
-          removeOnComplete: isRoot ? true : COMPLETED_TASK_RETENTION,
-          removeOnFail: FAILED_TASK_RETENTION,
-          // The parent always runs; whether a failed input sinks the job is decided by the
-          // task graph (required vs optional), when the parent is dispatched or assembled.
-          ...(isRoot ? {} : { ignoreDependencyOnFailure: true }),
-        },
         ...(children.length > 0 ? { children: children.map(toFlow) } : {}),
       };
     };

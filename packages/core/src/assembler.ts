@@ -4,7 +4,7 @@ import { PROMPT_INPUT_NAME } from './job-spec.js';
 import type { JsonValue } from './json.js';
 import type { PlanInput } from './planner.js';
 import type { TaskGraph } from './task-graph.js';
-import { fusionReportOutputSchema, type FusionReportOutput } from './task-outputs.js';
+import { fusionLlmOutputSchema, fusionReportOutputSchema, type FusionReportOutput } from './task-outputs.js';
 
 export interface TaskError {
   readonly code: string;
@@ -77,6 +77,9 @@ export function assembleJobResult(
   let readersSucceeded = 0;
   /** Optional tasks with an output (a partly covered stitch counts here whole, in the coverage by its part). */
   let readersWithOutput = 0;
+  /** Every optional task, and those with an output: what counts when no task reads an input (selftest). */
+  let optional = 0;
+  let optionalWithOutput = 0;
   let fusion: FusionReportOutput | null = null;
   let requiredFailure: TaskError | undefined;
   const blobs = new Map<string, BlobRef>();
@@ -96,8 +99,12 @@ export function assembleJobResult(
         ? { status: 'failed', error: { code: 'SHARDS_FAILED', message: `all ${stitched.shards} shards failed; the first: ${stitched.firstReason}` } }
         : recorded;
     const inputName = task.inputNames[0];
-    if (task.optional) readers += 1;
-    else required += 1;
+    // Coverage counts the optional tasks that read inputs; an optional step over others'
+    // outputs (fusion.llm over the report) is listed when it fails but covers no input.
+    const reader = task.optional && task.inputNames.length > 0;
+    if (reader) readers += 1;
+    if (task.optional) optional += 1;
+    if (!task.optional) required += 1;
     if (outcome.status === 'failed') {
       failures.push({
         taskId: task.id,
@@ -127,10 +134,11 @@ export function assembleJobResult(
         message: `shards failed, leaving ${stitched.gaps} gap${stitched.gaps === 1 ? '' : 's'} (${Math.round(covered * 100)}% of the input covered, ${stitched.shards} shards); the first: ${stitched.firstReason}`,
       });
     }
-    if (task.optional) {
+    if (reader) {
       readersSucceeded += covered;
       readersWithOutput += 1;
     }
+    if (task.optional) optionalWithOutput += 1;
     if (task.inputNames.length > 0) {
       // A declared step's output is filed under the step's name. Otherwise a stitched output is
       // filed under the kind it stands for (audio.analyze for a recording analysed in windows),
@@ -143,13 +151,19 @@ export function assembleJobResult(
     }
     if (task.kind === 'fusion.report') {
       fusion = fusionReportOutputSchema.parse(output);
+    } else if (task.kind === 'fusion.llm') {
+      // The language model's answer, over the deterministic report (which comes first).
+      fusion = fusionLlmOutputSchema.parse(output);
     }
   }
 
   if (requiredFailure) return { ok: false, error: requiredFailure, failures };
   // Every optional task failed: there is nothing to show, unless the job declared required
   // steps (which all succeeded): their outputs are the result, partial.
-  if (readers > 0 && readersSucceeded === 0 && !(graph.pipeline === 'declared' && required > 0)) {
+  // Coverage is over the optional tasks that read inputs; in a job where none does (selftest,
+  // declared steps over no input), over all the optional tasks.
+  const [counted, countedOk, countedWithOutput] = readers > 0 ? [readers, readersSucceeded, readersWithOutput] : [optional, optionalWithOutput, optionalWithOutput];
+  if (counted > 0 && countedOk === 0 && !(graph.pipeline === 'declared' && required > 0)) {
     const first = failures[0];
     return {
       ok: false,
@@ -160,11 +174,11 @@ export function assembleJobResult(
       failures,
     };
   }
-  const coverage = readers === 0 ? 1 : readersSucceeded / readers;
+  const coverage = counted === 0 ? 1 : countedOk / counted;
   const doc: JobResultDoc = {
     pipeline: graph.pipeline,
     prompt,
-    summary: fusion?.summary ?? `${readersWithOutput} of ${readers} tasks succeeded${failures.length > 0 ? `; ${failures.length} failed` : ''}.`,
+    summary: fusion?.summary ?? `${countedWithOutput} of ${counted} tasks succeeded${failures.length > 0 ? `; ${failures.length} failed` : ''}.`,
     coverage,
     partial: failures.length > 0,
     inputs: [...resultInputs.values()],

@@ -118,7 +118,7 @@ export function checkDeclaredSteps(raw: unknown, inputs: ReadonlyMap<string, Mod
     const at = `steps.${id}`;
     if (!STEP_ID_PATTERN.test(id)) fail(at, 'step names are lower-case letters, digits and "_", starting with a letter');
     const info = taskKindInfo(step.kind);
-    if (!info || !info.declarable) fail(`${at}.kind`, `unknown kind "${step.kind}"; kinds: ${declarable.join(', ')}`);
+    if (!info || !info.declarable) fail(`${at}.kind`, `unknown kind "${step.kind}"; kinds: ${declarable.join(', ')}, or exec.NAME for a command a worker's owner set up`);
     if (step.shard !== undefined && step.shard !== false && step.kind !== 'audio.analyze' && step.kind !== 'audio.transcribe' && step.kind !== 'text.stats') {
       fail(`${at}.shard`, `${step.kind} cannot be sharded; audio.analyze, audio.transcribe and text.stats can`);
     }
@@ -134,6 +134,9 @@ export function checkDeclaredSteps(raw: unknown, inputs: ReadonlyMap<string, Mod
       if (!step.from) fail(`${at}.from`, `${step.kind} reads the outputs of other steps: name them in from:`);
     } else if (reads === 'none') {
       if (step.input !== undefined || step.from !== undefined) fail(at, `${step.kind} reads nothing: give it neither input nor from`);
+    } else if (reads === 'any') {
+      if (step.from !== undefined) fail(`${at}.from`, `${step.kind} reads a job input (use input:) or nothing, not other steps' outputs`);
+      if (step.input !== undefined && !inputs.has(step.input)) fail(`${at}.input`, `no job input is named "${step.input}"; inputs: ${[...inputs.keys()].join(', ') || 'none'}`);
     } else {
       if (step.from !== undefined) fail(`${at}.from`, `${step.kind} reads a job input (use input:), not other steps' outputs`);
       if (step.input === undefined) fail(`${at}.input`, `${step.kind} reads ${article(reads)}: name the job input in input:`);

@@ -189,6 +189,23 @@ function describeOutput(kind: string, json: string): { line: string; content?: s
       const o = parseTaskOutput(kind, json);
       return { line: o.text.trim() === '' ? 'no speech transcribed' : `said: ${quote(o.text)}`, content: o.text };
     }
+    case 'text.generate': {
+      const o = parseTaskOutput(kind, json);
+      return { line: `${o.model} wrote: ${quote(o.text)}`, content: o.text };
+    }
+    case 'image.caption': {
+      const o = parseTaskOutput(kind, json);
+      return { line: `${o.model}${o.question ? ` answered ${quote(o.question, 60)}` : ' sees'}: ${quote(o.text)}`, content: o.text };
+    }
+    case 'image.classify': {
+      const o = parseTaskOutput(kind, json);
+      const top = o.labels.slice(0, 3).map((l) => `${l.label} ${Math.round(l.score * 100)}%`);
+      return { line: top.length > 0 ? `looks like ${top.join(', ')} (${o.model})` : `no label (${o.model})`, content: o.labels[0]?.label ?? '' };
+    }
+    case 'fusion.llm': {
+      const o = parseTaskOutput(kind, json);
+      return { line: o.summary };
+    }
   }
 }
 

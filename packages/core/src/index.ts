@@ -53,7 +53,7 @@ export { finalLineBreak, lineCount, textStats } from './text-stats.js';
 export type { FinalLineBreak } from './text-stats.js';
 export { findTask, leafTasks, NO_REQUIREMENTS, validateTaskGraph } from './task-graph.js';
 export type { TaskGraph, TaskNode, TaskRequirements } from './task-graph.js';
-export { ASSEMBLE_KIND, builtinTaskKinds, TASK_KIND_PATTERN, taskKindInfo, workerTaskKinds } from './task-kinds.js';
+export { ASSEMBLE_KIND, builtinTaskKinds, EXEC_KIND_PATTERN, TASK_KIND_PATTERN, taskKindInfo, workerTaskKinds } from './task-kinds.js';
 export { DEFAULT_TENANT, parseTaskQueueName, requirementsSignature, TENANT_PATTERN, taskQueueName } from './task-queue-name.js';
 export type { TaskKindInfo, TaskPlacement } from './task-kinds.js';
 export { checkDeclaredSteps, declaredStepSchema, declaredStepsSchema, STEP_ID_PATTERN } from './declared-pipeline.js';
@@ -64,12 +64,16 @@ export {
   audioSplitOutputSchema,
   audioStitchOutputSchema,
   audioTranscribeOutputSchema,
+  fusionLlmOutputSchema,
   fusionReportOutputSchema,
+  imageCaptionOutputSchema,
+  imageClassifyOutputSchema,
   imageInspectOutputSchema,
   imageOcrOutputSchema,
   isBuiltinWorkerKind,
   parseTaskOutput,
   selftestSleepOutputSchema,
+  textGenerateOutputSchema,
   textSplitOutputSchema,
   textStatsOutputSchema,
   textStitchOutputSchema,
@@ -89,11 +93,17 @@ export type {
   VideoSplitOutput,
   VideoStitchOutput,
   BuiltinWorkerKind,
+  FusionLlmOutput,
   FusionReportOutput,
+  ImageCaptionOutput,
+  ImageClassifyOutput,
   ImageInspectOutput,
   ImageOcrOutput,
   SelftestSleepOutput,
   TaskOutputs,
+  TextGenerateOutput,
   TextStatsOutput,
 } from './task-outputs.js';
 export { wordsOf } from './words.js';
+export { issueParts, issuePathText, parseYamlSource, splitFieldPath, YamlSyntaxError } from './yaml-source.js';
+export type { YamlSource } from './yaml-source.js';

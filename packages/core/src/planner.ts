@@ -27,6 +27,11 @@ export interface PlanRequest {
   readonly params?: Readonly<Record<string, string>>;
   /** The steps of a declared pipeline (job file `steps:`), unchecked. */
   readonly steps?: unknown;
+  /**
+   * Task kinds some connected worker offers now. With `fusion.llm` among them, pipelines that
+   * fuse also ask a language model to answer the prompt from the deterministic report.
+   */
+  readonly offered?: ReadonlySet<string>;
 }
 
 /** Parameters of the fusion step: the prompt and what each input was. */
@@ -197,9 +202,16 @@ function finish(add: AddTask, tasks: TaskNode[], pipeline: string, feeds: string
   return { pipeline, rootId: root, tasks };
 }
 
+/**
+ * The fusion of a pipeline: the deterministic report (required), and, when a worker offers a
+ * language model for it, `fusion.llm` answering the prompt from that report (optional: if it
+ * fails, the report stands). Returns the task that feeds the assembly.
+ */
 function fusion(add: AddTask, request: PlanRequest, feeds: string[]): string {
   const params: FusionParams = { prompt: request.prompt, inputs: request.inputs.map((i) => ({ name: i.name, modality: i.modality })) };
-  return add('fusion.report', [], params, feeds, false);
+  const report = add('fusion.report', [], params, feeds, false);
+  if (!request.offered?.has('fusion.llm')) return report;
+  return add('fusion.llm', [], {}, [report], true);
 }
 
 function promptTask(add: AddTask, request: PlanRequest): string[] {

@@ -521,7 +521,7 @@ export function stitchTextStats(
     .slice(0, TOP_TERMS)
     .map(([term, count]) => ({ term, count }));
 
-  const excerpt = [...outputs.map((o) => o.excerpt).join('')].slice(0, EXCERPT_CHARS).join('');
+  const excerpt = joinedExcerpt(outputs);
   return {
     output: {
       source,
@@ -539,6 +539,30 @@ export function stitchTextStats(
     coverage: ordered.length === 0 ? 1 : outputs.length / ordered.length,
     gaps,
   };
+}
+
+/**
+ * The first EXCERPT_CHARS code points of the outputs' excerpts joined in order, reading only
+ * the excerpts it needs (a 20,000-chunk text must not be joined and spread whole). The
+ * first EXCERPT_CHARS code points take at most twice as many UTF-16 code units, so joining
+ * until one more than that is held decides them all, including a surrogate pair split across
+ * two excerpts; the result is that of `[...joinedAll].slice(0, EXCERPT_CHARS).join('')`.
+ */
+function joinedExcerpt(outputs: readonly TextStatsOutput[]): string {
+  const enough = 2 * EXCERPT_CHARS + 1;
+  let head = '';
+  for (const o of outputs) {
+    if (head.length >= enough) break;
+    head += o.excerpt;
+  }
+  let excerpt = '';
+  let count = 0;
+  for (const c of head) {
+    if (count === EXCERPT_CHARS) break;
+    excerpt += c;
+    count += 1;
+  }
+  return excerpt;
 }
 
 /** Code-point order: the same everywhere, unlike localeCompare. */

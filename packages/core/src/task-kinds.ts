@@ -4,8 +4,11 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry-policy.js';
 /** Where a kind runs: on a worker over gRPC, or inside the coordinator (assembly). */
 export type TaskPlacement = 'worker' | 'coordinator';
 
-/** What a kind reads: one job input of a modality, the outputs of other steps, or nothing. */
-export type TaskInputKind = Modality | 'outputs' | 'none';
+/**
+ * What a kind reads: one job input of a modality, the outputs of other steps, nothing, or
+ * (owner-defined exec kinds) one job input of any modality or nothing.
+ */
+export type TaskInputKind = Modality | 'outputs' | 'none' | 'any';
 
 export interface TaskKindInfo {
   readonly kind: string;
@@ -96,6 +99,46 @@ const kinds: readonly TaskKindInfo[] = [
     retry: DEFAULT_RETRY_POLICY,
   },
   {
+    kind: 'text.generate',
+    modality: 'text',
+    reads: 'text',
+    declarable: true,
+    placement: 'worker',
+    description: "answers an instruction about a text with a language model (an OpenAI-compatible chat server on the worker)",
+    timeoutMs: 600_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: 'image.caption',
+    modality: 'image',
+    reads: 'image',
+    declarable: true,
+    placement: 'worker',
+    description: 'describes an image, or answers a question about it, with a vision language model (an OpenAI-compatible chat server)',
+    timeoutMs: 600_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: 'image.classify',
+    modality: 'image',
+    reads: 'image',
+    declarable: true,
+    placement: 'worker',
+    description: 'labels an image with a classifier (ONNX Runtime in the worker, or a KServe v2 / Triton server)',
+    timeoutMs: 120_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
+    kind: 'fusion.llm',
+    modality: undefined,
+    reads: 'outputs',
+    declarable: true,
+    placement: 'worker',
+    description: "answers the prompt from the deterministic report of every modality's findings, with a language model",
+    timeoutMs: 600_000,
+    retry: DEFAULT_RETRY_POLICY,
+  },
+  {
     kind: 'audio.split',
     modality: 'audio',
     reads: 'audio',
@@ -169,13 +212,34 @@ const kinds: readonly TaskKindInfo[] = [
 
 const byKind = new Map(kinds.map((k) => [k.kind, k]));
 
+/**
+ * Kinds a worker owner defines (`exec.NAME`: a command run per task). The grid knows nothing
+ * of them but their name: they read one job input of any type, or none, take any parameters,
+ * and return any JSON object.
+ */
+export const EXEC_KIND_PATTERN = /^exec\.[a-z][a-z0-9-]{0,62}$/;
+
+function execKindInfo(kind: string): TaskKindInfo {
+  return {
+    kind,
+    modality: undefined,
+    reads: 'any',
+    declarable: true,
+    placement: 'worker',
+    description: "a command the worker's owner set up, run once per task",
+    // The worker's own timeout for the command (timeoutSec, up to a day) is the one that bites.
+    timeoutMs: 24 * 3_600_000 + 60_000,
+    retry: DEFAULT_RETRY_POLICY,
+  };
+}
+
 /** Every built-in task kind, in a stable order. */
 export function builtinTaskKinds(): readonly TaskKindInfo[] {
   return kinds;
 }
 
 export function taskKindInfo(kind: string): TaskKindInfo | undefined {
-  return byKind.get(kind);
+  return byKind.get(kind) ?? (EXEC_KIND_PATTERN.test(kind) ? execKindInfo(kind) : undefined);
 }
 
 /** Kind names run by workers (the ones a worker may offer). */

@@ -215,6 +215,45 @@ export const videoStitchOutputSchema = z.object({
 });
 export type VideoStitchOutput = z.infer<typeof videoStitchOutputSchema>;
 
+const tokenUsage = z.object({ promptTokens: z.number().int().nonnegative(), completionTokens: z.number().int().nonnegative() }).nullable();
+
+/** `text.generate`: a language model's answer to an instruction about a text. */
+export const textGenerateOutputSchema = z.object({
+  text: z.string(),
+  /** The model that answered, as the server names it. */
+  model: z.string(),
+  /** Why the model stopped: "stop", "length" (hit maxTokens)… as the server says. */
+  finishReason: z.string(),
+  usage: tokenUsage,
+});
+export type TextGenerateOutput = z.infer<typeof textGenerateOutputSchema>;
+
+/** `image.caption`: what a vision language model says of an image (or its answer to `question`). */
+export const imageCaptionOutputSchema = textGenerateOutputSchema.extend({
+  question: z.string().nullable(),
+});
+export type ImageCaptionOutput = z.infer<typeof imageCaptionOutputSchema>;
+
+/** `image.classify`: a classifier's best labels for an image, most likely first. */
+export const imageClassifyOutputSchema = z.object({
+  model: z.string(),
+  /** What ran it: "onnxruntime (cpu)", "onnxruntime (cuda)", "kserve v2 (http://…)". */
+  runtime: z.string(),
+  labels: z.array(z.object({ label: z.string(), index: z.number().int().nonnegative(), score: z.number() })),
+});
+export type ImageClassifyOutput = z.infer<typeof imageClassifyOutputSchema>;
+
+/**
+ * `fusion.llm`: the deterministic report it was given, with the language model's answer to
+ * the prompt as the summary (so a result reads the same whichever fusion ran).
+ */
+export const fusionLlmOutputSchema = fusionReportOutputSchema.extend({
+  model: z.string(),
+  /** The deterministic report's own summary, kept. */
+  reportSummary: z.string(),
+});
+export type FusionLlmOutput = z.infer<typeof fusionLlmOutputSchema>;
+
 export interface TaskOutputs {
   'image.ocr': ImageOcrOutput;
   'image.inspect': ImageInspectOutput;
@@ -226,6 +265,10 @@ export interface TaskOutputs {
   'video.split': VideoSplitOutput;
   'text.split': TextSplitOutput;
   'audio.transcribe': AudioTranscribeOutput;
+  'text.generate': TextGenerateOutput;
+  'image.caption': ImageCaptionOutput;
+  'image.classify': ImageClassifyOutput;
+  'fusion.llm': FusionLlmOutput;
 }
 
 export type BuiltinWorkerKind = keyof TaskOutputs;
@@ -241,6 +284,10 @@ const schemas: { [K in BuiltinWorkerKind]: z.ZodType<TaskOutputs[K]> } = {
   'video.split': videoSplitOutputSchema,
   'text.split': textSplitOutputSchema,
   'audio.transcribe': audioTranscribeOutputSchema,
+  'text.generate': textGenerateOutputSchema,
+  'image.caption': imageCaptionOutputSchema,
+  'image.classify': imageClassifyOutputSchema,
+  'fusion.llm': fusionLlmOutputSchema,
 };
 
 export function isBuiltinWorkerKind(kind: string): kind is BuiltinWorkerKind {

@@ -2,7 +2,10 @@
 import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { formatBytes, InvalidOptionError } from '@mmgrid/core';
-import type { TaskHandler } from './backends/backend.js';
+import type { Backend, TaskHandler } from './backends/backend.js';
+import { TranscribeBackend } from './backends/builtin/audio-transcribe.js';
+import { checkBackends, createBackends } from './backends/registry.js';
+import { loadWorkerConfig, WorkerConfigError, type WorkerConfig } from './worker-config.js';
 import { builtinHandlers } from './backends/builtin/index.js';
 import { createLogger } from './logger.js';
 import { WorkerDaemon } from './worker-daemon.js';
@@ -26,13 +29,14 @@ const cpuKinds = builtinHandlers().map((h) => h.kind);
 
 const program = new Command('mmgrid worker')
   .description('Run a worker daemon: connect to a coordinator and run tasks on this machine.')
+  .addOption(new Option('--config <worker.yaml>', 'a config file: these options, and the model servers to connect (see docs/worker.md)').env('MMGRID_WORKER_CONFIG'))
   .addOption(
-    new Option('--coordinator <host:port,…>', 'coordinator to connect to; several, comma-separated, are tried in turn').env('MMGRID_COORDINATOR').default('127.0.0.1:7070'),
+    new Option('--coordinator <host:port,…>', 'coordinator to connect to; several, comma-separated, are tried in turn (default: 127.0.0.1:7070)').env('MMGRID_COORDINATOR'),
   )
   .addOption(new Option('--token <token>', 'worker token from the grid operator').env('MMGRID_TOKEN'))
-  .addOption(new Option('--name <name>', 'name shown in fleet views').default(hostname()))
+  .addOption(new Option('--name <name>', `name shown in fleet views (default: ${hostname()})`))
   .addOption(new Option('--state-dir <dir>', 'where the worker id and blob cache live').env('MMGRID_WORKER_STATE_DIR'))
-  .addOption(new Option('--kinds <list>', `task kinds to run, comma-separated (default: all of ${cpuKinds.join(', ')}, and audio.transcribe with --transcribe-url)`).argParser(parseList))
+  .addOption(new Option('--kinds <list>', `task kinds to run, comma-separated (default: ${cpuKinds.join(', ')}, and those of the backends that pass their check)`).argParser(parseList))
   .addOption(new Option('--slots <list>', 'tasks run at once per kind, e.g. image.ocr=2,audio.analyze=1').argParser(parseSlots))
   .addOption(new Option('--drain-grace-ms <ms>', 'on SIGTERM, how long running tasks may finish').argParser((v) => Number(v)))
   .addOption(
@@ -42,68 +46,98 @@ const program = new Command('mmgrid worker')
       return bytes;
     }),
   )
-  .option('--cpu-only', 'offer no GPU, even when one is present', false)
-  .addOption(new Option('--nvidia-smi <path>', 'the nvidia-smi to ask about GPUs').env('MMGRID_NVIDIA_SMI').default('nvidia-smi'))
+  .option('--cpu-only', 'offer no GPU, even when one is present')
+  .addOption(new Option('--nvidia-smi <path>', 'the nvidia-smi to ask about GPUs (default: nvidia-smi)').env('MMGRID_NVIDIA_SMI'))
   .addOption(
     new Option('--transcribe-url <url>', 'a speech-to-text server speaking the OpenAI transcription API (whisper.cpp, faster-whisper…): runs audio.transcribe').env(
       'MMGRID_TRANSCRIBE_URL',
     ),
   )
-  .addOption(new Option('--transcribe-model <name>', 'model to ask the speech-to-text server for').env('MMGRID_TRANSCRIBE_MODEL').default('whisper-1'))
+  .addOption(new Option('--transcribe-model <name>', 'model to ask the speech-to-text server for (default: whisper-1)').env('MMGRID_TRANSCRIBE_MODEL'))
   .addOption(new Option('--transcribe-api-key <key>', 'bearer token for the speech-to-text server').env('MMGRID_TRANSCRIBE_API_KEY'))
   .showHelpAfterError();
 
 program.parse();
 const flags = program.opts<{
-  coordinator: string;
+  config?: string;
+  coordinator?: string;
   token?: string;
-  name: string;
+  name?: string;
   stateDir?: string;
   kinds?: string[];
   slots?: Record<string, number>;
   drainGraceMs?: number;
   vramBudget?: number;
-  cpuOnly: boolean;
-  nvidiaSmi: string;
+  cpuOnly?: boolean;
+  nvidiaSmi?: string;
   transcribeUrl?: string;
-  transcribeModel: string;
+  transcribeModel?: string;
   transcribeApiKey?: string;
 }>();
 
-let options: ResolvedWorkerOptions;
-let handlers: TaskHandler[];
+function usage(message: string): never {
+  process.stderr.write(`mmgrid worker: ${message}\n`);
+  process.exit(2);
+}
+
+let config: WorkerConfig | undefined;
+if (flags.config !== undefined) {
+  try {
+    config = await loadWorkerConfig(flags.config);
+  } catch (err) {
+    if (err instanceof WorkerConfigError) usage(err.message);
+    throw err;
+  }
+}
+
+const logger = createLogger('worker', { worker: flags.name ?? config?.name ?? hostname() });
+
+// Command-line options win over the config file.
+let backends: Backend[];
 try {
-  handlers = builtinHandlers({
-    transcribe:
-      flags.transcribeUrl !== undefined
-        ? { url: flags.transcribeUrl, model: flags.transcribeModel, ...(flags.transcribeApiKey !== undefined ? { apiKey: flags.transcribeApiKey } : {}) }
-        : undefined,
-  });
+  backends = createBackends(config?.backends ?? { transcribe: [], chat: [], onnx: [], kserve: [], exec: [] }, { baseDir: config?.baseDir ?? process.cwd(), logger });
+  if (flags.transcribeUrl !== undefined) {
+    backends.push(new TranscribeBackend({ name: 'transcribe-url', url: flags.transcribeUrl, model: flags.transcribeModel ?? 'whisper-1', apiKey: flags.transcribeApiKey }));
+  }
+} catch (err) {
+  if (err instanceof InvalidOptionError || err instanceof WorkerConfigError) usage(err.message);
+  throw err;
+}
+const checked = await checkBackends(backends);
+for (const { backend, reason } of checked.failed) {
+  logger.warn({ backend: backend.name, type: backend.type }, `backend ${backend.name} (${backend.type}) is left out: ${reason}; its kinds (${backend.kinds.join(', ') || 'none'}) are not offered`);
+}
+const handlers: TaskHandler[] = [...builtinHandlers(), ...checked.ready.flatMap(({ backend }) => backend.handlers())];
+
+let options: ResolvedWorkerOptions;
+try {
+  const vramBudgetBytes = flags.vramBudget ?? config?.vramBudget;
+  const drainGraceMs = flags.drainGraceMs ?? (config?.drainGraceSec !== undefined ? config.drainGraceSec * 1000 : undefined);
+  const token = flags.token ?? config?.token;
+  const stateDir = flags.stateDir ?? config?.stateDir;
+  const kinds = flags.kinds ?? config?.kinds;
+  const slots = flags.slots ?? config?.slots;
   options = resolveWorkerOptions(
     {
-      coordinator: flags.coordinator,
-      name: flags.name,
-      ...(flags.token !== undefined ? { token: flags.token } : {}),
-      ...(flags.stateDir !== undefined ? { stateDir: flags.stateDir } : {}),
-      ...(flags.kinds !== undefined ? { kinds: flags.kinds } : {}),
-      ...(flags.slots !== undefined ? { slots: flags.slots } : {}),
-      ...(flags.drainGraceMs !== undefined ? { drainGraceMs: flags.drainGraceMs } : {}),
-      ...(flags.vramBudget !== undefined ? { vramBudgetBytes: flags.vramBudget } : {}),
-      cpuOnly: flags.cpuOnly,
-      nvidiaSmi: flags.nvidiaSmi,
+      coordinator: flags.coordinator ?? config?.coordinator ?? '127.0.0.1:7070',
+      name: flags.name ?? config?.name ?? hostname(),
+      ...(token !== undefined ? { token } : {}),
+      ...(stateDir !== undefined ? { stateDir } : {}),
+      ...(kinds !== undefined ? { kinds } : {}),
+      ...(slots !== undefined ? { slots } : {}),
+      ...(drainGraceMs !== undefined ? { drainGraceMs } : {}),
+      ...(vramBudgetBytes !== undefined ? { vramBudgetBytes } : {}),
+      cpuOnly: flags.cpuOnly ?? config?.cpuOnly ?? false,
+      nvidiaSmi: flags.nvidiaSmi ?? config?.nvidiaSmi ?? 'nvidia-smi',
     },
     handlers.map((h) => h.kind),
     hostname(),
   );
 } catch (err) {
-  if (err instanceof InvalidOptionError) {
-    process.stderr.write(`mmgrid worker: ${err.message}\n`);
-    process.exit(2);
-  }
+  if (err instanceof InvalidOptionError) usage(err.message);
   throw err;
 }
 
-const logger = createLogger('worker', { worker: options.name });
 const daemon = new WorkerDaemon(options, handlers, logger);
 await daemon.start();
 const summary = options.kinds
@@ -114,9 +148,16 @@ const gpuText =
   gpus.length === 0
     ? `no GPU (${note}); CPU kinds only`
     : `${gpus.map((g) => `${g.name} (${formatBytes(g.memoryTotalBytes)}, compute ${g.computeCapability || '?'})`).join(', ')}; grid may use ${formatBytes(vramBudgetBytes)} of GPU memory`;
+const backendText =
+  backends.length === 0
+    ? 'no model servers configured'
+    : [
+        ...checked.ready.map(({ backend, check }) => `${backend.name}: ${check.note}`),
+        ...checked.failed.map(({ backend }) => `${backend.name}: left out (see above)`),
+      ].join('; ');
 logger.info(
-  { workerId: daemon.id, coordinators: options.coordinators, stateDir: options.stateDir },
-  `mmgrid worker ${options.name}: ${gpuText}; offering ${summary}; connecting to ${options.coordinators.join(' or ')}`,
+  { workerId: daemon.id, coordinators: options.coordinators, stateDir: options.stateDir, backends: checked.ready.map(({ backend }) => backend.name) },
+  `mmgrid worker ${options.name}: ${gpuText}; backends: ${backendText}; offering ${summary}; connecting to ${options.coordinators.join(' or ')}`,
 );
 daemon.on('connected', () => process.send?.({ type: 'connected', workerId: daemon.id }));
 
@@ -138,3 +179,6 @@ const onSignal = (signal: NodeJS.Signals): void => {
 process.on('SIGINT', onSignal);
 process.on('SIGTERM', onSignal);
 process.on('disconnect', () => onSignal('SIGTERM'));
+process.on('exit', () => {
+  for (const backend of backends) void backend.close?.();
+});

@@ -5,6 +5,8 @@
 export type TaskFailureCode =
   | 'INPUT_DECODE_FAILED'
   | 'INPUT_MISSING'
+  /** The input is larger than the backend takes; running again will not help. */
+  | 'INPUT_TOO_LARGE'
   | 'TOOL_MISSING'
   | 'TIMEOUT'
   | 'CANCELLED'

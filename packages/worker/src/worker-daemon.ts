@@ -290,7 +290,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
             host: this.hostInfo(),
             gpus: this.gpus.map((g) => toGpuInfo(g, this.cudaVersion)),
             kinds: this.options.kinds.map((kind) => ({ kind, slots: this.options.slots[kind] ?? 1, models: [...(this.handlers.find((h) => h.kind === kind)?.models ?? [])] })),
-            warmModels: [],
+            warmModels: [...new Set(this.handlers.flatMap((h) => h.models ?? []))],
             vramBudgetBytes: this.vramBudget(),
             running: this.heldLeases(),
           },
@@ -322,7 +322,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
     this.heartbeatSeq += 1;
     const seq = this.heartbeatSeq;
     const send = (): void => {
-      this.send({ msg: { $case: 'heartbeat', heartbeat: { seq, gpus: this.gpus.map(toGpuStats), warmModels: [], running: this.heldLeases() } } });
+      this.send({ msg: { $case: 'heartbeat', heartbeat: { seq, gpus: this.gpus.map(toGpuStats), warmModels: [...new Set(this.handlers.flatMap((h) => h.models ?? []))], running: this.heldLeases() } } });
     };
     if (this.gpus.length === 0 || seq % GPU_STATS_EVERY !== 0) {
       send();

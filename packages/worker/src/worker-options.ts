@@ -63,9 +63,16 @@ export function defaultSlots(kind: string, cpuCount = cpus().length): number {
     case 'image.inspect':
       return Math.max(1, cpuCount);
     case 'audio.transcribe':
-      // The speech-to-text server does the work (often on one GPU): two keep it busy.
+    case 'text.generate':
+    case 'image.caption':
+    case 'fusion.llm':
+    case 'image.classify':
+      // A model server (often on one GPU) does the work: two keep it busy without queueing
+      // many requests inside it.
       return 2;
     default:
+      // A command an owner set up (exec.NAME) is often a whole GPU job: one at a time.
+      if (kind.startsWith('exec.')) return 1;
       return Math.max(2, cpuCount * 2);
   }
 }

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import {
+  batches,
   canRun,
   canTakeNow,
   explainWaiting,
@@ -39,7 +40,7 @@ import { BadRequestError, CoordinatorError, JobNotFoundError } from '../errors.j
 import type { EventHub } from '../event-hub.js';
 import { toServiceError, unary } from '../grpc-errors.js';
 import { jobSummaryToProto, jobToProto, specFromProto } from '../job-mapping.js';
-import { JobStore, type JobRecord } from '../job-store.js';
+import { JobStore, type JobRecord, type TaskRecord } from '../job-store.js';
 import type { Logger } from '../logger.js';
 import { detectMedia, probeBlob, PROBE_HEAD_BYTES } from '../media-probe.js';
 import { jobStateFromProto, taskStateToProto } from '../proto-mapping.js';
@@ -66,6 +67,8 @@ export interface JobServiceDeps {
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
 const WATCH_POLL_MS = 5_000;
 const WATCH_BATCH = 1_000;
+/** Shards removed at once when their job is cancelled. */
+const SHARD_REMOVE_BATCH = 500;
 
 /** Submitters' API: submit, get, watch, cancel and list jobs. */
 export class JobServiceImpl {
@@ -99,20 +102,35 @@ export class JobServiceImpl {
       if (input.source === undefined) throw new InvalidJobSpecError(`inputs[${i}]`, 'give the input either a blob (uploaded bytes) or text');
     });
     const spec = validateJobSpec(raw);
+    // A retried submission (its answer was lost, or it met UNAVAILABLE) is answered from the
+    // job the key already names, before the inputs are stat'ed and probed again.
+    const knownId = await jobs.jobOfIdempotencyKey(principal.tenant, key);
+    const known = knownId === undefined ? undefined : await jobs.get(knownId);
+    if (known) return { job: await this.resubmitted(known, principal) };
     const { resolved, planInputs } = await this.resolveInputs(spec);
-    const graph = plan({ pipeline: spec.pipeline, inputs: planInputs, prompt: spec.prompt, params: spec.params, steps: spec.steps });
+    const offered = new Set((await this.deps.directory.capabilities()).flatMap((w) => [...w.kinds.keys()]));
+    const graph = plan({ pipeline: spec.pipeline, inputs: planInputs, prompt: spec.prompt, params: spec.params, steps: spec.steps, offered });
     const id = this.deps.newJobId();
     const createdAt = now();
     const storedId = await jobs.create({ id, tenant: principal.tenant, spec: resolved, inputs: planInputs, graph, createdAt, idempotencyKey: key });
     const earlier = storedId === id ? undefined : await jobs.get(storedId);
-    if (!earlier || !isTerminalJobState(earlier.state)) {
-      // Adding the flow is idempotent, so a retried submission finishes what a failed one began.
-      const job = earlier ?? { id, tenant: principal.tenant, spec: resolved, graph, generation: 0, rerun: undefined };
-      await this.enqueue(job);
-      await jobs.accepted(storedId);
-    }
-    if (!earlier) logger.info({ jobId: id, tenant: principal.tenant, tasks: graph.tasks.length, pipeline: spec.pipeline }, 'job accepted');
+    if (earlier) return { job: await this.resubmitted(earlier, principal) };
+    await this.enqueue({ id, tenant: principal.tenant, spec: resolved, graph, generation: 0, rerun: undefined });
+    await jobs.accepted(storedId);
+    logger.info({ jobId: id, tenant: principal.tenant, tasks: graph.tasks.length, pipeline: spec.pipeline }, 'job accepted');
     return { job: await this.load(storedId, principal) };
+  }
+
+  /**
+   * The answer to a submission whose idempotency key names an earlier job. Adding the flow is
+   * idempotent, so a retried submission finishes what a failed one began.
+   */
+  private async resubmitted(earlier: JobRecord, principal: Principal): Promise<Job> {
+    if (!isTerminalJobState(earlier.state)) {
+      await this.enqueue(earlier);
+      await this.deps.jobs.accepted(earlier.id);
+    }
+    return this.load(earlier.id, principal);
   }
 
   /** Adds a job's tasks to their queues and wakes the dispatchers of every replica. */
@@ -148,7 +166,7 @@ export class JobServiceImpl {
         // ffprobe settles what magic numbers cannot: a WebM or MP4 with only sound is a
         // recording; a damaged file is refused here rather than failing on a worker. A store
         // without local files (S3) has the blob copied to a temporary file for it.
-        const av = await probeBlob(blobs, stat.sha256, input.name, detected.mediaType);
+        const av = await probeBlob(blobs, stat.sha256, input.name, detected.mediaType, { logger: this.deps.logger });
         if (av) {
           durationSec = av.durationSec;
           if (modality === 'video' && !av.hasVideo && av.hasAudio) modality = 'audio';
@@ -187,8 +205,10 @@ export class JobServiceImpl {
     const at = now();
     const changed = await jobs.finish(record.id, 'cancelled', { error: { code: 'CANCELLED', message: reason } }, at);
     if (changed) {
-      // Queued tasks are removed (leaves first); running ones are told to stop wherever they run.
+      // Queued tasks are removed, leaves first (the shards stitch steps added at run time, then
+      // the graph's tasks in order); running ones are told to stop wherever they run.
       const tasks = await jobs.tasks(record.id);
+      await this.removeShards(record.id, tasks);
       for (const task of record.graph.tasks) {
         const generation = tasks.get(task.id)?.generation ?? 0;
         await queues
@@ -203,6 +223,26 @@ export class JobServiceImpl {
       logger.info({ jobId: record.id, reason }, 'job cancelled');
     }
     return this.load(record.id, principal);
+  }
+
+  /**
+   * Removes the queued shards of a cancelled job (they are not in its graph). Running ones are
+   * locked, so BullMQ keeps them: cancelRunning stops them like any running task. Without
+   * this, one running shard keeps BullMQ from removing its stitch step with the step's
+   * children, and every other shard would stay queued only to be fetched and failed.
+   */
+  private async removeShards(jobId: string, tasks: ReadonlyMap<string, TaskRecord>): Promise<void> {
+    const live = [...tasks].filter(([, t]) => t.shardOf !== undefined && t.queue !== undefined && (t.state === 'queued' || t.state === 'blocked' || t.state === 'running'));
+    for (const batch of batches(live, SHARD_REMOVE_BATCH)) {
+      await Promise.all(
+        batch.map(([taskId, t]) =>
+          this.deps.queues
+            .queue(t.queue ?? '')
+            .queue.remove(bullJobIdOf(jobId, taskId, t.generation), { removeChildren: false })
+            .catch(() => 0),
+        ),
+      );
+    }
   }
 
   private async list(call: ServerUnaryCall<ListJobsRequest, ListJobsResponse>): Promise<ListJobsResponse> {

@@ -524,3 +524,60 @@ describe('assembleJobResult: declared pipelines', () => {
     expect(doc.failures[0]).not.toHaveProperty('step');
   });
 });
+
+describe('assembleJobResult: fusion with a language model', () => {
+  const graph = plan({ pipeline: 'describe', inputs: INPUTS, prompt: PROMPT, offered: new Set(['fusion.llm']) });
+  const llm = graph.tasks.find((t) => t.kind === 'fusion.llm');
+  const reportTask = graph.tasks.find((t) => t.kind === 'fusion.report');
+  if (!llm || !reportTask) throw new Error('no fusion.llm planned');
+
+  function withLlm(outcome: TaskOutcome): Map<string, TaskOutcome> {
+    const outcomes = outcomesFor(graph, { [llm?.id ?? '']: undefined });
+    outcomes.set(llm?.id ?? '', outcome);
+    return outcomes;
+  }
+
+  it("uses the model's answer as the summary, over the report", () => {
+    const base = outcomesFor(graph, { [llm.id]: undefined });
+    const reportOutcome = base.get(reportTask.id);
+    if (reportOutcome?.status !== 'succeeded') throw new Error('no report');
+    const report = fusionReportOutputSchema.parse(JSON.parse(reportOutcome.outputJson));
+    const answer = { ...report, summary: 'Yes: the sign says a cat sleeps here.', model: 'qwen2.5-vl', reportSummary: report.summary };
+    const doc = expectOk(assembleJobResult(graph, INPUTS, PROMPT, withLlm({ status: 'succeeded', outputJson: JSON.stringify(answer) })));
+    expect(doc.summary).toBe('Yes: the sign says a cat sleeps here.');
+    expect(doc.fusion).toMatchObject({ model: 'qwen2.5-vl', reportSummary: report.summary, sections: report.sections });
+    expect(doc.partial).toBe(false);
+    expect(doc.coverage).toBe(1);
+  });
+
+  it('falls back to the report when the model fails: listed, but no input is less covered', () => {
+    const doc = expectOk(assembleJobResult(graph, INPUTS, PROMPT, withLlm(failure('BACKEND_UNAVAILABLE', 'the chat server answered 503'))));
+    expect(doc.summary).toContain('memo (audio)');
+    expect(doc.fusion).not.toHaveProperty('model');
+    expect(doc.partial).toBe(true);
+    expect(doc.coverage).toBe(1);
+    expect(doc.failures).toEqual([{ taskId: llm.id, kind: 'fusion.llm', input: null, code: 'BACKEND_UNAVAILABLE', message: 'the chat server answered 503' }]);
+  });
+});
+
+describe('assembleJobResult: jobs with no task reading an input (selftest)', () => {
+  const graph = plan({ pipeline: 'selftest', inputs: [], prompt: '', params: { tasks: '4' } });
+  const sleeps = graph.tasks.filter((t) => t.kind === 'selftest.sleep');
+  const ok = { status: 'succeeded', outputJson: JSON.stringify({ sleptMs: 1, attempt: 1, index: 0 }) } as const;
+
+  it('counts coverage over the optional tasks', () => {
+    const outcomes = new Map<string, TaskOutcome>(sleeps.map((t, i) => [t.id, i === 0 ? failure('TIMEOUT', 'slept too long') : ok]));
+    const doc = expectOk(assembleJobResult(graph, [], '', outcomes));
+    expect(doc.coverage).toBe(3 / 4);
+    expect(doc.partial).toBe(true);
+    expect(doc.summary).toBe('3 of 4 tasks succeeded; 1 failed.');
+  });
+
+  it('fails the job when every one failed', () => {
+    const outcomes = new Map<string, TaskOutcome>(sleeps.map((t) => [t.id, failure('TIMEOUT', 'slept too long')]));
+    const result = assembleJobResult(graph, [], '', outcomes);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.error.message).toMatch(/^every task failed; the first: selftest\.sleep/);
+  });
+});

@@ -135,9 +135,10 @@ describe('checkDeclaredSteps: refusals', () => {
     { name: 'an empty kind', steps: { read: { kind: '', input: 'scan' } }, path: 'steps.read.kind', message: /must name a task kind/ },
     {
       name: 'an unknown kind, listing the kinds',
-      steps: { read: { kind: 'image.caption', input: 'scan' } },
+      steps: { read: { kind: 'image.describe', input: 'scan' } },
       path: 'steps.read.kind',
-      message: /unknown kind "image\.caption"; kinds: image\.ocr, image\.inspect, audio\.analyze, text\.stats, fusion\.report, selftest\.sleep, audio\.transcribe$/,
+      message:
+        /unknown kind "image\.describe"; kinds: image\.ocr, image\.inspect, audio\.analyze, text\.stats, fusion\.report, selftest\.sleep, audio\.transcribe, text\.generate, image\.caption, image\.classify, fusion\.llm, or exec\.NAME for a command a worker's owner set up$/,
     },
     { name: 'a kind that cannot be declared (a split)', steps: { cut: { kind: 'audio.split', input: 'memo' } }, path: 'steps.cut.kind', message: /unknown kind "audio\.split"; kinds: .*image\.ocr/ },
     { name: 'a kind that cannot be declared (a stitch)', steps: { join: { kind: 'audio.stitch', from: ['x'] } }, path: 'steps.join.kind', message: /unknown kind "audio\.stitch"/ },

@@ -310,3 +310,32 @@ describe('plan: describe pipeline, bad params', () => {
     expect(() => plan({ pipeline: 'describe', inputs: [image('cat')], prompt: '', params: { windowSec: '0' } })).toThrow(InvalidJobSpecError);
   });
 });
+
+describe('plan: fusion with a language model', () => {
+  const inputs: PlanInput[] = [{ name: 'cat', modality: 'image', mediaType: 'image/png' }];
+
+  it('adds fusion.llm over the report when a worker offers it', () => {
+    const graph = plan({ pipeline: 'describe', inputs, prompt: 'Is there a cat?', offered: new Set(['image.ocr', 'fusion.llm']) });
+    const report = only(graph, 'fusion.report');
+    const llm = only(graph, 'fusion.llm');
+    expect(llm.dependsOn).toEqual([report.id]);
+    expect(llm.optional).toBe(true);
+    expect(report.optional).toBe(false);
+    expect(graph.tasks.find((t) => t.id === graph.rootId)?.dependsOn).toEqual([llm.id]);
+  });
+
+  it('keeps the deterministic report alone when no worker offers it', () => {
+    for (const offered of [undefined, new Set(['image.ocr', 'text.generate'])]) {
+      const graph = plan({ pipeline: 'describe', inputs, prompt: 'Is there a cat?', ...(offered ? { offered } : {}) });
+      expect(graph.tasks.map((t) => t.kind)).not.toContain('fusion.llm');
+      expect(graph.tasks.find((t) => t.id === graph.rootId)?.dependsOn).toEqual([only(graph, 'fusion.report').id]);
+    }
+  });
+
+  it('video-summary fuses with it too; transcribe and ocr have no fusion', () => {
+    const offered = new Set(['fusion.llm']);
+    const video: PlanInput[] = [{ name: 'clip', modality: 'video', mediaType: 'video/mp4', durationSec: 4 }];
+    expect(plan({ pipeline: 'video-summary', inputs: video, prompt: 'x', offered }).tasks.map((t) => t.kind)).toContain('fusion.llm');
+    expect(plan({ pipeline: 'ocr', inputs: video, prompt: '', offered }).tasks.map((t) => t.kind)).not.toContain('fusion.llm');
+  });
+});

@@ -688,6 +688,57 @@ describe('stitchTextStats', () => {
     expect(textStatsOutputSchema.safeParse(output).success).toBe(true);
   });
 
+  describe('excerpt', () => {
+    /** What the excerpt was before it was built incrementally: every excerpt joined, then spread. */
+    const joinedThenSpread = (excerpts: readonly string[]): string => [...excerpts.join('')].slice(0, 2000).join('');
+    const base = textStats('x', 'input');
+    const shardsWith = (excerpts: readonly string[], characters = (excerpt: string): number => [...excerpt].length): ShardOutcome<TextStatsOutput>[] =>
+      excerpts.map((excerpt, index) => ({ window: { index, startSec: index, endSec: index + 1 }, output: { ...base, excerpt, characters: characters(excerpt) } }));
+
+    it.each<[string, string[]]>([
+      ['none', []],
+      ['empty ones', ['', '', '']],
+      ['short ones', ['abc', 'déf', '', 'ghi']],
+      ['exactly 2,000', ['a'.repeat(1000), 'b'.repeat(1000)]],
+      ['one over 2,000', ['a'.repeat(1000), 'b'.repeat(1001)]],
+      ['a long first one', ['x'.repeat(5000), 'never read']],
+      ['emoji (two UTF-16 units each)', ['😀'.repeat(1500), '🎉'.repeat(1500)]],
+      ['a pair split across two excerpts at the 2,000th code point', ['a'.repeat(1999) + '\uD83D', '\uDE00tail']],
+      ['a pair split across two excerpts after 4,000 units', ['😀'.repeat(1999) + '\uD83D', '\uDE00tail']],
+      ['a pair split after many short excerpts', [...Array.from({ length: 3999 }, () => 'a'), '\uD83D', '\uDE00', 'b']],
+      ['lone surrogates', ['\uDE00abc\uD83D', 'x', '\uD83D']],
+    ])('%s: the first 2,000 code points of the excerpts joined', (_name, excerpts) => {
+      expect(stitchTextStats(shardsWith(excerpts), 'input').output.excerpt).toBe(joinedThenSpread(excerpts));
+    });
+
+    it('random excerpts (astral characters, lone surrogates, empty ones): as joining them all gave', () => {
+      const next = random(11);
+      const alphabet = ['a', 'é', '\n', '😀', '\uD83D', '\uDE00', '中', ' '];
+      for (let round = 0; round < 300; round += 1) {
+        const excerpts = Array.from({ length: Math.floor(next() * 12) }, () =>
+          Array.from({ length: Math.floor(next() * (next() < 0.3 ? 2500 : 400)) }, () => alphabet[Math.floor(next() * alphabet.length)] ?? 'a').join(''),
+        );
+        expect({ round, excerpt: stitchTextStats(shardsWith(excerpts), 'input').output.excerpt }).toEqual({ round, excerpt: joinedThenSpread(excerpts) });
+      }
+    });
+
+    it('20,000 chunks with full 2,000-character excerpts: the start of the text, from the first chunks only', () => {
+      // The excerpts of the largest text a job may have: joined and spread whole, they made an
+      // array of 40 million strings (over a second and some 850 MB).
+      const body = [...'Lorem ipsum 😀 dolor sit amet. '.repeat(100)].slice(0, 1993).join('');
+      const excerpts = Array.from({ length: 20_000 }, (_, i) => `${String(i).padStart(5, '0')}: ${body}`);
+      const { output, coverage } = stitchTextStats(
+        shardsWith(excerpts, () => 2000),
+        'input',
+      );
+      expect([...output.excerpt].length).toBe(2000);
+      expect(output.excerpt).toBe(excerpts[0]);
+      expect(output.characters).toBe(20_000 * 2000);
+      expect(output.truncated).toBe(true);
+      expect(coverage).toBe(1);
+    });
+  });
+
   it('no chunks: empty stats, full coverage; all failed: zero coverage', () => {
     const empty = stitchTextStats([], 'prompt');
     expect(empty.output).toEqual(textStats('', 'prompt'));

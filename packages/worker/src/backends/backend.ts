@@ -1,4 +1,5 @@
 import type { BlobRef, JsonObject } from '@mmgrid/core';
+import type { Logger } from '../logger.js';
 import type { UpstreamOutput } from '@mmgrid/proto';
 
 /** Everything a task handler gets to do one task. */
@@ -35,4 +36,50 @@ export interface TaskHandler {
   readonly models?: readonly string[];
   run(ctx: TaskContext): Promise<unknown>;
   close?(): Promise<void>;
+}
+
+/** What a backend's start-up check found. */
+export interface BackendCheck {
+  /** Models the server has ready (announced as warm with every heartbeat). */
+  readonly models: readonly string[];
+  /** One line for the start-up summary: "vLLM at http://127.0.0.1:8000, 2 models". */
+  readonly note: string;
+}
+
+/**
+ * A model server or runtime connected to the grid (a chat server, a speech-to-text server,
+ * ONNX Runtime, a KServe server, a command): it serves some task kinds. Each is checked when
+ * the worker starts; one that fails its check is left out, with a clear message, and the
+ * worker offers the rest.
+ */
+export interface Backend {
+  /** Its name in the worker's config, for logs and the summary. */
+  readonly name: string;
+  /** What it is: "openai-chat", "openai-transcribe", "onnx", "kserve", "exec". */
+  readonly type: string;
+  /** The kinds it serves when its check passes. */
+  readonly kinds: readonly string[];
+  /**
+   * Checks the server answers and serves what the config names (within `signal`).
+   * @throws BackendUnavailableError saying what is wrong and how to fix it.
+   */
+  check(signal: AbortSignal): Promise<BackendCheck>;
+  /** Its task handlers (asked for once, after a passing check). */
+  handlers(): TaskHandler[];
+  close?(): Promise<void>;
+}
+
+/** A backend failed its check: the message says what was tried and what went wrong. */
+export class BackendUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BackendUnavailableError';
+  }
+}
+
+/** What a backend is made with besides its config section. */
+export interface BackendContext {
+  /** The folder of the worker's config file: relative paths in a section are relative to it. */
+  readonly baseDir: string;
+  readonly logger: Logger;
 }

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { z } from 'zod';
 import { InvalidOptionError, type AudioTranscribeOutput } from '@mmgrid/core';
 import { TaskFailedError } from '../../errors.js';
-import type { TaskContext, TaskHandler } from '../backend.js';
+import { type Backend, type BackendCheck, type TaskContext, type TaskHandler } from '../backend.js';
+import { baseUrl, bearer, causeOf, checkRequest, taskRequest } from '../http.js';
 
 /** Where the speech-to-text server is and which of its models to ask for. */
 export interface TranscribeBackendOptions {
@@ -16,7 +17,7 @@ export interface TranscribeBackendOptions {
   /** Model name sent when a task names none. @default "whisper-1" */
   readonly model?: string;
   /** Sent as a bearer token, when the server wants one. */
-  readonly apiKey?: string;
+  readonly apiKey?: string | undefined;
 }
 
 const seconds = z.number().finite().nonnegative();
@@ -28,8 +29,6 @@ const verboseJsonSchema = z.object({
   words: z.array(z.object({ word: z.string(), start: seconds, end: seconds })).optional(),
   segments: z.array(z.object({ text: z.string(), start: seconds, end: seconds })).optional(),
 });
-
-const errorBodySchema = z.object({ error: z.object({ message: z.string() }) });
 
 const ms = (sec: number): number => Math.round(sec * 1000) / 1000;
 
@@ -82,27 +81,12 @@ export class AudioTranscribeHandler implements TaskHandler {
     form.append('timestamp_granularities[]', 'segment');
     if (language) form.set('language', language);
 
-    const endpoint = `${this.url}/v1/audio/transcriptions`;
-    let response: Response;
-    try {
-      response = await fetch(endpoint, {
-        method: 'POST',
-        body: form,
-        signal: ctx.signal,
-        headers: this.options.apiKey ? { authorization: `Bearer ${this.options.apiKey}` } : {},
-      });
-    } catch (err) {
-      if (ctx.signal.aborted) throw err;
-      throw new TaskFailedError('BACKEND_UNAVAILABLE', `the speech-to-text server at ${this.url} cannot be reached: ${causeOf(err)}`, true, { cause: err });
-    }
-    const body = await response.text();
-    if (!response.ok) {
-      const detail = errorMessageOf(body);
-      // 4xx: this request is wrong (bad model, unsupported file) and will be wrong again;
-      // 429 and 5xx: the server is busy or broken, another try (or worker) may do.
-      const retryable = response.status === 429 || response.status >= 500;
-      throw new TaskFailedError(retryable ? 'BACKEND_UNAVAILABLE' : 'BACKEND_REFUSED', `the speech-to-text server answered ${response.status}: ${detail}`, retryable);
-    }
+    const body = await taskRequest('the speech-to-text server', `${this.url}/v1/audio/transcriptions`, {
+      method: 'POST',
+      body: form,
+      signal: ctx.signal,
+      headers: bearer(this.options.apiKey),
+    });
     let parsed: z.infer<typeof verboseJsonSchema>;
     try {
       parsed = verboseJsonSchema.parse(JSON.parse(body));
@@ -125,21 +109,26 @@ export class AudioTranscribeHandler implements TaskHandler {
   }
 }
 
-function causeOf(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
-    return `${err.message}${cause}`;
-  }
-  return String(err);
-}
+/** The speech-to-text server of a worker, as a backend: checked at start, serves audio.transcribe. */
+export class TranscribeBackend implements Backend {
+  readonly type = 'openai-transcribe';
+  readonly kinds = ['audio.transcribe'];
+  readonly name: string;
 
-/** The message of an OpenAI-style error body (`{"error": {"message": …}}`), or the body's start. */
-function errorMessageOf(body: string): string {
-  try {
-    const parsed = errorBodySchema.safeParse(JSON.parse(body));
-    if (parsed.success) return parsed.data.error.message;
-  } catch {
-    // not JSON: fall through
+  constructor(private readonly options: TranscribeBackendOptions & { readonly name?: string }) {
+    this.name = options.name ?? 'transcribe';
+    checkTranscribeUrl(options.url);
   }
-  return body.slice(0, 300).replace(/\s+/g, ' ').trim() || '(no body)';
+
+  async check(signal: AbortSignal): Promise<BackendCheck> {
+    // Any answer shows the server is there: whisper.cpp's server has no /v1/models (404).
+    const url = `${baseUrl(this.options.url)}/v1/models`;
+    const { status } = await checkRequest('the speech-to-text server', url, { signal, headers: bearer(this.options.apiKey) });
+    const model = this.options.model ?? 'whisper-1';
+    return { models: [model], note: `speech to text at ${baseUrl(this.options.url)} (model ${model}${status === 401 || status === 403 ? `; it answered ${status}: check the API key` : ''})` };
+  }
+
+  handlers(): TaskHandler[] {
+    return [new AudioTranscribeHandler(this.options)];
+  }
 }

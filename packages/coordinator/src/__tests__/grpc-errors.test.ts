@@ -1,0 +1,84 @@
+import { once } from 'node:events';
+import { connect, createServer } from 'node:net';
+import { status } from '@grpc/grpc-js';
+import { Redis, ReplyError } from 'ioredis';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { CoordinatorError } from '../errors.js';
+import { toServiceError } from '../grpc-errors.js';
+import { S3BlobStore } from '../s3-blob-store.js';
+
+const logger = pino({ level: 'silent' });
+const REDIS_DOWN = 'the coordinator cannot reach Redis right now; retry shortly';
+
+/** A local port nobody listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('toServiceError: Redis down', () => {
+  it('ioredis giving up on a command (MaxRetriesPerRequestError) is UNAVAILABLE, naming Redis', async () => {
+    const redis = new Redis({ host: '127.0.0.1', port: await closedPort(), maxRetriesPerRequest: 0, retryStrategy: () => 20 });
+    redis.on('error', () => undefined);
+    try {
+      const err = await rejection(redis.get('x'));
+      expect(toServiceError(err, logger, 'Test')).toMatchObject({ code: status.UNAVAILABLE, details: REDIS_DOWN });
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('a command on a closed ioredis connection is UNAVAILABLE, naming Redis', async () => {
+    const redis = new Redis({ host: '127.0.0.1', port: await closedPort(), lazyConnect: true });
+    redis.on('error', () => undefined);
+    redis.disconnect();
+    const err = await rejection(redis.get('x'));
+    expect(toServiceError(err, logger, 'Test')).toMatchObject({ code: status.UNAVAILABLE, details: REDIS_DOWN });
+  });
+
+  it('an answer from Redis (ReplyError) is not Redis being down', () => {
+    // ioredis types the class `any`; this is the class it fails a command with an error reply.
+    const Reply = ReplyError as new (message: string) => Error;
+    expect(toServiceError(new Reply('ERR unknown command'), logger, 'Test').code).toBe(status.INTERNAL);
+  });
+
+  it('another connection refused (not Redis) is not Redis being down', async () => {
+    const socket = connect(await closedPort(), '127.0.0.1');
+    const [err] = (await once(socket, 'error')) as [Error];
+    expect(err.message).toContain('ECONNREFUSED');
+    const mapped = toServiceError(err, logger, 'Test');
+    expect(mapped.code).toBe(status.INTERNAL);
+    expect(mapped.details).not.toContain('Redis');
+  });
+
+  it('an S3 blob store that cannot be reached is UNAVAILABLE, naming the blob store', async () => {
+    const endpoint = `http://127.0.0.1:${await closedPort()}`;
+    const store = new S3BlobStore({ endpoint, region: 'us-east-1', bucket: 'mmgrid', prefix: '', accessKeyId: 'k', secretAccessKey: 's', forcePathStyle: true, maxBlobBytes: 1024 });
+    try {
+      const err = await rejection(store.stat('a'.repeat(64)));
+      expect(err).toBeInstanceOf(CoordinatorError);
+      const mapped = toServiceError(err, logger, 'Test');
+      expect(mapped.code).toBe(status.UNAVAILABLE);
+      expect(mapped.details).toMatch(new RegExp(`^the blob store \\(bucket "mmgrid" at ${endpoint}\\) cannot be reached: .*ECONNREFUSED`));
+      expect(mapped.details).not.toContain('Redis');
+    } finally {
+      store.close();
+    }
+  });
+});

@@ -1,0 +1,103 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { JobView } from '@mmgrid/client';
+import type { BlobRef } from '@mmgrid/core';
+import { runCli } from '../helpers/cli.js';
+import { startTestGrid, type TestGrid } from '../helpers/grid.js';
+import { writeTextPng } from '../helpers/media.js';
+
+/** The output the echo command prints (see echo.mjs below). */
+interface EchoOutput {
+  argv: string[];
+  inputSha256: string;
+  params: Record<string, unknown>;
+  tokenSeen: boolean;
+  files: BlobRef[];
+}
+
+// A command as a GPU owner would write one: it reads its input, prints one JSON object, and
+// writes a file to {outdir}.
+const ECHO_SCRIPT = `import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+const [input, type, message, outdir] = process.argv.slice(2);
+console.error('progress 0.5 hashing');
+const inputSha256 = createHash('sha256').update(readFileSync(input)).digest('hex');
+writeFileSync(outdir + '/echo.txt', message);
+console.log('echo: done');
+console.log(JSON.stringify({
+  argv: process.argv.slice(2),
+  inputSha256,
+  params: JSON.parse(process.env.MMGRID_PARAMS),
+  tokenSeen: process.env.MMGRID_TOKEN !== undefined,
+}));
+`;
+
+describe('an exec backend on a worker (mmgrid worker --config)', () => {
+  let tg: TestGrid;
+  let dir: string;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mmgrid-exec-e2e-'));
+    await writeFile(path.join(dir, 'echo.mjs'), ECHO_SCRIPT);
+    // JSON is YAML: each argument quoted as JSON writes it.
+    const command = [process.execPath, 'echo.mjs', '{input}', '{input.type}', '{params.message}', '{outdir}'].map((a) => JSON.stringify(a)).join(', ');
+    await writeFile(path.join(dir, 'worker.yaml'), `backends:\n  exec:\n    - kind: exec.echo\n      command: [${command}]\n      timeoutSec: 60\n      description: echoes its input\n`);
+    await writeTextPng(dir, 'photo.png', ['EXEC']);
+    // The worker holds a token in its environment; the command must not see it.
+    tg = await startTestGrid({ workers: 1, workerArgs: ['--config', path.join(dir, 'worker.yaml')], env: { MMGRID_TOKEN: 'worker-secret-token' } });
+    env = { MMGRID_COORDINATOR: tg.grid.address };
+  });
+
+  afterAll(async () => {
+    await tg?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the worker announces exec.echo', async () => {
+    const { workers } = await tg.client.listWorkers();
+    expect(workers).toHaveLength(1);
+    expect(workers[0]?.slots.map((s) => s.kind)).toContain('exec.echo');
+    expect(await tg.log('worker-1')).toMatch(/exec\.echo: .*node.* \(.*timeout 60s\)/);
+  });
+
+  it('runs a declared exec.echo step on an image; a parameter with shell syntax reaches the command literally', async () => {
+    const marker = path.join(tmpdir(), `mmgrid-pwned-${randomBytes(6).toString('hex')}`);
+    const message = `$(touch ${marker}) ; echo hi`;
+    const file = path.join(dir, 'echo.yaml');
+    await writeFile(
+      file,
+      `inputs:
+  photo: photo.png
+steps:
+  echo:
+    kind: exec.echo
+    input: photo
+    params:
+      message: ${JSON.stringify(message)}
+      n: 3
+`,
+    );
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    expect(cli.stderr).toBe('');
+    expect(cli.code).toBe(0);
+    const job = JSON.parse(cli.stdout) as JobView;
+    expect(job.state).toBe('completed');
+    const out = job.result?.doc.inputs.find((i) => i.name === 'photo')?.outputs['echo'] as unknown as EchoOutput;
+    const [inputPath, type, argMessage] = out.argv;
+    expect(path.basename(inputPath ?? '')).toBe('input.png');
+    expect(type).toBe('image/png');
+    expect(argMessage).toBe(message);
+    expect(out.params).toEqual({ message, n: 3 });
+    expect(out.inputSha256).toBe(createHash('sha256').update(await readFile(path.join(dir, 'photo.png'))).digest('hex'));
+    expect(out.tokenSeen).toBe(false);
+    expect(existsSync(marker)).toBe(false);
+    // The file written to {outdir} was uploaded to the grid's blob store.
+    expect(out.files).toEqual([expect.objectContaining({ name: 'echo.txt', mediaType: 'text/plain', size: Buffer.byteLength(message) })]);
+    expect((await tg.client.blobs.downloadBytes(out.files[0]?.sha256 ?? '')).toString('utf8')).toBe(message);
+  });
+});
