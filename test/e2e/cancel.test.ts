@@ -1,9 +1,7 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
+import { removeDir, tempDir, writeIn } from '../helpers/files.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { writeTextPng } from '../helpers/media.js';
 
@@ -12,14 +10,14 @@ describe('a job waiting for workers', () => {
   let media: string;
 
   beforeAll(async () => {
-    media = await mkdtemp(path.join(tmpdir(), 'mmgrid-media-'));
+    media = await tempDir('mmgrid-media-');
     // No workers yet: submitted tasks stay queued.
     tg = await startTestGrid({ workers: 0 });
   });
 
   afterAll(async () => {
     await tg?.stop();
-    await rm(media, { recursive: true, force: true });
+    await removeDir(media);
   });
 
   it('stays queued until a worker joins, then runs', async () => {
@@ -45,7 +43,7 @@ describe('a job waiting for workers', () => {
 
     const png = await writeTextPng(media, 'never.png', ['NEVER RUN']);
     const job = await tg.client.submit([{ path: png }], { prompt: 'should not run' });
-    const cli = await runCli(['cancel', job.id, '--reason', 'changed my mind', '--json'], { MMGRID_COORDINATOR: tg.grid.address });
+    const cli = await runCli(['cancel', job.id, '--reason', 'changed my mind', '--json'], tg.cliEnv);
     expect(cli.code).toBe(0);
     const cancelled = JSON.parse(cli.stdout) as { state: string; error: { code: string; message: string } };
     expect(cancelled.state).toBe('cancelled');
@@ -66,7 +64,7 @@ describe('a job waiting for workers', () => {
 
     // Cancelling again changes nothing; `submit --wait` style exit code for a cancelled job is 1.
     expect((await tg.client.cancel(job.id)).state).toBe('cancelled');
-    const watched = await runCli(['watch', job.id], { MMGRID_COORDINATOR: tg.grid.address });
+    const watched = await runCli(['watch', job.id], tg.cliEnv);
     expect(watched.code).toBe(1);
     expect(watched.stdout).toContain('job cancelled: changed my mind');
   });
@@ -77,14 +75,14 @@ describe('a cancelled job with many queued shards', () => {
   let media: string;
 
   beforeAll(async () => {
-    media = await mkdtemp(path.join(tmpdir(), 'mmgrid-media-'));
+    media = await tempDir('mmgrid-media-');
     // One worker that counts one chunk at a time: most shards wait in their queue.
     tg = await startTestGrid({ workers: 1, workerArgs: ['--slots', 'text.stats=1'] });
   });
 
   afterAll(async () => {
     await tg?.stop();
-    await rm(media, { recursive: true, force: true });
+    await removeDir(media);
   });
 
   async function textStatsQueue(): Promise<{ waiting: number; active: number; delayed: number }> {
@@ -97,8 +95,7 @@ describe('a cancelled job with many queued shards', () => {
     if (!worker) throw new Error('no worker');
     // Some 2,000 chunks of at most 100 characters.
     const text = Array.from({ length: 8000 }, (_, i) => `Sentence ${i} is here. `).join('');
-    const file = path.join(media, 'long.txt');
-    await writeFile(file, text);
+    const file = await writeIn(media, 'long.txt', text);
     const job = await tg.client.submit([{ path: file }], { params: { chunkChars: '100' } });
 
     // Once the stitch step has fanned out (its shards are running one at a time), the worker

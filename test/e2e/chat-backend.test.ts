@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -13,6 +12,7 @@ import { runCli, type CliResult } from '../helpers/cli.js';
 import { fakeTextAnswer, startFakeOpenAiChat, type ChatCompletionRequest, type FakeOpenAiChat } from '../helpers/fake-openai-chat.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { writeTextPng } from '../helpers/media.js';
+import { freePort } from '@mmgrid/cli';
 
 const API_KEY = 'sekrit';
 const CHAT_KINDS = ['text.generate', 'image.caption', 'fusion.llm'];
@@ -21,15 +21,6 @@ function jobOf(cli: CliResult): JobView {
   return JSON.parse(cli.stdout) as JobView;
 }
 
-/** A port nothing listens on (taken, then given back). */
-async function closedPort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** An image of one colour. */
 async function writeSolidImage(dir: string, name: string, width: number, height: number, colour: string): Promise<string> {
@@ -70,7 +61,7 @@ describe('OpenAI-compatible chat backend', () => {
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'mmgrid-chat-'));
     chat = await startFakeOpenAiChat({ apiKey: API_KEY });
-    downUrl = `http://127.0.0.1:${await closedPort()}`;
+    downUrl = `http://127.0.0.1:${await freePort()}`;
     // worker-1: a vision model (its URL written as OpenAI clients take it, ending in /v1).
     const visionConfig = await jobFile(
       'vision-worker.yaml',

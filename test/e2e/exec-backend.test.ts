@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobView } from '@mmgrid/client';
 import type { BlobRef } from '@mmgrid/core';
-import { runCli } from '../helpers/cli.js';
+import { jobOf, runCli } from '../helpers/cli.js';
+import { removeDir, tempDir, writeIn } from '../helpers/files.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { writeTextPng } from '../helpers/media.js';
 
@@ -39,23 +39,21 @@ console.log(JSON.stringify({
 describe('an exec backend on a worker (mmgrid worker --config)', () => {
   let tg: TestGrid;
   let dir: string;
-  let env: Record<string, string>;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'mmgrid-exec-e2e-'));
-    await writeFile(path.join(dir, 'echo.mjs'), ECHO_SCRIPT);
+    dir = await tempDir('mmgrid-exec-e2e-');
+    await writeIn(dir, 'echo.mjs', ECHO_SCRIPT);
     // JSON is YAML: each argument quoted as JSON writes it.
     const command = [process.execPath, 'echo.mjs', '{input}', '{input.type}', '{params.message}', '{outdir}'].map((a) => JSON.stringify(a)).join(', ');
-    await writeFile(path.join(dir, 'worker.yaml'), `backends:\n  exec:\n    - kind: exec.echo\n      command: [${command}]\n      timeoutSec: 60\n      description: echoes its input\n`);
+    const config = await writeIn(dir, 'worker.yaml', `backends:\n  exec:\n    - kind: exec.echo\n      command: [${command}]\n      timeoutSec: 60\n      description: echoes its input\n`);
     await writeTextPng(dir, 'photo.png', ['EXEC']);
     // The worker holds a token in its environment; the command must not see it.
-    tg = await startTestGrid({ workers: 1, workerArgs: ['--config', path.join(dir, 'worker.yaml')], env: { MMGRID_TOKEN: 'worker-secret-token' } });
-    env = { MMGRID_COORDINATOR: tg.grid.address };
+    tg = await startTestGrid({ workers: 1, workerArgs: ['--config', config], env: { MMGRID_TOKEN: 'worker-secret-token' } });
   });
 
   afterAll(async () => {
     await tg?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await removeDir(dir);
   });
 
   it('the worker announces exec.echo', async () => {
@@ -68,9 +66,9 @@ describe('an exec backend on a worker (mmgrid worker --config)', () => {
   it('runs a declared exec.echo step on an image; a parameter with shell syntax reaches the command literally', async () => {
     const marker = path.join(tmpdir(), `mmgrid-pwned-${randomBytes(6).toString('hex')}`);
     const message = `$(touch ${marker}) ; echo hi`;
-    const file = path.join(dir, 'echo.yaml');
-    await writeFile(
-      file,
+    const file = await writeIn(
+      dir,
+      'echo.yaml',
       `inputs:
   photo: photo.png
 steps:
@@ -82,10 +80,10 @@ steps:
       n: 3
 `,
     );
-    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], tg.cliEnv);
     expect(cli.stderr).toBe('');
     expect(cli.code).toBe(0);
-    const job = JSON.parse(cli.stdout) as JobView;
+    const job = jobOf(cli);
     expect(job.state).toBe('completed');
     const out = job.result?.doc.inputs.find((i) => i.name === 'photo')?.outputs['echo'] as unknown as EchoOutput;
     const [inputPath, type, argMessage] = out.argv;

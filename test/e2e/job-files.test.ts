@@ -1,39 +1,24 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobView } from '@mmgrid/client';
 import type { BlobRef, ImageInspectOutput, ImageOcrOutput, TranscriptStitchOutput } from '@mmgrid/core';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { jobOf, runCli } from '../helpers/cli.js';
 import { startFakeWhisper, toneWords, type FakeWhisper } from '../helpers/fake-whisper.js';
+import { removeDir, tempDir, writeIn } from '../helpers/files.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { tool, writeTextPng, writeWav } from '../helpers/media.js';
 import { refusal } from '../helpers/refusal.js';
-
-/** The job a `submit --wait --json` printed. */
-function jobOf(cli: CliResult): JobView {
-  return JSON.parse(cli.stdout) as JobView;
-}
 
 describe('job files and declared pipelines', () => {
   let tg: TestGrid;
   let whisper: FakeWhisper;
   let dir: string;
-  let env: Record<string, string>;
-
-  /** Writes a job file next to the media and returns its path. */
-  async function jobFile(name: string, yaml: string): Promise<string> {
-    const file = path.join(dir, name);
-    await writeFile(file, yaml);
-    return file;
-  }
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'mmgrid-jobs-'));
+    dir = await tempDir('mmgrid-jobs-');
     whisper = await startFakeWhisper();
     tg = await startTestGrid({ workers: 1, workerArgs: ['--slots', 'image.ocr=1,audio.transcribe=2', '--transcribe-url', whisper.url] });
-    env = { MMGRID_COORDINATOR: tg.grid.address };
     await writeTextPng(dir, 'sign.png', ['OPEN 24 HOURS']);
     const { bursts, durationSec } = toneWords(6);
     await writeWav(dir, 'memo.wav', durationSec, bursts);
@@ -42,11 +27,12 @@ describe('job files and declared pipelines', () => {
   afterAll(async () => {
     await tg?.stop();
     await whisper?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await removeDir(dir);
   });
 
   it('runs a declared pipeline: outputs under the step names, every step done', async () => {
-    const file = await jobFile(
+    const file = await writeIn(
+      dir,
       'ok.yaml',
       `# A sign and a voice memo.
 inputs:
@@ -68,7 +54,7 @@ steps:
     optional: true
 `,
     );
-    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], tg.cliEnv);
     expect(cli.stderr).toBe('');
     expect(cli.code).toBe(0);
     const job = jobOf(cli);
@@ -82,7 +68,8 @@ steps:
   });
 
   it('fails the job when a required step fails, with the step and the reason', async () => {
-    const file = await jobFile(
+    const file = await writeIn(
+      dir,
       'required.yaml',
       `inputs:
   sign: sign.png
@@ -92,7 +79,7 @@ steps:
   hear: { kind: audio.transcribe, input: memo, params: { model: no-such-model } }
 `,
     );
-    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], tg.cliEnv);
     expect(cli.code).toBe(1);
     const job = jobOf(cli);
     expect(job.state).toBe('failed');
@@ -102,7 +89,8 @@ steps:
   });
 
   it('completes a job whose optional step fails, partial, with coverage and the reason', async () => {
-    const file = await jobFile(
+    const file = await writeIn(
+      dir,
       'optional.yaml',
       `inputs:
   sign: sign.png
@@ -113,7 +101,7 @@ steps:
   look: { kind: image.inspect, input: sign, optional: true }
 `,
     );
-    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], tg.cliEnv);
     expect(cli.code).toBe(0);
     const job = jobOf(cli);
     expect(job.state).toBe('completed');
@@ -127,22 +115,23 @@ steps:
   });
 
   it('retries a step whose server is briefly overloaded', async () => {
-    const file = await jobFile('busy.yaml', 'inputs:\n  memo: memo.wav\nsteps:\n  hear: { kind: audio.transcribe, input: memo }\n');
+    const file = await writeIn(dir, 'busy.yaml', 'inputs:\n  memo: memo.wav\nsteps:\n  hear: { kind: audio.transcribe, input: memo }\n');
     whisper.failNext(503, 1);
-    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], tg.cliEnv);
     expect(cli.code).toBe(0);
     const job = jobOf(cli);
     expect(job.tasks.find((t) => t.label === 'hear')?.attempts).toBe(2);
   });
 
   it('a required sharded step whose every window failed fails the job, and mmgrid retry runs the windows again', async () => {
-    const file = await jobFile(
+    const file = await writeIn(
+      dir,
       'windows.yaml',
       'inputs:\n  memo: memo.wav\nsteps:\n  hear: { kind: audio.transcribe, input: memo, shard: { windowSec: 2, overlapSec: 0.5 } }\n',
     );
     // The server refuses every window (400: not worth retrying), then recovers.
     whisper.failNext(400, 50);
-    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], tg.cliEnv);
     expect(cli.code).toBe(1);
     const failed = jobOf(cli);
     const windows = failed.tasks.filter((t) => t.kind === 'audio.transcribe');
@@ -151,7 +140,7 @@ steps:
     expect(failed.error?.code).toBe('SHARDS_FAILED');
     expect(failed.error?.message).toMatch(new RegExp(`^step hear \\(audio\\.stitch\\) failed: all ${windows.length} shards failed; the first: the speech-to-text server answered 400`));
     whisper.failNext(400, 0);
-    const retried = await runCli(['retry', failed.id, '--wait', '--json', '-q'], env);
+    const retried = await runCli(['retry', failed.id, '--wait', '--json', '-q'], tg.cliEnv);
     expect(retried.code).toBe(0);
     const done = jobOf(retried);
     expect(done.state).toBe('completed');
@@ -161,10 +150,10 @@ steps:
   });
 
   it('refuses --pipeline next to -f (the file names its pipeline or steps), exit 2, before anything is uploaded', async () => {
-    const withSteps = await jobFile('steps-and-flag.yaml', 'inputs:\n  sign: sign.png\nsteps:\n  read: { kind: image.ocr, input: sign }\n');
-    const withPipeline = await jobFile('pipeline-and-flag.yaml', 'inputs:\n  sign: sign.png\npipeline: ocr\n');
+    const withSteps = await writeIn(dir, 'steps-and-flag.yaml', 'inputs:\n  sign: sign.png\nsteps:\n  read: { kind: image.ocr, input: sign }\n');
+    const withPipeline = await writeIn(dir, 'pipeline-and-flag.yaml', 'inputs:\n  sign: sign.png\npipeline: ocr\n');
     for (const file of [withSteps, withPipeline]) {
-      const cli = await runCli(['submit', '-f', file, '--pipeline', 'describe', '--wait'], env);
+      const cli = await runCli(['submit', '-f', file, '--pipeline', 'describe', '--wait'], tg.cliEnv);
       expect(cli.code).toBe(2);
       expect(cli.stderr).toMatch(/--pipeline cannot be combined with -f: the job file names its pipeline \(pipeline:\) or its steps \(steps:\)/);
       expect(cli.stderr).not.toContain('uploaded');
@@ -175,7 +164,8 @@ steps:
   it('result -o writes a blob under every name it has, and different blobs of one name side by side', async () => {
     // "sign" and "copy" are the same bytes: their 16 px thumbnails are one blob under two
     // names. "large" is a different blob with the same name as "small"'s.
-    const file = await jobFile(
+    const file = await writeIn(
+      dir,
       'thumbnails.yaml',
       `inputs:
   sign: sign.png
@@ -188,7 +178,7 @@ steps:
 `,
     );
     // -p still replaces the file's prompt.
-    const cli = await runCli(['submit', '-f', file, '-p', 'from the flag', '--wait', '--json', '-q'], env);
+    const cli = await runCli(['submit', '-f', file, '-p', 'from the flag', '--wait', '--json', '-q'], tg.cliEnv);
     expect(cli.code).toBe(0);
     const job = jobOf(cli);
     expect(job.prompt).toBe('from the flag');
@@ -200,9 +190,9 @@ steps:
     expect(large.sha256).not.toBe(small.sha256);
     expect(again).toMatchObject({ sha256: small.sha256, name: 'copy.thumbnail.webp' });
 
-    const out = await mkdtemp(path.join(tmpdir(), 'mmgrid-result-names-'));
+    const out = await tempDir('mmgrid-result-names-');
     try {
-      const result = await runCli(['result', job.id, '-o', out], env);
+      const result = await runCli(['result', job.id, '-o', out], tg.cliEnv);
       expect(result.code).toBe(0);
       const expected: Record<string, string> = {
         'sign.thumbnail.webp': small.sha256,
@@ -214,7 +204,7 @@ steps:
         expect(createHash('sha256').update(await readFile(path.join(out, name))).digest('hex')).toBe(sha256);
       }
     } finally {
-      await rm(out, { recursive: true, force: true });
+      await removeDir(out);
     }
   });
 
@@ -302,8 +292,8 @@ steps:
     const names = ['cycle', 'unknown-kind', 'missing-input', 'missing-step', 'missing-file', 'unknown-field', 'unknown-top-field', 'not-yaml'];
 
     it.each(cases.map((c, i) => [...c, names[i] ?? ''] as const))('%s', async (_name, yaml, expected, fileName) => {
-      const file = await jobFile(`${fileName}.yaml`, yaml);
-      const cli = await runCli(['submit', '-f', file], env);
+      const file = await writeIn(dir, `${fileName}.yaml`, yaml);
+      const cli = await runCli(['submit', '-f', file], tg.cliEnv);
       expect(cli.code).toBe(2);
       expect(cli.stderr).toMatch(expected);
       expect(cli.stderr).not.toMatch(/\n\s+at /);
@@ -311,7 +301,8 @@ steps:
     });
 
     it('a step reading the wrong type of input: refused once the input type is known, at its line', async () => {
-      const file = await jobFile(
+      const file = await writeIn(
+        dir,
         'wrong-type.yaml',
         `inputs:
   sign: sign.png
@@ -322,7 +313,7 @@ steps:
     input: sign
 `,
       );
-      const cli = await runCli(['submit', '-f', file], env);
+      const cli = await runCli(['submit', '-f', file], tg.cliEnv);
       expect(cli.code).toBe(2);
       expect(cli.stderr).toMatch(/wrong-type\.yaml:7:5: steps\.hear\.input: audio\.transcribe reads a recording, but "sign" is an image/);
     });
@@ -339,7 +330,7 @@ steps:
       const err = await refusal(tg.client.submit([{ path: broken }]));
       expect(err.code).toBe('INVALID_ARGUMENT');
       expect(err.message).toMatch(/input "broken\.wav" looks like audio\/[\w.-]+ but cannot be read \(.+\)/);
-      const cli = await runCli(['submit', broken], env);
+      const cli = await runCli(['submit', broken], tg.cliEnv);
       expect(cli.code).toBe(2);
       expect(cli.stderr).toContain('broken.wav');
     });

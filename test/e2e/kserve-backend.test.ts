@@ -1,18 +1,11 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobView } from '@mmgrid/client';
 import type { ImageClassifyOutput } from '@mmgrid/core';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { jobOf, runCli } from '../helpers/cli.js';
 import { COLOUR_LABELS, COLOUR_MODEL, deadUrl, logitsOf, startFakeKserve, type FakeKserve } from '../helpers/fake-kserve.js';
+import { removeDir, tempDir, writeIn } from '../helpers/files.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
-
-/** The job a `submit --wait --json` printed. */
-function jobOf(cli: CliResult): JobView {
-  return JSON.parse(cli.stdout) as JobView;
-}
 
 /** A PNG of one solid colour: every channel's mean is exact, whatever the resize does. */
 async function writeSolidPng(dir: string, name: string, rgb: readonly [number, number, number]): Promise<string> {
@@ -25,10 +18,10 @@ async function writeSolidPng(dir: string, name: string, rgb: readonly [number, n
 
 /** A worker config with one kserve backend: 32×32 NCHW, pixels scaled to -1..1. */
 async function writeWorkerConfig(dir: string, url: string): Promise<string> {
-  await writeFile(path.join(dir, 'colours.txt'), `${COLOUR_LABELS.join('\n')}\n`);
-  const file = path.join(dir, 'worker.yaml');
-  await writeFile(
-    file,
+  await writeIn(dir, 'colours.txt', `${COLOUR_LABELS.join('\n')}\n`);
+  return writeIn(
+    dir,
+    'worker.yaml',
     `backends:
   kserve:
     - name: colours
@@ -44,7 +37,6 @@ async function writeWorkerConfig(dir: string, url: string): Promise<string> {
       labels: colours.txt
 `,
   );
-  return file;
 }
 
 /**
@@ -67,20 +59,12 @@ describe('a KServe v2 model server as a worker backend', () => {
   let tg: TestGrid;
   let kserve: FakeKserve;
   let dir: string;
-  let env: Record<string, string>;
-
-  async function jobFile(name: string, yaml: string): Promise<string> {
-    const file = path.join(dir, name);
-    await writeFile(file, yaml);
-    return file;
-  }
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'mmgrid-kserve-'));
+    dir = await tempDir('mmgrid-kserve-');
     kserve = await startFakeKserve();
     const config = await writeWorkerConfig(dir, kserve.url);
     tg = await startTestGrid({ workers: 1, workerArgs: ['--config', config, '--slots', 'image.classify=2'] });
-    env = { MMGRID_COORDINATOR: tg.grid.address };
     await writeSolidPng(dir, 'red.png', [255, 0, 0]);
     await writeSolidPng(dir, 'blue.png', [0, 0, 255]);
   });
@@ -88,7 +72,7 @@ describe('a KServe v2 model server as a worker backend', () => {
   afterAll(async () => {
     await tg?.stop();
     await kserve?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await removeDir(dir);
   });
 
   it('checks the server and the model at start, and announces the model', async () => {
@@ -107,7 +91,8 @@ describe('a KServe v2 model server as a worker backend', () => {
 
   it('classifies images on the server: exact labels and scores from the model', async () => {
     const before = kserve.inferRequests().length;
-    const file = await jobFile(
+    const file = await writeIn(
+      dir,
       'classify.yaml',
       `inputs:
   red: red.png
@@ -117,7 +102,7 @@ steps:
   second: { kind: image.classify, input: blue }
 `,
     );
-    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], tg.cliEnv);
     expect(cli.stderr).toBe('');
     expect(cli.code).toBe(0);
     const job = jobOf(cli);
@@ -143,9 +128,9 @@ steps:
   });
 
   it('retries an inference the server answers 503', async () => {
-    const file = await jobFile('busy.yaml', 'inputs:\n  red: red.png\nsteps:\n  look: { kind: image.classify, input: red, params: { top: 1 } }\n');
+    const file = await writeIn(dir, 'busy.yaml', 'inputs:\n  red: red.png\nsteps:\n  look: { kind: image.classify, input: red, params: { top: 1 } }\n');
     kserve.failNext(503, 1, 'the model is being loaded');
-    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], tg.cliEnv);
     expect(cli.code).toBe(0);
     const job = jobOf(cli);
     expect(job.tasks.find((t) => t.label === 'look')?.attempts).toBe(2);
@@ -154,9 +139,9 @@ steps:
   });
 
   it('fails the step at once when the server refuses the request (400), with its message', async () => {
-    const file = await jobFile('refused.yaml', 'inputs:\n  blue: blue.png\nsteps:\n  look: { kind: image.classify, input: blue }\n');
+    const file = await writeIn(dir, 'refused.yaml', 'inputs:\n  blue: blue.png\nsteps:\n  look: { kind: image.classify, input: blue }\n');
     kserve.failNext(400, 1, "inference input 'pixels' is out of range");
-    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], env);
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], tg.cliEnv);
     expect(cli.code).toBe(1);
     const job = jobOf(cli);
     expect(job.state).toBe('failed');
@@ -172,14 +157,14 @@ describe('a KServe server that is down when the worker starts', () => {
   let url: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'mmgrid-kserve-down-'));
+    dir = await tempDir('mmgrid-kserve-down-');
     url = await deadUrl();
     tg = await startTestGrid({ workers: 1, workerArgs: ['--config', await writeWorkerConfig(dir, url)] });
   });
 
   afterAll(async () => {
     await tg?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await removeDir(dir);
   });
 
   it('leaves the backend out with a clear log line, and the worker offers the rest without image.classify', async () => {

@@ -1,12 +1,10 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobView } from '@mmgrid/client';
 import type { ImageClassifyOutput } from '@mmgrid/core';
-import { runCli } from '../helpers/cli.js';
+import { jobOf, runCli } from '../helpers/cli.js';
+import { removeDir, tempDir, writeIn } from '../helpers/files.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 
 const { onnx } = onnxProto;
@@ -66,30 +64,30 @@ describe('an ONNX Runtime backend on a worker (mmgrid worker --config)', () => {
   let dir: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'mmgrid-onnx-e2e-'));
-    await writeFile(path.join(dir, 'tiny.onnx'), classifierModel(2));
-    await writeFile(path.join(dir, 'big.onnx'), classifierModel(4));
-    await writeFile(path.join(dir, 'labels.txt'), 'cat\ndog\nfox\n');
+    dir = await tempDir('mmgrid-onnx-e2e-');
+    await writeIn(dir, 'tiny.onnx', classifierModel(2));
+    await writeIn(dir, 'big.onnx', classifierModel(4));
+    await writeIn(dir, 'labels.txt', 'cat\ndog\nfox\n');
     // Red, green / blue, white: exactly 2×2, so nothing is resampled.
     await sharp(Buffer.from([255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255]), { raw: { width: 2, height: 2, channels: 3 } })
       .png()
       .toFile(path.join(dir, 'photo.png'));
-    await writeFile(path.join(dir, 'good.yaml'), `backends:\n  onnx:\n${onnxSection('tiny', 'tiny.onnx')}`);
-    await writeFile(path.join(dir, 'broken.yaml'), `backends:\n  onnx:\n${onnxSection('gone', 'gone.onnx')}${onnxSection('big', 'big.onnx')}`);
+    const good = await writeIn(dir, 'good.yaml', `backends:\n  onnx:\n${onnxSection('tiny', 'tiny.onnx')}`);
+    const broken = await writeIn(dir, 'broken.yaml', `backends:\n  onnx:\n${onnxSection('gone', 'gone.onnx')}${onnxSection('big', 'big.onnx')}`);
     tg = await startTestGrid({ workers: 0, env: { MMGRID_LOG_FORMAT: 'json' } });
-    await tg.grid.addWorker(['--config', path.join(dir, 'good.yaml')]);
-    await tg.grid.addWorker(['--config', path.join(dir, 'broken.yaml')]);
+    await tg.grid.addWorker(['--config', good]);
+    await tg.grid.addWorker(['--config', broken]);
   });
 
   afterAll(async () => {
     await tg?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await removeDir(dir);
   });
 
   it('classifies an image in a declared step: the labels and scores worked out by hand', async () => {
-    const file = path.join(dir, 'job.yaml');
-    await writeFile(
-      file,
+    const file = await writeIn(
+      dir,
+      'job.yaml',
       `inputs:
   photo: photo.png
 steps:
@@ -100,10 +98,10 @@ steps:
     requires: { model: tiny }
 `,
     );
-    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], { MMGRID_COORDINATOR: tg.grid.address });
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], tg.cliEnv);
     expect(cli.stderr).toBe('');
     expect(cli.code).toBe(0);
-    const job = JSON.parse(cli.stdout) as JobView;
+    const job = jobOf(cli);
     expect(job.state).toBe('completed');
     const output = job.result?.doc.inputs.find((i) => i.name === 'photo')?.outputs['labels'] as unknown as ImageClassifyOutput;
     expect(output.model).toBe('tiny');

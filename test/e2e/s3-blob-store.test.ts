@@ -1,17 +1,16 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpServer } from 'node:http';
-import { createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { freePort } from '@mmgrid/cli';
 import { InvalidOptionError, type AudioAnalyzeOutput } from '@mmgrid/core';
 import { BadRequestError, BlobNotFoundError, CoordinatorError, FsBlobStore, LimitExceededError, S3BlobStore, type BlobStat, type BlobStore } from '@mmgrid/coordinator';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
+import { startHttpServer } from '../helpers/http-server.js';
 import { tool, writeWav } from '../helpers/media.js';
 import { refusal as submitRefusal } from '../helpers/refusal.js';
 
@@ -369,17 +368,6 @@ describe('S3BlobStore setup', () => {
  * internal error).
  */
 describe('S3BlobStore when S3 cannot serve', () => {
-  async function closedPort(): Promise<number> {
-    const server = createTcpServer();
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    server.close();
-    await once(server, 'close');
-    return port;
-  }
-
   /** Every way into the store fails as UNAVAILABLE with a message naming the blob store at `where`. */
   async function expectUnavailable(store: S3BlobStore, where: string, why: RegExp): Promise<void> {
     const bytes = randomBytes(10 * KiB);
@@ -402,7 +390,7 @@ describe('S3BlobStore when S3 cannot serve', () => {
   }
 
   it('a server that is not there', async () => {
-    const where = `http://127.0.0.1:${await closedPort()}`;
+    const where = `http://127.0.0.1:${await freePort()}`;
     const store = S3BlobStore.fromUrl(`s3://${ACCESS_KEY}:${ACCESS_KEY}@${BUCKET}/x/?endpoint=${where}&region=us-east-1`, MAX_BLOB_BYTES);
     try {
       await expectUnavailable(store, where, /ECONNREFUSED/);
@@ -413,25 +401,21 @@ describe('S3BlobStore when S3 cannot serve', () => {
 
   it('a server that answers 503 SlowDown (throttling) and 500', async () => {
     let requests = 0;
-    const server = createHttpServer((req, res) => {
+    const server = await startHttpServer((req, res) => {
       requests += 1;
       req.resume();
       const [status, code] = requests % 2 === 0 ? [500, 'InternalError'] : [503, 'SlowDown'];
       res.writeHead(status, { 'content-type': 'application/xml' });
       res.end(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>Please reduce your request rate.</Message><RequestId>1</RequestId></Error>`);
     });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const address = server.address();
-    const where = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    const where = server.url;
     const store = S3BlobStore.fromUrl(`s3://${ACCESS_KEY}:${ACCESS_KEY}@${BUCKET}/x/?endpoint=${where}&region=us-east-1`, MAX_BLOB_BYTES);
     try {
       await expectUnavailable(store, where, /HTTP 50[03]/);
       expect(requests).toBeGreaterThan(0);
     } finally {
       store.close();
-      server.closeAllConnections();
-      server.close();
+      await server.stop();
     }
   });
 });

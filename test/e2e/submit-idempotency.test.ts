@@ -1,7 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeDir, tempDir } from '../helpers/files.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { writeUnknownBinary, writeWav } from '../helpers/media.js';
 import { refusal } from '../helpers/refusal.js';
@@ -11,14 +9,14 @@ describe('a resubmission with a known idempotency key', () => {
   let media: string;
 
   beforeAll(async () => {
-    media = await mkdtemp(path.join(tmpdir(), 'mmgrid-media-'));
+    media = await tempDir('mmgrid-media-');
     // No workers: the job stays queued, as one whose submission is being retried.
     tg = await startTestGrid({ workers: 0 });
   });
 
   afterAll(async () => {
     await tg?.stop();
-    await rm(media, { recursive: true, force: true });
+    await removeDir(media);
   });
 
   it('is answered with the job the key names, before its inputs are stat-ed and probed again', async () => {

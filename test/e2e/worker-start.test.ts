@@ -1,21 +1,12 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mmgridBin, runCli } from '../helpers/cli.js';
 import { exited } from '../helpers/process.js';
+import { freePort } from '@mmgrid/cli';
 
-/** A port nothing listens on (bound, read, released). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 describe('starting a worker', () => {
   let dir: string;
@@ -29,7 +20,7 @@ describe('starting a worker', () => {
   });
 
   it('keeps trying a coordinator it cannot reach, saying so, instead of crashing', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const child = spawn(process.execPath, [mmgridBin(), 'worker', '--coordinator', `127.0.0.1:${port}`, '--state-dir', path.join(dir, 'state'), '--cpu-only'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, MMGRID_LOG_FORMAT: 'json' },

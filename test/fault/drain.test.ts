@@ -5,20 +5,31 @@ import { exited } from '../helpers/process.js';
 import { FAST_LEASES, report } from './faults.js';
 
 describe('a worker told to stop (SIGTERM) drains', () => {
-  let tg: TestGrid | undefined;
+  /** The grid a test started, stopped after it. */
+  let started: TestGrid | undefined;
 
   afterEach(async () => {
-    await tg?.stop();
-    tg = undefined;
+    await started?.stop();
+    started = undefined;
   });
 
-  it('finishes a task that ends within the grace period, takes no new one, and exits 0', async () => {
-    tg = await startTestGrid({ workers: 1, coordinatorArgs: FAST_LEASES, workerArgs: ['--slots', 'selftest.sleep=1', '--drain-grace-ms', '20000'] });
-    const [job] = await submitSelftests(tg.client, 1, { tasks: '2', taskMs: '1500' });
+  /**
+   * A grid of `workers` one-slot workers that drain for `graceMs`, running one selftest job
+   * of `tasks` tasks of `taskMs` each: the grid, the job, the worker that runs its first task,
+   * that worker's process and the exit code it will have (the test sends the signals).
+   */
+  async function runningJob(workers: number, graceMs: number, params: { tasks: string; taskMs: string }) {
+    const tg = await startTestGrid({ workers, coordinatorArgs: FAST_LEASES, workerArgs: ['--slots', 'selftest.sleep=1', '--drain-grace-ms', String(graceMs)] });
+    started = tg;
+    const [job] = await submitSelftests(tg.client, 1, params);
     if (!job) throw new Error('no job');
     const { worker } = await firstRunningTask(tg.client, job.id);
-    const draining = await tg.workerProcess(worker);
-    const code = exited(draining);
+    const child = await tg.workerProcess(worker);
+    return { tg, job, worker, child, code: exited(child) };
+  }
+
+  it('finishes a task that ends within the grace period, takes no new one, and exits 0', async () => {
+    const { tg, job, child: draining, code } = await runningJob(1, 20_000, { tasks: '2', taskMs: '1500' });
     draining.kill('SIGTERM');
     expect(await code).toBe(0);
 
@@ -38,12 +49,7 @@ describe('a worker told to stop (SIGTERM) drains', () => {
   });
 
   it('hands back a task that outlasts the grace period: it runs elsewhere, once, and the worker exits 0', async () => {
-    tg = await startTestGrid({ workers: 2, coordinatorArgs: FAST_LEASES, workerArgs: ['--slots', 'selftest.sleep=1', '--drain-grace-ms', '300'] });
-    const [job] = await submitSelftests(tg.client, 1, { tasks: '1', taskMs: '4000' });
-    if (!job) throw new Error('no job');
-    const { worker } = await firstRunningTask(tg.client, job.id);
-    const draining = await tg.workerProcess(worker);
-    const code = exited(draining);
+    const { tg, job, worker, child: draining, code } = await runningJob(2, 300, { tasks: '1', taskMs: '4000' });
     draining.kill('SIGTERM');
     expect(await code).toBe(0);
     const done = await tg.client.waitForJob(job.id);
@@ -58,12 +64,7 @@ describe('a worker told to stop (SIGTERM) drains', () => {
   });
 
   it('stops at once on a second signal (exit 130); the task runs elsewhere', async () => {
-    tg = await startTestGrid({ workers: 2, coordinatorArgs: FAST_LEASES, workerArgs: ['--slots', 'selftest.sleep=1', '--drain-grace-ms', '60000'] });
-    const [job] = await submitSelftests(tg.client, 1, { tasks: '1', taskMs: '3000' });
-    if (!job) throw new Error('no job');
-    const { worker } = await firstRunningTask(tg.client, job.id);
-    const impatient = await tg.workerProcess(worker);
-    const code = exited(impatient);
+    const { tg, job, child: impatient, code } = await runningJob(2, 60_000, { tasks: '1', taskMs: '3000' });
     impatient.kill('SIGTERM');
     await new Promise((resolve) => setImmediate(resolve));
     impatient.kill('SIGINT');

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import type { JobView } from '@mmgrid/client';
 
 const require = createRequire(import.meta.url);
 
@@ -27,4 +28,9 @@ export function runCli(args: readonly string[], env: Readonly<Record<string, str
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** The job `mmgrid submit --wait --json` (or another command's `--json`) printed. */
+export function jobOf(cli: CliResult): JobView {
+  return JSON.parse(cli.stdout) as JobView;
 }

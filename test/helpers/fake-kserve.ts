@@ -1,6 +1,6 @@
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { freePort } from '@mmgrid/cli';
+import { startHttpServer } from './http-server.js';
 
 /**
  * A model server for tests that speaks the KServe v2 / Open Inference Protocol over HTTP as
@@ -228,17 +228,14 @@ export async function startFakeKserve(models: readonly FakeKserveModel[] = [COLO
     throw new RequestError(405, `${method} is not allowed on ${path}`);
   };
 
-  const server: Server = createServer((req, res) => {
+  const { url, stop } = await startHttpServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       if (err instanceof RequestError) reply(res, err.status, { error: err.message });
       else reply(res, 500, { error: String(err) });
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     requests,
     inferRequests: () => requests.filter((r) => r.method === 'POST' && r.path.endsWith('/infer') && r.body !== undefined).map((r) => r.body as InferBody),
     failNext(status, times, message = 'the server is overloaded') {
@@ -247,19 +244,11 @@ export async function startFakeKserve(models: readonly FakeKserveModel[] = [COLO
     setReady(value) {
       ready = value;
     },
-    async stop() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    stop,
   };
 }
 
 /** A URL where nothing listens (a port that was free a moment ago): a model server that is down. */
 export async function deadUrl(): Promise<string> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}`;
+  return `http://127.0.0.1:${await freePort()}`;
 }

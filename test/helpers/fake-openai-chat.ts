@@ -1,7 +1,7 @@
-import { EventEmitter, once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import sharp from 'sharp';
+import { startHttpServer } from './http-server.js';
 
 /** A model the fake serves. */
 export interface FakeChatModel {
@@ -284,7 +284,7 @@ export async function startFakeOpenAiChat(options: FakeOpenAiChatOptions = {}): 
     res.end('data: [DONE]\n\n');
   }
 
-  const server: Server = createServer((req, res) => {
+  const { url, stop } = await startHttpServer((req, res) => {
     void (async () => {
       if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) {
         requests.push({ method: req.method ?? '', path: req.url ?? '', authorization: req.headers.authorization, body: undefined });
@@ -311,11 +311,8 @@ export async function startFakeOpenAiChat(options: FakeOpenAiChatOptions = {}): 
       else reply(res, 500, { error: { message: String(err) } });
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     requests,
     get completions() {
       return requests.flatMap((r) => (r.path === '/v1/chat/completions' && r.body !== undefined ? [r.body] : []));
@@ -333,9 +330,6 @@ export async function startFakeOpenAiChat(options: FakeOpenAiChatOptions = {}): 
     setChunkDelay(ms) {
       chunkDelayMs = ms;
     },
-    async stop() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    stop,
   };
 }

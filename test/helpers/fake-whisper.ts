@@ -1,7 +1,6 @@
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import wavefile from 'wavefile';
+import { startHttpServer } from './http-server.js';
 import type { ToneBurst } from './media.js';
 
 /**
@@ -109,7 +108,7 @@ export async function startFakeWhisper(): Promise<FakeWhisper> {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(json));
   };
-  const server: Server = createServer((req, res) => {
+  const { url, stop } = await startHttpServer((req, res) => {
     void (async () => {
       if (req.method !== 'POST' || req.url !== '/v1/audio/transcriptions') {
         reply(res, 404, { error: { message: `no route ${req.method} ${req.url}` } });
@@ -161,11 +160,8 @@ export async function startFakeWhisper(): Promise<FakeWhisper> {
       });
     })().catch((err: unknown) => reply(res, 500, { error: { message: String(err) } }));
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     get answered() {
       return answered;
     },
@@ -175,9 +171,6 @@ export async function startFakeWhisper(): Promise<FakeWhisper> {
     failNext(status, times) {
       failing = { status, times };
     },
-    async stop() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    stop,
   };
 }

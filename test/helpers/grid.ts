@@ -9,6 +9,8 @@ export interface TestGrid {
   readonly grid: LocalGrid;
   readonly client: MmgridClient;
   readonly dataDir: string;
+  /** The environment that points `mmgrid` (runCli) at this grid's coordinator. */
+  readonly cliEnv: Readonly<Record<string, string>>;
   /** The ids the worker processes persisted in their state folders. */
   workerIds(): Promise<string[]>;
   /** The process of the worker with this id. */
@@ -39,6 +41,9 @@ export async function startTestGrid(options: Partial<LocalGridOptions> = {}): Pr
     grid,
     client,
     dataDir,
+    get cliEnv() {
+      return { MMGRID_COORDINATOR: grid.address };
+    },
     workerIds: async () =>
       Promise.all(grid.workers.map((_, i) => readFile(path.join(dataDir, `worker-${i + 1}`, 'worker-id'), 'utf8').then((s) => s.trim()))),
     workerProcess: async (workerId: string) => {

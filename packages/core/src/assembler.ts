@@ -44,6 +44,11 @@ export interface JobResultDoc {
   readonly partial: boolean;
   readonly inputs: readonly ResultInput[];
   readonly fusion: FusionReportOutput | null;
+  /**
+   * Outputs of declared steps that read no job input (a fusion, an exec command run without
+   * an input), by step name; outputs of steps that read an input are under that input.
+   */
+  readonly steps: Readonly<Record<string, JsonValue>>;
   readonly failures: readonly ResultFailure[];
 }
 
@@ -83,6 +88,7 @@ export function assembleJobResult(
   let fusion: FusionReportOutput | null = null;
   let requiredFailure: TaskError | undefined;
   const blobs = new Map<string, BlobRef>();
+  const steps: Record<string, JsonValue> = {};
 
   for (const task of graph.tasks) {
     if (task.id === graph.rootId) continue;
@@ -149,6 +155,7 @@ export function assembleJobResult(
         if (target) target.outputs[key] = output;
       }
     }
+    if (task.inputNames.length === 0 && task.label !== undefined) steps[task.label] = output;
     if (task.kind === 'fusion.report') {
       fusion = fusionReportOutputSchema.parse(output);
     } else if (task.kind === 'fusion.llm') {
@@ -183,6 +190,7 @@ export function assembleJobResult(
     partial: failures.length > 0,
     inputs: [...resultInputs.values()],
     fusion,
+    steps,
     failures,
   };
   return { ok: true, doc, blobs: [...blobs.values()] };

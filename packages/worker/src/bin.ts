@@ -95,9 +95,11 @@ const logger = createLogger('worker', { worker: flags.name ?? config?.name ?? ho
 // Command-line options win over the config file.
 let backends: Backend[];
 try {
-  backends = createBackends(config?.backends ?? { transcribe: [], chat: [], onnx: [], kserve: [], exec: [] }, { baseDir: config?.baseDir ?? process.cwd(), logger });
+  const sections = config?.backends ?? { transcribe: [], chat: [], onnx: [], kserve: [], exec: [] };
+  // --transcribe-url replaces the config's speech-to-text servers (the command line wins).
+  backends = createBackends(flags.transcribeUrl !== undefined ? { ...sections, transcribe: [] } : sections, { baseDir: config?.baseDir ?? process.cwd(), logger });
   if (flags.transcribeUrl !== undefined) {
-    backends.push(new TranscribeBackend({ name: 'transcribe-url', url: flags.transcribeUrl, model: flags.transcribeModel ?? 'whisper-1', apiKey: flags.transcribeApiKey }));
+    backends.unshift(new TranscribeBackend({ name: 'transcribe-url', url: flags.transcribeUrl, model: flags.transcribeModel ?? 'whisper-1', apiKey: flags.transcribeApiKey }));
   }
 } catch (err) {
   if (err instanceof InvalidOptionError || err instanceof WorkerConfigError) usage(err.message);

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { status } from '@grpc/grpc-js';
 import { Redis, ReplyError } from 'ioredis';
 import { pino } from 'pino';
@@ -7,21 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { CoordinatorError } from '../errors.js';
 import { toServiceError } from '../grpc-errors.js';
 import { S3BlobStore } from '../s3-blob-store.js';
+import { freePort } from './free-port.js';
 
 const logger = pino({ level: 'silent' });
 const REDIS_DOWN = 'the coordinator cannot reach Redis right now; retry shortly';
-
-/** A local port nobody listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   try {
@@ -34,7 +23,7 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 
 describe('toServiceError: Redis down', () => {
   it('ioredis giving up on a command (MaxRetriesPerRequestError) is UNAVAILABLE, naming Redis', async () => {
-    const redis = new Redis({ host: '127.0.0.1', port: await closedPort(), maxRetriesPerRequest: 0, retryStrategy: () => 20 });
+    const redis = new Redis({ host: '127.0.0.1', port: await freePort(), maxRetriesPerRequest: 0, retryStrategy: () => 20 });
     redis.on('error', () => undefined);
     try {
       const err = await rejection(redis.get('x'));
@@ -45,7 +34,7 @@ describe('toServiceError: Redis down', () => {
   });
 
   it('a command on a closed ioredis connection is UNAVAILABLE, naming Redis', async () => {
-    const redis = new Redis({ host: '127.0.0.1', port: await closedPort(), lazyConnect: true });
+    const redis = new Redis({ host: '127.0.0.1', port: await freePort(), lazyConnect: true });
     redis.on('error', () => undefined);
     redis.disconnect();
     const err = await rejection(redis.get('x'));
@@ -59,7 +48,7 @@ describe('toServiceError: Redis down', () => {
   });
 
   it('another connection refused (not Redis) is not Redis being down', async () => {
-    const socket = connect(await closedPort(), '127.0.0.1');
+    const socket = connect(await freePort(), '127.0.0.1');
     const [err] = (await once(socket, 'error')) as [Error];
     expect(err.message).toContain('ECONNREFUSED');
     const mapped = toServiceError(err, logger, 'Test');
@@ -68,7 +57,7 @@ describe('toServiceError: Redis down', () => {
   });
 
   it('an S3 blob store that cannot be reached is UNAVAILABLE, naming the blob store', async () => {
-    const endpoint = `http://127.0.0.1:${await closedPort()}`;
+    const endpoint = `http://127.0.0.1:${await freePort()}`;
     const store = new S3BlobStore({ endpoint, region: 'us-east-1', bucket: 'mmgrid', prefix: '', accessKeyId: 'k', secretAccessKey: 's', forcePathStyle: true, maxBlobBytes: 1024 });
     try {
       const err = await rejection(store.stat('a'.repeat(64)));

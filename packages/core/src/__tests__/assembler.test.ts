@@ -581,3 +581,27 @@ describe('assembleJobResult: jobs with no task reading an input (selftest)', () 
     expect(result.error.message).toMatch(/^every task failed; the first: selftest\.sleep/);
   });
 });
+
+describe('assembleJobResult: declared steps that read no input', () => {
+  it('files their outputs under steps, by name', () => {
+    const inputs: PlanInput[] = [{ name: 'scan', modality: 'image', mediaType: 'image/png' }];
+    const graph = plan({
+      pipeline: 'declared',
+      inputs,
+      prompt: 'what does it say?',
+      steps: {
+        render: { kind: 'exec.render', params: { seed: 7 } },
+        read: { kind: 'image.ocr', input: 'scan' },
+        report: { kind: 'fusion.report', from: ['read'] },
+      },
+    });
+    const render = graph.tasks.find((t) => t.label === 'render');
+    if (!render) throw new Error('no render step');
+    const outcomes = outcomesFor(graph, { [render.id]: { status: 'succeeded', outputJson: JSON.stringify({ frames: 12, files: [] }) } });
+    const doc = expectOk(assembleJobResult(graph, inputs, 'what does it say?', outcomes));
+    expect(Object.keys(doc.steps).sort()).toEqual(['render', 'report']);
+    expect(doc.steps['render']).toEqual({ frames: 12, files: [] });
+    expect(doc.steps['report']).toEqual(doc.fusion);
+    expect(outputsByInput(doc)).toEqual({ scan: ['read'], prompt: [] });
+  });
+});

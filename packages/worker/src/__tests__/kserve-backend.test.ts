@@ -10,6 +10,7 @@ import { createKserveBackend } from '../backends/kserve/kserve-backend.js';
 import type { InferRequest, ModelMetadata } from '../backends/kserve/kserve-protocol.js';
 import { TaskFailedError } from '../errors.js';
 import { kserveBackendSchema, type KserveBackendConfig } from '../worker-config.js';
+import { classifyTask } from './classify-task.js';
 
 const URL_BASE = 'http://kserve.test:8000';
 
@@ -62,20 +63,7 @@ function backend(c: KserveBackendConfig = config()): Backend {
 }
 
 function taskContext(params: JsonObject = {}, file = path.join(dir, 'red.png')): TaskContext {
-  return {
-    jobId: 'job-1',
-    taskId: 'task-1',
-    kind: 'image.classify',
-    attempt: 1,
-    params,
-    files: new Map([['photo', file]]),
-    mediaTypes: new Map([['photo', 'image/png']]),
-    texts: new Map(),
-    upstream: [],
-    signal: new AbortController().signal,
-    progress: () => undefined,
-    putBlob: () => Promise.reject(new Error('no blobs here')),
-  };
+  return classifyTask(file, params);
 }
 
 /** The error a promise rejects with. */

@@ -5,11 +5,12 @@ import { pino } from 'pino';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageClassifyOutput, JsonObject } from '@mmgrid/core';
-import { BackendUnavailableError, type Backend, type TaskContext } from '../backends/backend.js';
+import { BackendUnavailableError, type Backend } from '../backends/backend.js';
 import { createOnnxBackend } from '../backends/onnx/onnx-backend.js';
 import { openOnnxSession } from '../backends/onnx/onnx-session.js';
 import { InputDecodeError, TaskFailedError } from '../errors.js';
 import { onnxBackendSchema } from '../worker-config.js';
+import { classifyTask } from './classify-task.js';
 import { linearClassifier, rgbPng } from './onnx-fixtures.js';
 
 // A 2×2 image: red, green / blue, white. With scale 255, mean 0.5 and std 0.5 every value is
@@ -51,26 +52,9 @@ describe('the ONNX Runtime backend', () => {
     return b;
   }
 
-  function task(file: string, params: JsonObject = {}): TaskContext {
-    return {
-      jobId: 'j1',
-      taskId: 't1',
-      kind: 'image.classify',
-      attempt: 1,
-      params,
-      files: new Map([['photo', file]]),
-      mediaTypes: new Map([['photo', 'image/png']]),
-      texts: new Map(),
-      upstream: [],
-      signal: new AbortController().signal,
-      progress: () => undefined,
-      putBlob: () => Promise.reject(new Error('image.classify stores no blobs')),
-    };
-  }
-
   async function classify(b: Backend, file = image, params: JsonObject = {}): Promise<ImageClassifyOutput> {
     const [handler] = b.handlers();
-    return (await handler!.run(task(file, params))) as ImageClassifyOutput;
+    return (await handler!.run(classifyTask(file, params))) as ImageClassifyOutput;
   }
 
   async function failure(b: Backend): Promise<string> {
