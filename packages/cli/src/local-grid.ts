@@ -30,9 +30,15 @@ export interface LocalGridOptions {
   readonly replicas?: number;
   /** Use this Redis instead of starting a private redis-server. */
   readonly redisUrl?: string;
-  /** Extra arguments for the coordinator. */
+  /**
+   * Extra arguments for the coordinator. Without a `--metrics-listen` among them, each
+   * replica serves /metrics on a free local port (see LocalGrid.metricsAddresses).
+   */
   readonly coordinatorArgs?: readonly string[];
-  /** Extra arguments for every worker. */
+  /**
+   * Extra arguments for every worker. Each worker serves /metrics on a free local port (see
+   * LocalGrid.workerMetricsAddresses) unless these, or addWorker's, give another `--metrics-listen`.
+   */
   readonly workerArgs?: readonly string[];
   /** Where children's logs go: this terminal, or one file each under dataDir/logs. @default "files" */
   readonly logs?: 'inherit' | 'files';
@@ -43,6 +49,8 @@ export interface LocalGridOptions {
 interface ChildMessage {
   readonly type?: string;
   readonly address?: string;
+  /** A coordinator's or worker's /metrics address ("host:port"), when it serves one. */
+  readonly metricsAddress?: string;
 }
 
 /**
@@ -51,9 +59,13 @@ interface ChildMessage {
  */
 export class LocalGrid {
   readonly workers: ChildProcess[] = [];
+  /** Each worker's /metrics and /healthz address ("" for one that serves none), in the order of `workers`. */
+  readonly workerMetricsAddresses: string[] = [];
   /** Coordinator replicas and their addresses, in the same order. */
   readonly coordinators: ChildProcess[] = [];
   readonly addresses: string[] = [];
+  /** Each replica's /metrics and /healthz address ("" for one that serves none), in the same order. */
+  readonly metricsAddresses: string[] = [];
   private workerCount = 0;
 
   private constructor(
@@ -91,9 +103,10 @@ export class LocalGrid {
 
   /** Starts one more coordinator replica; resolves with its address once it listens. */
   async addCoordinator(listen = '127.0.0.1:0'): Promise<string> {
-    const { child, address } = await LocalGrid.launchCoordinator(this.options, this.redisUrl, listen, this.coordinators.length);
+    const { child, address, metricsAddress } = await LocalGrid.launchCoordinator(this.options, this.redisUrl, listen, this.coordinators.length, '127.0.0.1:0');
     this.coordinators.push(child);
     this.addresses.push(address);
+    this.metricsAddresses.push(metricsAddress);
     return address;
   }
 
@@ -107,28 +120,46 @@ export class LocalGrid {
     return { ...process.env, ...(options.env ?? {}) };
   }
 
-  private static async launchCoordinator(options: LocalGridOptions, redisUrl: string, listen: string, index: number): Promise<{ child: ChildProcess; address: string }> {
+  /** `metricsListen` applies unless the grid's coordinatorArgs name a metrics address. */
+  private static async launchCoordinator(
+    options: LocalGridOptions,
+    redisUrl: string,
+    listen: string,
+    index: number,
+    metricsListen: string,
+  ): Promise<{ child: ChildProcess; address: string; metricsAddress: string }> {
     const name = index === 0 ? 'coordinator' : `coordinator-${index + 1}`;
     const stdio = LocalGrid.stdio(options, name);
+    const extra = options.coordinatorArgs ?? [];
+    const metricsGiven = extra.some((a) => a === '--metrics-listen' || a.startsWith('--metrics-listen='));
     const child = fork(
       binOf('@mmgrid/coordinator'),
-      ['--listen', listen, '--redis', redisUrl, '--blob-dir', path.join(options.dataDir, 'blobs'), '--id', name, ...(options.coordinatorArgs ?? [])],
+      [
+        '--listen', listen,
+        '--redis', redisUrl,
+        '--blob-dir', path.join(options.dataDir, 'blobs'),
+        '--id', name,
+        ...(metricsGiven ? [] : ['--metrics-listen', metricsListen]),
+        ...extra,
+      ],
       // Its own process group: a Ctrl-C in the terminal reaches only the parent, which then
       // stops the grid in order (workers drain first, Redis goes last).
       { stdio, env: LocalGrid.env(options), detached: true },
     );
     closeFds(stdio);
-    const address = await waitForMessage(child, 'ready', 30_000, name, options);
-    if (!address) throw new CliError('the coordinator started without telling its address', ExitCode.INTERNAL);
-    return { child, address };
+    const ready = await waitForMessage(child, 'ready', 30_000, name, options);
+    if (!ready.address) throw new CliError('the coordinator started without telling its address', ExitCode.INTERNAL);
+    return { child, address: ready.address, metricsAddress: ready.metricsAddress ?? '' };
   }
 
-  /** Starts a coordinator replica again (after it was stopped or killed), on the same port. */
+  /** Starts a coordinator replica again (after it was stopped or killed), on the same ports. */
   async restartCoordinator(index = 0): Promise<void> {
     const port = this.addresses[index]?.split(':').pop() ?? '0';
-    const { child, address } = await LocalGrid.launchCoordinator(this.options, this.redisUrl, `127.0.0.1:${port}`, index);
+    const metricsPort = this.metricsAddresses[index]?.split(':').pop() || '0';
+    const { child, address, metricsAddress } = await LocalGrid.launchCoordinator(this.options, this.redisUrl, `127.0.0.1:${port}`, index, `127.0.0.1:${metricsPort}`);
     this.coordinators[index] = child;
     this.addresses[index] = address;
+    this.metricsAddresses[index] = metricsAddress;
   }
 
   /** Stops the private Redis (it flushes its append-only file) and starts it again on its port. */
@@ -152,14 +183,18 @@ export class LocalGrid {
         '--coordinator', rotate(this.addresses, this.workerCount - 1).join(','),
         '--name', name,
         '--state-dir', path.join(this.options.dataDir, name),
+        // Before the extra arguments: a later --metrics-listen among them wins.
+        '--metrics-listen', '127.0.0.1:0',
         ...(this.options.workerArgs ?? []),
         ...extraArgs,
       ],
       { stdio, env: LocalGrid.env(this.options), detached: true },
     );
     closeFds(stdio);
-    this.workers.push(child);
-    await waitForMessage(child, 'connected', 60_000, name, this.options);
+    const index = this.workers.push(child) - 1;
+    this.workerMetricsAddresses[index] = '';
+    const connected = await waitForMessage(child, 'connected', 60_000, name, this.options);
+    this.workerMetricsAddresses[index] = connected.metricsAddress ?? '';
     return child;
   }
 
@@ -181,7 +216,7 @@ function closeFds(stdio: readonly unknown[]): void {
   for (const s of new Set(stdio)) if (typeof s === 'number') closeSync(s);
 }
 
-function waitForMessage(child: ChildProcess, type: string, timeoutMs: number, what: string, options: LocalGridOptions): Promise<string | undefined> {
+function waitForMessage(child: ChildProcess, type: string, timeoutMs: number, what: string, options: LocalGridOptions): Promise<ChildMessage> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
@@ -190,7 +225,7 @@ function waitForMessage(child: ChildProcess, type: string, timeoutMs: number, wh
     const onMessage = (message: ChildMessage): void => {
       if (message.type !== type) return;
       cleanup();
-      resolve(message.address);
+      resolve(message);
     };
     const onExit = (code: number | null): void => {
       cleanup();

@@ -26,6 +26,11 @@ const program = new Command('mmgrid coordinator')
   .addOption(new Option('--max-blob-bytes <bytes>', 'largest blob accepted').argParser(integer('--max-blob-bytes')))
   .addOption(new Option('--max-stalled-count <n>', 'a task whose worker vanishes more often than this is failed as poison').argParser(integer('--max-stalled-count')))
   .addOption(new Option('--id <name>', 'name of this replica in logs and worker views').env('MMGRID_COORDINATOR_ID'))
+  .addOption(
+    new Option('--metrics-listen <host:port>', 'HTTP address of GET /metrics (Prometheus) and GET /healthz; port 0 picks a free port, "off" turns both off')
+      .env('MMGRID_METRICS_LISTEN')
+      .default('0.0.0.0:9464'),
+  )
   .showHelpAfterError();
 
 program.parse();
@@ -42,6 +47,7 @@ const flags = program.opts<{
   maxBlobBytes?: number;
   maxStalledCount?: number;
   id?: string;
+  metricsListen: string;
 }>();
 
 const options: CoordinatorOptions = {
@@ -57,6 +63,7 @@ const options: CoordinatorOptions = {
   ...(flags.maxBlobBytes !== undefined ? { maxBlobBytes: flags.maxBlobBytes } : {}),
   ...(flags.maxStalledCount !== undefined ? { maxStalledCount: flags.maxStalledCount } : {}),
   ...(flags.id !== undefined ? { coordinatorId: flags.id } : {}),
+  metricsListen: flags.metricsListen,
 };
 
 let coordinator: Coordinator;
@@ -71,9 +78,9 @@ try {
 }
 
 try {
-  const { address } = await coordinator.start();
-  // When launched by `mmgrid dev`, tell the parent where we listen.
-  process.send?.({ type: 'ready', address });
+  const { address, metricsAddress } = await coordinator.start();
+  // When launched by `mmgrid dev`, tell the parent where we listen (metricsAddress: undefined when off or not bound).
+  process.send?.({ type: 'ready', address, metricsAddress });
 } catch (err) {
   process.stderr.write(`mmgrid coordinator: could not start: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(5);

@@ -1,9 +1,11 @@
+import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Job as BullJob } from 'bullmq';
 import type { TaskRequirements } from '@mmgrid/core';
 import { grantLease, type LeaseGrant } from './lease.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
 import type { TaskQueue } from './task-queue.js';
 import type { TaskData } from './task-queues.js';
 import type { WorkerRegistry } from './worker-registry.js';
@@ -14,6 +16,7 @@ export interface ClassDispatcherDeps {
   readonly keys: Keys;
   readonly registry: WorkerRegistry;
   readonly logger: Logger;
+  readonly metrics: Metrics;
   /** Hands a fetched task to a worker; false when none could take it (it went back). */
   readonly dispatch: (queue: TaskQueue, job: BullJob<TaskData>, grant: LeaseGrant) => Promise<boolean>;
 }
@@ -119,7 +122,9 @@ export class ClassDispatcher {
       let fetched: Awaited<ReturnType<TaskQueue['fetch']>>;
       try {
         grant = await grantLease(this.deps.redis, this.deps.keys);
+        const start = performance.now();
         fetched = await queue.fetch(grant.lockToken);
+        this.deps.metrics.redisCommand('fetch', start);
       } catch (err) {
         if (signal.aborted) break;
         logger.warn({ queue: queue.name, err: String(err) }, 'fetching a task failed; retrying in 1 s');
@@ -135,7 +140,10 @@ export class ClassDispatcher {
       try {
         placed = await this.deps.dispatch(queue, fetched.job, grant);
       } catch (err) {
-        logger.error({ queue: queue.name, task: fetched.job.id, err: String(err) }, 'dispatch failed; the task goes back when its lease lapses');
+        logger.error(
+          { jobId: fetched.job.data.jobId, taskId: fetched.job.data.taskId, queue: queue.name, task: fetched.job.id, err: String(err) },
+          'dispatch failed; the task goes back when its lease lapses',
+        );
       }
       if (!placed) {
         // No worker could take the task after all: wait for a slot to change rather than

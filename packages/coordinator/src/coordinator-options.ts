@@ -36,6 +36,11 @@ export interface CoordinatorOptions {
   maxShards?: number;
   /** Name of this replica in logs and worker views. @default "<hostname>-<pid>" */
   coordinatorId?: string;
+  /**
+   * HTTP address of `GET /metrics` (Prometheus) and `GET /healthz`; port 0 picks a free port,
+   * "off" serves neither. @default "0.0.0.0:9464"
+   */
+  metricsListen?: string;
 }
 
 /** The validated, fully specified form of CoordinatorOptions. */
@@ -56,6 +61,8 @@ export interface ResolvedCoordinatorOptions {
   readonly assemblyConcurrency: number;
   readonly maxShards: number;
   readonly coordinatorId: string;
+  /** Where /metrics and /healthz listen; undefined when turned off. */
+  readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
 }
 
 const MiB = 1024 * 1024;
@@ -79,6 +86,7 @@ export function withDefaults(options: CoordinatorOptions, defaultId: string): Re
     assemblyConcurrency: options.assemblyConcurrency ?? 4,
     maxShards: options.maxShards ?? 20_000,
     coordinatorId: options.coordinatorId ?? defaultId,
+    metricsListen: options.metricsListen ?? '0.0.0.0:9464',
   };
 }
 
@@ -113,5 +121,18 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions, defaultId
     assemblyConcurrency: intOption('assemblyConcurrency', o.assemblyConcurrency, 1, 256),
     maxShards: intOption('maxShards', o.maxShards, 1, 1_000_000),
     coordinatorId: nonEmptyOption('coordinatorId', o.coordinatorId),
+    metricsListen: resolveMetricsListen(o.metricsListen),
   };
+}
+
+/** "off" (any case) turns the metrics endpoint off; anything else must be HOST:PORT. */
+function resolveMetricsListen(value: string): ResolvedCoordinatorOptions['metricsListen'] {
+  if (value.trim().toLowerCase() === 'off') return undefined;
+  try {
+    const { host, port } = parseHostPort('metricsListen', value);
+    return { host: host.replace(/^\[|\]$/g, ''), port };
+  } catch (err) {
+    if (err instanceof InvalidOptionError) throw new InvalidOptionError('metricsListen', 'HOST:PORT (for example 0.0.0.0:9464) or "off"', value);
+    throw err;
+  }
 }

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { performance } from 'node:perf_hooks';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { monotonicFactory } from 'ulid';
@@ -12,9 +13,12 @@ import { resolveCoordinatorOptions, type CoordinatorOptions, type ResolvedCoordi
 import { Dispatcher } from './dispatcher.js';
 import { EventHub } from './event-hub.js';
 import { FanOutRunner } from './fan-out-runner.js';
+import { grpcMetricsInterceptor } from './grpc-metrics.js';
 import { JobStore } from './job-store.js';
 import { Keys } from './keys.js';
 import { createLogger, type Logger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { MetricsServer } from './metrics-server.js';
 import { AdminServiceImpl } from './services/admin-service.js';
 import { BlobServiceImpl } from './services/blob-service.js';
 import { JobServiceImpl } from './services/job-service.js';
@@ -46,6 +50,8 @@ export interface CoordinatorParts {
 export class Coordinator {
   readonly options: ResolvedCoordinatorOptions;
   readonly logger: Logger;
+  /** This replica's metrics (served on GET /metrics at options.metricsListen). */
+  readonly metrics: Metrics;
   private readonly redis: Redis;
   private readonly keys: Keys;
   private readonly server: Server;
@@ -61,8 +67,12 @@ export class Coordinator {
   /** The blob store was made here (not passed in), so stop() closes it. */
   private readonly ownsBlobs: boolean;
   private readonly now: () => number;
+  private readonly metricsServer: MetricsServer;
   private port = 0;
+  private boundMetricsAddress: string | undefined;
   private sweeper: NodeJS.Timeout | undefined;
+  private pinger: NodeJS.Timeout | undefined;
+  private pinging = false;
 
   constructor(options: CoordinatorOptions = {}, parts: CoordinatorParts = {}) {
     this.options = resolveCoordinatorOptions(options, `${hostname()}-${process.pid}`);
@@ -73,8 +83,9 @@ export class Coordinator {
     this.redis = new Redis(o.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
     this.redis.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'redis connection error'));
     const connection = { url: o.redisUrl, maxRetriesPerRequest: null };
+    this.metrics = new Metrics({ now: this.now });
     this.keys = new Keys(o.keyPrefix);
-    this.jobs = new JobStore(this.redis, this.keys, o.jobRetentionMs);
+    this.jobs = new JobStore(this.redis, this.keys, o.jobRetentionMs, this.metrics);
     this.queues = new TaskQueues(this.redis, this.keys, { leaseMs: o.leaseMs, stalledIntervalMs: o.stalledCheckIntervalMs, maxStalledCount: o.maxStalledCount });
     this.hub = new EventHub(this.redis, this.keys, this.logger);
     this.directory = new WorkerDirectory(this.redis, this.keys, o.coordinatorId, o.heartbeatIntervalMs * 4, this.now);
@@ -89,6 +100,7 @@ export class Coordinator {
       registry: this.registry,
       jobs: this.jobs,
       logger: this.logger,
+      metrics: this.metrics,
       leaseMs: o.leaseMs,
       stalledCheckIntervalMs: o.stalledCheckIntervalMs,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
@@ -115,6 +127,7 @@ export class Coordinator {
       hub: this.hub,
       wake: (queues) => this.dispatcher.wake(queues),
       logger: this.logger,
+      metrics: this.metrics,
       concurrency: o.assemblyConcurrency,
       leaseMs: o.leaseMs,
       maxShards: o.maxShards,
@@ -130,6 +143,8 @@ export class Coordinator {
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+      // Every call of every service is counted (and unary ones timed) here, by final status.
+      interceptors: [grpcMetricsInterceptor(this.metrics)],
     });
     this.server.addService(
       JobServiceService,
@@ -145,6 +160,7 @@ export class Coordinator {
         cancelRunning: (jobId) => this.hub.broadcast({ type: 'cancel-job', jobId }),
         dispatcher: this.dispatcher,
         directory: this.directory,
+        metrics: this.metrics,
       }).handlers(),
     );
     this.server.addService(
@@ -164,18 +180,39 @@ export class Coordinator {
         now: this.now,
       }).handlers(),
     );
-    this.server.addService(BlobServiceService, new BlobServiceImpl({ blobs: this.blobs, auth, logger: this.logger, maxBlobBytes: o.maxBlobBytes }).handlers());
+    this.server.addService(BlobServiceService, new BlobServiceImpl({ blobs: this.blobs, auth, logger: this.logger, maxBlobBytes: o.maxBlobBytes, metrics: this.metrics }).handlers());
     this.server.addService(
       AdminServiceService,
       new AdminServiceImpl({ auth, directory: this.directory, queues: this.queues, logger: this.logger, now: this.now }).handlers(),
     );
+    this.metrics.setQueueSource(() => this.queues.depths());
+    this.metrics.setWorkerSource(() =>
+      this.registry
+        .all()
+        .filter((s) => !s.closed)
+        .map((s) => ({ name: s.name, gpus: s.hello.gpus, gpuStats: s.gpuStats, slots: s.slots, vramBudgetBytes: s.vramBudgetBytes })),
+    );
+    this.metricsServer = new MetricsServer({
+      metrics: this.metrics,
+      // Never queued while Redis is away (the client would hold it until Redis is back).
+      ping: () => (this.redis.status === 'ready' ? this.redis.ping() : Promise.reject(new Error(`redis is ${this.redis.status}`))),
+      logger: this.logger,
+    });
     if (auth instanceof OpenAuthenticator) {
       this.logger.warn('running an open grid: callers are not authenticated and all share the default tenant');
     }
   }
 
-  /** Connects to Redis, starts the services and listens. Resolves with the bound address. */
-  async start(): Promise<{ host: string; port: number; address: string }> {
+  /** The bound "host:port" of GET /metrics and /healthz; undefined when off, not bound, or not started. */
+  get metricsAddress(): string | undefined {
+    return this.boundMetricsAddress;
+  }
+
+  /**
+   * Connects to Redis, starts the services and listens. Resolves with the bound gRPC address,
+   * and the metrics address (undefined when off or when its port could not be bound).
+   */
+  async start(): Promise<{ host: string; port: number; address: string; metricsAddress: string | undefined }> {
     const o = this.options;
     await this.connectRedis();
     if (this.blobs instanceof FsBlobStore || this.blobs instanceof S3BlobStore) await this.blobs.init();
@@ -191,7 +228,25 @@ export class Coordinator {
     });
     const address = `${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${this.port}`;
     this.logger.info({ listen: `${host}:${this.port}`, redis: redact(o.redisUrl), blobs: o.blobStoreUrl !== '' ? redact(o.blobStoreUrl) : o.blobDir }, 'coordinator listening');
-    return { host, port: this.port, address };
+    if (o.metricsListen) this.boundMetricsAddress = await this.metricsServer.start(o.metricsListen.host, o.metricsListen.port);
+    this.pinger = setInterval(() => void this.pingRedis(), REDIS_PING_MS);
+    this.pinger.unref();
+    return { host, port: this.port, address, metricsAddress: this.boundMetricsAddress };
+  }
+
+  /** Times a PING for the Redis latency metric (skipped while disconnected, or while one is out). */
+  private async pingRedis(): Promise<void> {
+    if (this.pinging || this.redis.status !== 'ready') return;
+    this.pinging = true;
+    const start = performance.now();
+    try {
+      await this.redis.ping();
+      this.metrics.redisCommand('ping', start);
+    } catch {
+      // The connection's own error handler logs what went wrong.
+    } finally {
+      this.pinging = false;
+    }
   }
 
   /** Waits for Redis (BullMQ may already be connecting the shared client), failing clearly. */
@@ -231,7 +286,8 @@ export class Coordinator {
           await this.dispatcher.wake(job.graph.tasks.map((t) => queueOfTask(t, job.tenant)));
           this.logger.warn({ jobId: id }, 'queued the tasks of a job whose submission was interrupted');
         }
-        await this.jobs.accepted(id);
+        // Its submitting replica died before counting it; a retried job was counted once already.
+        if ((await this.jobs.accepted(id)) && job && job.generation === 0) this.metrics.jobSubmitted(job.pipeline, job.tenant);
       }
     } catch (err) {
       this.logger.warn({ err: String(err) }, 'acceptance sweep failed; will retry');
@@ -241,6 +297,9 @@ export class Coordinator {
   /** Stops taking calls, closes worker streams, and releases Redis. Leases live on in Redis. */
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
+    if (this.pinger) clearInterval(this.pinger);
+    await this.metricsServer.stop();
+    this.boundMetricsAddress = undefined;
     for (const session of this.registry.all()) {
       session.send({ msg: { $case: 'drain', drain: { reason: 'coordinator shutting down; reconnect to another replica' } } });
     }
@@ -268,6 +327,8 @@ export class Coordinator {
 /** A job not fully accepted after this long is finished by the sweep. */
 const ACCEPT_SWEEP_MS = 30_000;
 const REDIS_CONNECT_TIMEOUT_MS = 15_000;
+/** How often the Redis round trip is measured with a PING. */
+const REDIS_PING_MS = 5_000;
 
 function redact(url: string): string {
   return url.replace(/\/\/([^@/]*)@/, '//***@');

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { UnrecoverableError, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
@@ -13,10 +14,11 @@ import {
 import type { Lease, TaskAssignment, TaskFailure, TaskResult, UpstreamOutput } from '@mmgrid/proto';
 import { ClassDispatcher } from './class-dispatcher.js';
 import type { ControlHandler, ControlMessage, EventHub } from './event-hub.js';
-import type { JobStore, RecordedError } from './job-store.js';
+import type { JobStore, RecordedError, TaskRecord } from './job-store.js';
 import type { Keys } from './keys.js';
 import { leaseToProto, lockTokenOf, parseBullJobId, parseTaskRef, taskRefOf, type LeaseGrant } from './lease.js';
 import type { Logger } from './logger.js';
+import { secondsSince, type Metrics } from './metrics.js';
 import { readChildOutcomes } from './outcomes.js';
 import { blobRefToProto } from './proto-mapping.js';
 import type { TaskQueue } from './task-queue.js';
@@ -32,6 +34,7 @@ export interface DispatcherDeps {
   readonly jobs: JobStore;
   readonly hub: EventHub;
   readonly logger: Logger;
+  readonly metrics: Metrics;
   readonly leaseMs: number;
   readonly stalledCheckIntervalMs: number;
   readonly heartbeatIntervalMs: number;
@@ -115,6 +118,7 @@ export class Dispatcher implements ControlHandler {
         keys: this.deps.keys,
         registry: this.deps.registry,
         logger: this.deps.logger,
+        metrics: this.deps.metrics,
         dispatch: (queue, job, grant) => this.dispatch(queue, job, grant),
       });
       this.classes.set(key, cd);
@@ -145,6 +149,8 @@ export class Dispatcher implements ControlHandler {
    */
   private async dispatch(queue: TaskQueue, job: BullJob<TaskData>, grant: LeaseGrant): Promise<boolean> {
     const { jobs, registry, now } = this.deps;
+    // The task has just been taken out of its queue.
+    const taken = { at: now(), perf: performance.now(), readyAt: job.timestamp };
     const data = job.data;
     const kind = data.kind;
     if (job.deferredFailure) {
@@ -165,7 +171,10 @@ export class Dispatcher implements ControlHandler {
 
     let upstream: UpstreamOutput[] = [];
     if (data.upstream.length > 0) {
-      upstream = await this.upstreamOf(data);
+      let inputsEndedAt: number;
+      ({ upstream, inputsEndedAt } = await this.upstreamOf(data));
+      // A consumer becomes ready when its last input ends, not when its job was submitted.
+      taken.readyAt = Math.max(taken.readyAt, inputsEndedAt);
       const broken = data.upstream.find((u) => !u.optional && upstream.find((o) => o.taskId === u.taskId)?.error);
       if (broken) {
         const cause = upstream.find((o) => o.taskId === broken.taskId)?.error?.message ?? 'failed';
@@ -190,13 +199,14 @@ export class Dispatcher implements ControlHandler {
       job,
       attempt: attemptOf(job),
       startedAt: now(),
+      readySince: taken.readyAt,
       durationMs: this.deps.leaseMs,
       vramBytes: data.requirements.minVramBytes,
       gpuIndex: pickGpu(session, data.requirements) ?? -1,
     };
     session.leases.set(lease.leaseId, lease);
     try {
-      await this.assign(session, lease, upstream);
+      await this.assign(session, lease, upstream, taken);
     } catch (err) {
       // Nothing reached the worker: give the slot back and the task to its queue.
       this.finishLease(session, lease);
@@ -212,7 +222,11 @@ export class Dispatcher implements ControlHandler {
     session.send({ msg: { $case: 'cancel', cancel: { lease: leaseToProto(lease, lease.taskRef, lease.durationMs), reason } } });
   }
 
-  private async assign(session: WorkerSession, lease: ActiveLease, upstream: UpstreamOutput[]): Promise<void> {
+  /**
+   * Records the lease and sends the assignment. `taken` says when the task left its queue
+   * (wall clock and performance.now()) and when it had become ready, for the metrics.
+   */
+  private async assign(session: WorkerSession, lease: ActiveLease, upstream: UpstreamOutput[], taken: { at: number; perf: number; readyAt: number }): Promise<void> {
     const { jobs, registry, logger, now } = this.deps;
     const { job, kind, taskRef, attempt } = lease;
     const data = job.data;
@@ -230,7 +244,8 @@ export class Dispatcher implements ControlHandler {
       timeoutMs: data.timeoutMs,
       gpuUuid: lease.gpuIndex >= 0 ? (session.hello.gpus[lease.gpuIndex]?.uuid ?? '') : '',
     };
-    await jobs.updateTask(
+    // The record says when a retried task became ready again (BullMQ keeps only its first add).
+    const readyAgainAt = await jobs.updateTask(
       data.jobId,
       data.taskId,
       { kind, state: 'running', attempts: attempt, workerId: session.workerId, workerName: session.name, leaseId: lease.leaseId, fencingToken: lease.fencingToken, startedAt: lease.startedAt, nextAttemptAt: 0 },
@@ -245,6 +260,7 @@ export class Dispatcher implements ControlHandler {
       return;
     }
     this.counters.dispatched += 1;
+    this.deps.metrics.taskDispatched(kind, (taken.at - Math.max(taken.readyAt, readyAgainAt)) / 1000, secondsSince(taken.perf));
     logger.debug({ jobId: data.jobId, taskId: data.taskId, kind, worker: session.name, fencingToken: lease.fencingToken }, 'task dispatched');
   }
 
@@ -258,13 +274,14 @@ export class Dispatcher implements ControlHandler {
     await this.wake([data.parentQueue]);
   }
 
-  /** The outputs (or failures) of the tasks a task consumes. */
-  private async upstreamOf(data: TaskData): Promise<UpstreamOutput[]> {
+  /** The outputs (or failures) of the tasks a task consumes, and when the last of them ended. */
+  private async upstreamOf(data: TaskData): Promise<{ upstream: UpstreamOutput[]; inputsEndedAt: number }> {
     const [outcomes, records] = await Promise.all([
       readChildOutcomes(this.deps.redis, this.deps.keys, { queue: data.queue, jobId: data.jobId, taskId: data.taskId, generation: data.generation }),
       this.deps.jobs.tasks(data.jobId),
     ]);
-    return data.upstream.map((u) => {
+    const inputsEndedAt = data.upstream.reduce((latest, u) => Math.max(latest, records.get(u.taskId)?.finishedAt ?? 0), 0);
+    const upstream = data.upstream.map((u) => {
       const outcome = outcomes.get(u.taskId);
       const record = records.get(u.taskId);
       if (outcome?.status === 'succeeded') {
@@ -273,6 +290,7 @@ export class Dispatcher implements ControlHandler {
       const error = record?.error ?? { code: 'TASK_FAILED', message: outcome?.status === 'failed' ? outcome.reason : 'no outcome', retryable: false };
       return { taskId: u.taskId, kind: u.kind, outputJson: '', error: { code: error.code, message: error.message, retryable: false }, inputNames: [...u.inputNames] };
     });
+    return { upstream, inputsEndedAt };
   }
 
   /** Finds the lease a worker message refers to, checking its fencing token. */
@@ -305,7 +323,7 @@ export class Dispatcher implements ControlHandler {
       return;
     }
     try {
-      await retryTransient(() => lease.job.moveToCompleted(output, lease.lockToken, false));
+      await retryTransient(() => this.deps.metrics.timeRedis('commit', () => lease.job.moveToCompleted(output, lease.lockToken, false)));
     } catch (err) {
       if (!isStaleLockError(err)) {
         // Redis is unreachable: keep the lease; the worker sends the result again later.
@@ -323,6 +341,9 @@ export class Dispatcher implements ControlHandler {
     this.finishLease(session, lease);
     this.counters.committed += 1;
     const finishedAt = now();
+    // Its end is counted by updateTask below (once, whichever replica writes it first).
+    this.deps.metrics.taskRan(lease.kind, 'succeeded', (finishedAt - lease.startedAt) / 1000);
+    this.deps.metrics.taskLatency(lease.kind, 'succeeded', (finishedAt - lease.readySince) / 1000);
     await retryTransient(() =>
       jobs.updateTask(
         data.jobId,
@@ -355,7 +376,9 @@ export class Dispatcher implements ControlHandler {
     const willRetry = error.retryable && lease.job.attemptsMade + 1 < maxAttempts;
     try {
       await retryTransient(() =>
-        lease.job.moveToFailed(error.retryable ? new Error(error.message) : new UnrecoverableError(error.message), lease.lockToken, false),
+        this.deps.metrics.timeRedis('fail', () =>
+          lease.job.moveToFailed(error.retryable ? new Error(error.message) : new UnrecoverableError(error.message), lease.lockToken, false),
+        ),
       );
     } catch (err) {
       if (!isStaleLockError(err)) {
@@ -369,16 +392,22 @@ export class Dispatcher implements ControlHandler {
     this.finishLease(session, lease);
     this.counters.failed += 1;
     const at = now();
+    const ended = error.code === 'CANCELLED' ? 'cancelled' : 'failed';
+    this.deps.metrics.taskRan(lease.kind, willRetry ? 'retried' : ended, (at - lease.startedAt) / 1000);
+    // A retry is counted here, where its attempt's failure was committed (the lock makes that
+    // one replica); an end is counted by updateTask below.
+    if (willRetry) this.deps.metrics.taskFinished(lease.kind, 'retried');
+    else this.deps.metrics.taskLatency(lease.kind, ended, (at - lease.readySince) / 1000);
     const nextAttemptAt = willRetry && lease.job.delay > 0 ? at + lease.job.delay : 0;
     await retryTransient(() =>
       jobs.updateTask(
         data.jobId,
         data.taskId,
         willRetry
-          ? { kind: lease.kind, state: 'queued', error, attempts: lease.attempt, workerId: session.workerId, workerName: session.name, nextAttemptAt }
+          ? { kind: lease.kind, state: 'queued', error, attempts: lease.attempt, workerId: session.workerId, workerName: session.name, nextAttemptAt, readyAt: nextAttemptAt || at }
           : {
               kind: lease.kind,
-              state: error.code === 'CANCELLED' ? 'cancelled' : 'failed',
+              state: ended,
               error,
               attempts: lease.attempt,
               workerId: session.workerId,
@@ -404,7 +433,8 @@ export class Dispatcher implements ControlHandler {
       if (!isStaleLockError(err)) return;
     }
     this.finishLease(session, lease);
-    await this.deps.jobs.updateTask(data.jobId, data.taskId, { kind: lease.kind, state: 'queued', workerId: '', workerName: '' }, this.deps.now());
+    const at = this.deps.now();
+    await this.deps.jobs.updateTask(data.jobId, data.taskId, { kind: lease.kind, state: 'queued', workerId: '', workerName: '', readyAt: at }, at);
     session.send({ msg: { $case: 'ack', ack: { lease: ref, accepted: true, reason: 'handed back' } } });
     await this.wake([lease.queue.name]);
   }
@@ -427,7 +457,12 @@ export class Dispatcher implements ControlHandler {
 
   private reject(session: WorkerSession, lease: Lease | undefined, reason: string): void {
     this.counters.staleRejected += 1;
-    this.deps.logger.info({ worker: session.name, fencingToken: lease?.fencingToken, taskRef: lease?.taskRef, reason }, 'result rejected');
+    this.deps.metrics.staleResultRejected();
+    const ids = lease ? parseBullJobId(parseTaskRef(lease.taskRef)?.bullJobId ?? '') : undefined;
+    this.deps.logger.info(
+      { ...(ids ? { jobId: ids.jobId, taskId: ids.taskId } : {}), worker: session.name, fencingToken: lease?.fencingToken, taskRef: lease?.taskRef, reason },
+      'result rejected',
+    );
     session.send({ msg: { $case: 'ack', ack: { lease, accepted: false, reason } } });
   }
 
@@ -499,6 +534,9 @@ export class Dispatcher implements ControlHandler {
         continue;
       }
       job.token = lockToken;
+      // When it became ready, for its end-to-end latency: added, or its last input ended.
+      const records = job.data.upstream.length > 0 ? await this.deps.jobs.tasks(job.data.jobId) : new Map<string, TaskRecord>();
+      const readySince = job.data.upstream.reduce((latest, u) => Math.max(latest, records.get(u.taskId)?.finishedAt ?? 0), job.timestamp);
       const slot = session.slots.get(job.data.kind);
       if (slot) slot.busy += 1;
       session.leases.set(ref.leaseId, {
@@ -511,6 +549,7 @@ export class Dispatcher implements ControlHandler {
         job,
         attempt: attemptOf(job),
         startedAt: this.deps.now(),
+        readySince,
         durationMs: this.deps.leaseMs,
         vramBytes: job.data.requirements.minVramBytes,
         gpuIndex: pickGpu(session, job.data.requirements) ?? -1,
@@ -537,6 +576,7 @@ export class Dispatcher implements ControlHandler {
   private async onStalled(queue: string, bullJobId: string, checkedAt: number): Promise<void> {
     const ids = parseBullJobId(bullJobId);
     this.counters.leasesLapsed += 1;
+    this.deps.metrics.leaseExpired(parseTaskQueueName(queue)?.kind ?? queue);
     for (const session of this.deps.registry.all()) {
       for (const lease of session.leases.values()) {
         // A lease granted after the check began is a new dispatch of the same task: keep it.
@@ -549,7 +589,8 @@ export class Dispatcher implements ControlHandler {
     if (!ids) return;
     this.deps.logger.warn({ jobId: ids.jobId, taskId: ids.taskId, queue }, 'lease lapsed; task back in the queue');
     const error: RecordedError = { code: 'LEASE_EXPIRED', message: 'the worker stopped renewing its lease (it died, froze or lost its connection)', retryable: true };
-    await this.deps.jobs.updateTask(ids.jobId, ids.taskId, { state: 'queued', workerId: '', workerName: '', error }, this.deps.now()).catch(() => undefined);
+    const at = this.deps.now();
+    await this.deps.jobs.updateTask(ids.jobId, ids.taskId, { state: 'queued', workerId: '', workerName: '', error, readyAt: at }, at).catch(() => undefined);
   }
 
   /** Control messages from any replica. */

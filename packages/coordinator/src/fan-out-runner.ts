@@ -7,6 +7,7 @@ import { newTaskRecord, type JobStore, type RecordedError, type TaskRecord } fro
 import type { Keys } from './keys.js';
 import { bullJobIdOf } from './lease.js';
 import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
 import { readChildOutcomes, type ChildOutcome } from './outcomes.js';
 import { putBytes, STITCHERS, type ShardSpec, type Stitcher } from './stitchers.js';
 import { coordinatorStepWorkerOptions } from './task-queue.js';
@@ -22,6 +23,8 @@ export interface FanOutRunnerDeps {
   readonly hub: EventHub;
   readonly wake: (queues: Iterable<string>) => Promise<void>;
   readonly logger: Logger;
+  /** Records how many shards each step fans out to. */
+  readonly metrics?: Metrics;
   readonly concurrency: number;
   readonly leaseMs: number;
   /** Most shards one input may be cut into. */
@@ -114,6 +117,7 @@ export class FanOutRunner {
       await jobs.updateTask(data.jobId, data.taskId, { kind: data.kind, state: 'running', workerName: 'coordinator', startedAt: now() }, now());
       await this.addShards(job, data, shards);
       await job.updateData({ ...data, phase: 'fanned-out' });
+      this.deps.metrics?.fannedOut(data.kind, shards.length);
       if (token !== undefined && (await job.moveToWaitingChildren(token))) throw new WaitingChildrenError();
       // Not parked: every shard ended between being added and now (a fast worker, or shards
       // kept from an earlier try). What they committed came after the read above.

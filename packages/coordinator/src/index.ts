@@ -6,8 +6,8 @@
  * ```ts
  * import { Coordinator } from '@mmgrid/coordinator';
  *
- * const coordinator = new Coordinator({ redisUrl: process.env.REDIS_URL, listen: '0.0.0.0:7070' });
- * await coordinator.start();
+ * const coordinator = new Coordinator({ redisUrl: process.env.REDIS_URL, listen: '0.0.0.0:7070', metricsListen: '0.0.0.0:9464' });
+ * const { metricsAddress } = await coordinator.start(); // GET /metrics, GET /healthz
  * process.on('SIGTERM', () => void coordinator.stop());
  * ```
  */
@@ -21,6 +21,8 @@ export { resolveCoordinatorOptions, withDefaults } from './coordinator-options.j
 export type { CoordinatorOptions, ResolvedCoordinatorOptions } from './coordinator-options.js';
 export { BadRequestError, BlobNotFoundError, CoordinatorError, JobNotFoundError, LimitExceededError } from './errors.js';
 export type { CoordinatorErrorCode } from './errors.js';
+export { Metrics, QUEUE_STATES } from './metrics.js';
+export type { BlobDirection, CoordinatorInstruments, JobOutcome, MetricsOptions, QueueDepth, QueueState, TaskOutcome, WorkerGaugeSource } from './metrics.js';
 export { S3BlobStore } from './s3-blob-store.js';
 export { BlobServiceImpl } from './services/blob-service.js';
 export type { BlobServiceDeps } from './services/blob-service.js';

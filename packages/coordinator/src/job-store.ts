@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import type {
   BlobRef,
@@ -12,6 +13,7 @@ import type {
 import { JobEvent, type JobStateChanged, type TaskProgressed, type TaskStateChanged } from '@mmgrid/proto';
 import type { Keys } from './keys.js';
 import { CREATE_JOB, FINISH_JOB, RETRY_JOB, UPDATE_TASK } from './lua.js';
+import type { JobOutcome, Metrics, TaskOutcome } from './metrics.js';
 import { jobStateToProto, taskStateToProto } from './proto-mapping.js';
 
 /** What went wrong with a task, as recorded. */
@@ -34,6 +36,11 @@ export interface TaskRecord {
   readonly finishedAt: number;
   /** When a retry waits out its backoff: when it may run again (0 otherwise). */
   readonly nextAttemptAt: number;
+  /**
+   * When the task last went back to its queue ready to run (a failed attempt's retry after
+   * its backoff, a lapsed lease, a hand-back); absent before any. For the queueing metric.
+   */
+  readonly readyAt?: number;
   /** The job generation the task last ran in (see RetryJob). */
   readonly generation: number;
   /** Attempts made in earlier generations. */
@@ -109,6 +116,8 @@ type EventBody = { $case: 'jobState'; jobState: JobStateChanged } | { $case: 'ta
 
 const MAX_EVENTS_PER_JOB = 100_000;
 const IDEMPOTENCY_TTL_SEC = 24 * 3600;
+/** Task states a record never leaves (until RetryJob starts another generation). */
+const ENDED_TASK_STATES: ReadonlySet<string> = new Set<TaskStateName>(['succeeded', 'failed', 'cancelled']);
 const SUMMARY_FIELDS = ['id', 'tenant', 'state', 'pipeline', 'priority', 'createdAt', 'finishedAt', 'error'] as const;
 
 function encodeEvent(jobId: string, atMs: number, event: EventBody): Buffer {
@@ -121,6 +130,8 @@ export class JobStore {
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly retentionMs: number,
+    /** Counts the jobs this store ends and times its scripts. */
+    private readonly metrics?: Metrics,
   ) {}
 
   /** Stores a new job; returns the id of the job now stored (an earlier one for a repeated idempotency key). */
@@ -146,6 +157,7 @@ export class JobStore {
     const event = encodeEvent(job.id, job.createdAt, { $case: 'jobState', jobState: { state: jobStateToProto('queued'), error: undefined } });
     const keys = [this.keys.job(job.id), this.keys.tasks(job.id), this.keys.events(job.id), this.keys.jobs(), this.keys.tenantJobs(job.tenant), this.keys.accepting()];
     if (job.idempotencyKey !== '') keys.push(this.keys.idempotency(job.tenant, job.idempotencyKey));
+    const start = performance.now();
     const stored = await CREATE_JOB.run(this.redis, keys, [
       job.id,
       String(job.createdAt),
@@ -155,12 +167,16 @@ export class JobStore {
       this.keys.eventsChannel(),
       String(IDEMPOTENCY_TTL_SEC),
     ]);
+    this.metrics?.redisCommand('create_job', start);
     return String(stored);
   }
 
-  /** The job's tasks are all in their queues: it no longer needs the acceptance sweep. */
-  async accepted(id: string): Promise<void> {
-    await this.redis.zrem(this.keys.accepting(), id);
+  /**
+   * The job's tasks are all in their queues: it no longer needs the acceptance sweep. Returns
+   * whether this call took it off the list (of racing replicas, exactly one does).
+   */
+  async accepted(id: string): Promise<boolean> {
+    return (await this.redis.zrem(this.keys.accepting(), id)) === 1;
   }
 
   /** Jobs stored before `before` (ms) whose tasks may never have been queued (the submitting replica died). */
@@ -283,8 +299,13 @@ export class JobStore {
   /**
    * Merges `patch` into a task's record and appends the matching event. With `onlyIfLive`,
    * a record that has already ended is left alone (for repairs made from an older read).
+   * Returns the record's readyAt before the patch (0 when none).
+   *
+   * A task's end is counted here, by the one call (of any replica) whose patch moved its record
+   * from a live state to an ended one: a retried write, a repair or a late report of the same
+   * end finds the record ended already and counts nothing.
    */
-  async updateTask(jobId: string, taskId: string, patch: Partial<TaskRecord>, now: number, options: { onlyIfLive?: boolean } = {}): Promise<void> {
+  async updateTask(jobId: string, taskId: string, patch: Partial<TaskRecord>, now: number, options: { onlyIfLive?: boolean } = {}): Promise<number> {
     const state = patch.state;
     const event =
       state === undefined
@@ -302,7 +323,8 @@ export class JobStore {
             },
           });
     const running = state === 'running' ? encodeEvent(jobId, now, { $case: 'jobState', jobState: { state: jobStateToProto('running'), error: undefined } }) : '';
-    await UPDATE_TASK.run(this.redis, [this.keys.job(jobId), this.keys.tasks(jobId), this.keys.events(jobId)], [
+    const start = performance.now();
+    const reply = await UPDATE_TASK.run(this.redis, [this.keys.job(jobId), this.keys.tasks(jobId), this.keys.events(jobId)], [
       jobId,
       taskId,
       JSON.stringify(patch),
@@ -313,6 +335,13 @@ export class JobStore {
       String(MAX_EVENTS_PER_JOB),
       options.onlyIfLive ? '1' : '',
     ]);
+    this.metrics?.redisCommand('update_task', start);
+    if (!Array.isArray(reply)) return 0;
+    const [, readyAt, previous, kind] = reply as [number, number, string, string];
+    if (state !== undefined && ENDED_TASK_STATES.has(state) && !ENDED_TASK_STATES.has(previous)) {
+      this.metrics?.taskFinished(kind, state as Exclude<TaskOutcome, 'retried'>);
+    }
+    return readyAt;
   }
 
   /** Appends a progress event (no record change). */
@@ -325,7 +354,10 @@ export class JobStore {
       .exec();
   }
 
-  /** Ends a job once. Returns false when it had already ended (or does not exist). */
+  /**
+   * Ends a job once. Returns false when it had already ended (or does not exist). The call
+   * that ends it counts the job's end and its duration (submit to end) in the metrics.
+   */
   async finish(
     jobId: string,
     state: 'completed' | 'failed' | 'cancelled',
@@ -342,6 +374,7 @@ export class JobStore {
         error: fields.error ? { code: fields.error.code, message: fields.error.message, retryable: false } : undefined,
       },
     });
+    const start = performance.now();
     const changed = await FINISH_JOB.run(this.redis, [this.keys.job(jobId), this.keys.tasks(jobId), this.keys.events(jobId), this.keys.carried(jobId)], [
       jobId,
       state,
@@ -351,7 +384,12 @@ export class JobStore {
       String(this.retentionMs),
       this.keys.eventsChannel(),
     ]);
-    return changed === 1;
+    this.metrics?.redisCommand('finish', start);
+    if (!Array.isArray(changed)) return false;
+    const [, pipeline, tenant, runStartedAt] = changed as [number, string, string, string];
+    const outcome: JobOutcome = state === 'completed' && fields.result?.doc.partial ? 'partial' : state;
+    this.metrics?.jobFinished(pipeline, tenant, outcome, (now - Number(runStartedAt)) / 1000);
+    return true;
   }
 
   /** Records shards a stitch step added at run time, and tells watchers how many there are. */

@@ -48,7 +48,13 @@ redis.call('PUBLISH', ARGV[6], ARGV[1])
 return ARGV[1]
 `);
 
-/** Merge a patch into a task record, append its event, and mark the job running on first dispatch. */
+/**
+ * Merge a patch into a task record, append its event, and mark the job running on first
+ * dispatch. Returns 0 when nothing changed, else {1, readyAt, previousState, kind}: the
+ * record's readyAt before the patch (0 when none), so a dispatch learns when its task became
+ * ready without another read, and the state it left, so exactly one call (of any replica)
+ * sees a task end.
+ */
 export const UPDATE_TASK = new LuaScript(`
 -- KEYS: job, tasks, events
 -- ARGV: jobId, taskId, patch(json), event, runningEvent ('' for none), now, channel, maxEvents, onlyIfLive ('1' or '')
@@ -57,6 +63,8 @@ local raw = redis.call('HGET', KEYS[2], ARGV[2])
 local record = raw and cjson.decode(raw) or {}
 -- A repair from a possibly stale read never overwrites a record that has already ended.
 if ARGV[9] == '1' and (record['state'] == 'succeeded' or record['state'] == 'failed' or record['state'] == 'cancelled') then return 0 end
+local readyAt = tonumber(record['readyAt']) or 0
+local previous = record['state'] or ''
 local patch = cjson.decode(ARGV[3])
 -- Count commits: a second one for the same task would be a bug the fault suite looks for.
 if patch['state'] == 'succeeded' and record['state'] ~= 'succeeded' then
@@ -72,22 +80,27 @@ if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'state') == 'queued' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[5])
 end
 redis.call('PUBLISH', ARGV[7], ARGV[1])
-return 1
+return {1, readyAt, previous, record['kind'] or ''}
 `);
 
-/** Move a job to a terminal state once; later calls change nothing and return 0. */
+/**
+ * Move a job to a terminal state once; later calls change nothing and return 0. The call that
+ * ends it gets {1, pipeline, tenant, runStartedAt} (when this run began: its submission, or
+ * its last RetryJob), so exactly one replica counts the job's end and its duration.
+ */
 export const FINISH_JOB = new LuaScript(`
 -- KEYS: job, tasks, events, carried
 -- ARGV: jobId, state, fields(json), event, now, retentionMs, channel
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return -1 end
 if state == 'completed' or state == 'failed' or state == 'cancelled' then return 0 end
+local job = redis.call('HMGET', KEYS[1], 'pipeline', 'tenant', 'createdAt', 'retriedAt')
 for k, v in pairs(cjson.decode(ARGV[3])) do redis.call('HSET', KEYS[1], k, v) end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'updatedAt', ARGV[5], 'finishedAt', ARGV[5])
 redis.call('XADD', KEYS[3], '*', 'e', ARGV[4])
 for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
 redis.call('PUBLISH', ARGV[7], ARGV[1])
-return 1
+return {1, job[1] or '', job[2] or '', job[4] or job[3] or '0'}
 `);
 
 /** Starts another run of an ended (not cancelled) job: state back to queued, records reset. */
@@ -96,7 +109,7 @@ export const RETRY_JOB = new LuaScript(`
 -- ARGV: jobId, generation, rerun(json), taskRecords(json), event, now, channel
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'completed' and state ~= 'failed' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'generation', ARGV[2], 'rerun', ARGV[3], 'updatedAt', ARGV[6], 'finishedAt', '0')
+redis.call('HSET', KEYS[1], 'state', 'queued', 'generation', ARGV[2], 'rerun', ARGV[3], 'updatedAt', ARGV[6], 'finishedAt', '0', 'retriedAt', ARGV[6])
 redis.call('HDEL', KEYS[1], 'result', 'error')
 for taskId, json in pairs(cjson.decode(ARGV[4])) do
   local raw = redis.call('HGET', KEYS[2], taskId)

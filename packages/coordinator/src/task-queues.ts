@@ -1,6 +1,7 @@
 import { FlowProducer, type FlowJob, type JobsOptions, type ParentOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
+  builtinTaskKinds,
   DEFAULT_RETRY_POLICY,
   parseTaskQueueName,
   PROMPT_INPUT_NAME,
@@ -16,6 +17,7 @@ import {
 } from '@mmgrid/core';
 import type { Keys } from './keys.js';
 import { bullJobIdOf } from './lease.js';
+import type { QueueDepth } from './metrics.js';
 import { BACKOFF_TYPE, TaskQueue } from './task-queue.js';
 
 /** One input a task reads: a blob, or inline text. */
@@ -259,6 +261,30 @@ export class TaskQueues {
       throw err;
     }
     return fresh;
+  }
+
+  /**
+   * Tasks by state in every queue of the grid: the workers' queues (one per kind,
+   * requirement set and tenant) and the coordinator's own steps (assembly, stitching).
+   */
+  async depths(): Promise<QueueDepth[]> {
+    const kinds = new Map((await this.known()).map((q) => [q.name, q.kind]));
+    for (const info of builtinTaskKinds()) if (info.placement === 'coordinator') kinds.set(info.kind, info.kind);
+    return Promise.all(
+      [...kinds].map(async ([name, kind]) => {
+        const c = await this.queue(name).queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'waiting-children', 'failed');
+        return {
+          kind,
+          counts: {
+            waiting: (c['waiting'] ?? 0) + (c['prioritized'] ?? 0),
+            active: c['active'] ?? 0,
+            delayed: c['delayed'] ?? 0,
+            waiting_children: c['waiting-children'] ?? 0,
+            failed: c['failed'] ?? 0,
+          },
+        };
+      }),
+    );
   }
 
   /** Adds queues to the grid's list; returns those it did not know. */

@@ -16,6 +16,8 @@ export interface ActiveLease {
   readonly job: BullJob<TaskData>;
   readonly attempt: number;
   readonly startedAt: number;
+  /** When the task became ready to run (added to its queue, or its last input ended), ms. */
+  readonly readySince: number;
   readonly durationMs: number;
   /** GPU memory the task reserved on the worker, and on which of its GPUs (-1: none). */
   readonly vramBytes: number;

@@ -35,7 +35,8 @@ export type { JobStateName, TaskStateName } from './job-state.js';
 export type { JsonObject, JsonPrimitive, JsonValue } from './json.js';
 export { describeSupportedMedia, MODALITIES, modalityOf, normaliseMediaType, SUPPORTED_MEDIA_TYPES } from './modality.js';
 export type { Modality } from './modality.js';
-export { durationOption, intOption, nonEmptyOption, parseHostPort } from './options.js';
+export { durationOption, intOption, LOG_FORMATS, LOG_LEVELS, logSettings, nonEmptyOption, parseHostPort } from './options.js';
+export type { LogLevel } from './options.js';
 export { builtinPipelines, DEFAULT_PIPELINE, pipelineInfo, pipelineNames } from './pipelines.js';
 export type { PipelineInfo, PipelineParam } from './pipelines.js';
 export { canRun, canTakeNow, describeRequirements, explainWaiting, formatBytes, freeVram, pickGpu, rankWorkers } from './placement.js';
@@ -107,3 +108,5 @@ export type {
 export { wordsOf } from './words.js';
 export { issueParts, issuePathText, parseYamlSource, splitFieldPath, YamlSyntaxError } from './yaml-source.js';
 export type { YamlSource } from './yaml-source.js';
+export { ALL_METRICS, COORDINATOR_METRICS, DURATION_BUCKETS, FANOUT_BUCKETS, FAST_BUCKETS, FORBIDDEN_LABELS, metricConventionProblem, WORKER_METRICS } from './metrics-catalog.js';
+export type { MetricSpec, MetricType } from './metrics-catalog.js';

@@ -33,3 +33,25 @@ export function parseHostPort(name: string, value: string): { host: string; port
   }
   return { host: match[1], port };
 }
+
+/** Log levels, most verbose first (pino's names). */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+/** json: one JSON object per line; pretty: readable lines; auto: pretty on a terminal, else json. */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+
+/**
+ * How a process logs, from MMGRID_LOG_LEVEL (default info) and MMGRID_LOG_FORMAT (default
+ * auto: readable lines when stderr is a terminal, JSON lines otherwise, so a container or a
+ * service manager gets JSON and a person at a terminal gets text).
+ */
+export function logSettings(
+  env: Readonly<Record<string, string | undefined>>,
+  stderrIsTerminal: boolean,
+): { level: LogLevel; format: 'json' | 'pretty' } {
+  const level = (env['MMGRID_LOG_LEVEL'] ?? '').trim().toLowerCase() || 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new InvalidOptionError('MMGRID_LOG_LEVEL', `one of ${LOG_LEVELS.join(', ')}`, env['MMGRID_LOG_LEVEL']);
+  const format = (env['MMGRID_LOG_FORMAT'] ?? '').trim().toLowerCase() || 'auto';
+  if (!(LOG_FORMATS as readonly string[]).includes(format)) throw new InvalidOptionError('MMGRID_LOG_FORMAT', `one of ${LOG_FORMATS.join(', ')}`, env['MMGRID_LOG_FORMAT']);
+  return { level: level as LogLevel, format: format === 'auto' ? (stderrIsTerminal ? 'pretty' : 'json') : (format as 'json' | 'pretty') };
+}

@@ -7,9 +7,12 @@ import { TranscribeBackend } from './backends/builtin/audio-transcribe.js';
 import { checkBackends, createBackends } from './backends/registry.js';
 import { loadWorkerConfig, WorkerConfigError, type WorkerConfig } from './worker-config.js';
 import { builtinHandlers } from './backends/builtin/index.js';
-import { createLogger } from './logger.js';
+import { MetricsListenError } from './errors.js';
+import { createLogger, type Logger } from './logger.js';
+import { WorkerMetrics } from './metrics.js';
+import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { WorkerDaemon } from './worker-daemon.js';
-import { parseBytes, resolveWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
+import { DEFAULT_METRICS_LISTEN, parseBytes, resolveWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
 
 function parseSlots(value: string): Record<string, number> {
   const slots: Record<string, number> = {};
@@ -49,6 +52,11 @@ const program = new Command('mmgrid worker')
   .option('--cpu-only', 'offer no GPU, even when one is present')
   .addOption(new Option('--nvidia-smi <path>', 'the nvidia-smi to ask about GPUs (default: nvidia-smi)').env('MMGRID_NVIDIA_SMI'))
   .addOption(
+    new Option('--metrics-listen <host:port>', `where to serve /metrics (Prometheus) and /healthz, or "off" (default: ${DEFAULT_METRICS_LISTEN}, this machine only)`).env(
+      'MMGRID_WORKER_METRICS_LISTEN',
+    ),
+  )
+  .addOption(
     new Option('--transcribe-url <url>', 'a speech-to-text server speaking the OpenAI transcription API (whisper.cpp, faster-whisper…): runs audio.transcribe').env(
       'MMGRID_TRANSCRIBE_URL',
     ),
@@ -70,6 +78,7 @@ const flags = program.opts<{
   vramBudget?: number;
   cpuOnly?: boolean;
   nvidiaSmi?: string;
+  metricsListen?: string;
   transcribeUrl?: string;
   transcribeModel?: string;
   transcribeApiKey?: string;
@@ -90,7 +99,13 @@ if (flags.config !== undefined) {
   }
 }
 
-const logger = createLogger('worker', { worker: flags.name ?? config?.name ?? hostname() });
+let logger: Logger;
+try {
+  logger = createLogger('worker', { worker: flags.name ?? config?.name ?? hostname() });
+} catch (err) {
+  if (err instanceof InvalidOptionError) usage(err.message);
+  throw err;
+}
 
 // Command-line options win over the config file.
 let backends: Backend[];
@@ -106,7 +121,10 @@ try {
   throw err;
 }
 const checked = await checkBackends(backends);
+const metrics = new WorkerMetrics();
+for (const { backend } of checked.ready) metrics.backendChecked(backend, true);
 for (const { backend, reason } of checked.failed) {
+  metrics.backendChecked(backend, false);
   logger.warn({ backend: backend.name, type: backend.type }, `backend ${backend.name} (${backend.type}) is left out: ${reason}; its kinds (${backend.kinds.join(', ') || 'none'}) are not offered`);
 }
 const handlers: TaskHandler[] = [...builtinHandlers(), ...checked.ready.flatMap(({ backend }) => backend.handlers())];
@@ -119,6 +137,7 @@ try {
   const stateDir = flags.stateDir ?? config?.stateDir;
   const kinds = flags.kinds ?? config?.kinds;
   const slots = flags.slots ?? config?.slots;
+  const metricsListen = flags.metricsListen ?? config?.metricsListen;
   options = resolveWorkerOptions(
     {
       coordinator: flags.coordinator ?? config?.coordinator ?? '127.0.0.1:7070',
@@ -127,6 +146,7 @@ try {
       ...(stateDir !== undefined ? { stateDir } : {}),
       ...(kinds !== undefined ? { kinds } : {}),
       ...(slots !== undefined ? { slots } : {}),
+      ...(metricsListen !== undefined ? { metricsListen } : {}),
       ...(drainGraceMs !== undefined ? { drainGraceMs } : {}),
       ...(vramBudgetBytes !== undefined ? { vramBudgetBytes } : {}),
       cpuOnly: flags.cpuOnly ?? config?.cpuOnly ?? false,
@@ -140,7 +160,18 @@ try {
   throw err;
 }
 
-const daemon = new WorkerDaemon(options, handlers, logger);
+const daemon = new WorkerDaemon(options, handlers, logger, metrics);
+// Metrics are for the owner; a worker that cannot serve them still serves the grid.
+let metricsServer: MetricsServer | undefined;
+if (options.metricsListen) {
+  try {
+    metricsServer = await startMetricsServer(options.metricsListen, metrics, () => daemon.health);
+  } catch (err) {
+    if (!(err instanceof MetricsListenError)) throw err;
+    logger.warn({ metricsListen: err.address }, `${err.message}; running without /metrics (choose another with --metrics-listen, or "off")`);
+  }
+}
+const metricsText = metricsServer ? `metrics on http://${metricsServer.address}/metrics` : options.metricsListen ? 'no metrics (see above)' : 'metrics off';
 await daemon.start();
 const summary = options.kinds
   .map((kind) => `${kind}×${options.slots[kind] ?? 1} (${handlers.find((h) => h.kind === kind)?.description ?? ''})`)
@@ -158,10 +189,16 @@ const backendText =
         ...checked.failed.map(({ backend }) => `${backend.name}: left out (see above)`),
       ].join('; ');
 logger.info(
-  { workerId: daemon.id, coordinators: options.coordinators, stateDir: options.stateDir, backends: checked.ready.map(({ backend }) => backend.name) },
-  `mmgrid worker ${options.name}: ${gpuText}; backends: ${backendText}; offering ${summary}; connecting to ${options.coordinators.join(' or ')}`,
+  {
+    workerId: daemon.id,
+    coordinators: options.coordinators,
+    stateDir: options.stateDir,
+    backends: checked.ready.map(({ backend }) => backend.name),
+    ...(metricsServer ? { metricsAddress: metricsServer.address } : {}),
+  },
+  `mmgrid worker ${options.name}: ${gpuText}; backends: ${backendText}; offering ${summary}; ${metricsText}; connecting to ${options.coordinators.join(' or ')}`,
 );
-daemon.on('connected', () => process.send?.({ type: 'connected', workerId: daemon.id }));
+daemon.on('connected', () => process.send?.({ type: 'connected', workerId: daemon.id, ...(metricsServer ? { metricsAddress: metricsServer.address } : {}) }));
 
 let signals = 0;
 const onSignal = (signal: NodeJS.Signals): void => {

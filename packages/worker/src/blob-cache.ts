@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { BlobClient } from '@mmgrid/client';
 import { InvalidOptionError, isSha256, type BlobRef } from '@mmgrid/core';
 import { TaskFailedError } from './errors.js';
+import type { WorkerMetrics } from './metrics.js';
 
 /** The blob transfers the worker needs (a BlobClient, or one that follows reconnections). */
 export type BlobClientLike = Pick<BlobClient, 'download' | 'uploadBytes'>;
@@ -13,6 +14,8 @@ export type BlobDownloader = Pick<BlobClient, 'download'>;
 export interface BlobCacheOptions {
   /** Bytes of blobs kept before the least recently used ones are removed. @default 10 GiB */
   maxBytes?: number;
+  /** Counts look-ups (hit, miss) and tracks the bytes held. @default none */
+  metrics?: Pick<WorkerMetrics, 'blobLookup' | 'setBlobCacheBytes'>;
 }
 
 /** A blob held for a running task: it stays on disk until released. */
@@ -48,6 +51,7 @@ interface Fetch {
  */
 export class BlobCache {
   private readonly maxBytes: number;
+  private readonly metrics: BlobCacheOptions['metrics'];
   private readonly entries = new Map<string, Entry>();
   private readonly fetches = new Map<string, Fetch>();
   /** Blobs being deleted; a new download of one waits for its delete. */
@@ -66,6 +70,13 @@ export class BlobCache {
     const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new InvalidOptionError('maxBytes', 'a whole number of bytes, 0 or more', maxBytes);
     this.maxBytes = maxBytes;
+    this.metrics = options.metrics;
+  }
+
+  /** Every change of the bytes held goes through here, so the metric follows it. */
+  private addHeld(bytes: number): void {
+    this.heldBytes += bytes;
+    this.metrics?.setBlobCacheBytes(this.heldBytes);
   }
 
   pathOf(sha256: string): string {
@@ -93,11 +104,17 @@ export class BlobCache {
     await this.scan();
     const sha = ref.sha256;
     const file = this.pathOf(sha);
+    // One look-up per call: a hit when the blob was already held, a miss when it had to be
+    // fetched (or joined a fetch in flight).
+    let missed = false;
     for (;;) {
       const entry = this.entries.get(sha);
       if (entry) {
         entry.pins++;
-        if (await this.touch(sha, entry)) return this.leaseOf(file, entry);
+        if (await this.touch(sha, entry)) {
+          if (!missed) this.metrics?.blobLookup('hit');
+          return this.leaseOf(file, entry);
+        }
         // Removed from disk behind our back: forget it and fetch it again.
         entry.pins--;
         this.forget(sha, entry);
@@ -111,6 +128,8 @@ export class BlobCache {
         fetch = started;
       }
       fetch.waiters++;
+      if (!missed) this.metrics?.blobLookup('miss');
+      missed = true;
       try {
         await fetch.done;
       } catch (err) {
@@ -151,7 +170,7 @@ export class BlobCache {
     // Pinned for every caller waiting on this download, before anything else can run.
     const entry: Entry = { size, lastUsed, pins: fetch.waiters };
     this.entries.set(sha, entry);
-    this.heldBytes += size;
+    this.addHeld(size);
     // The blob is in; if the actual size overshot, making room is best effort.
     await this.evict().catch(() => undefined);
   }
@@ -177,7 +196,7 @@ export class BlobCache {
   private forget(sha: string, entry: Entry): void {
     if (this.entries.get(sha) !== entry) return;
     this.entries.delete(sha);
-    this.heldBytes -= entry.size;
+    this.addHeld(-entry.size);
   }
 
   /** Marks a use, in memory and on the file (so a restart keeps the order); false if the file is gone. */
@@ -231,7 +250,7 @@ export class BlobCache {
         const info = await stat(file).catch(() => undefined);
         if (!info?.isFile()) continue;
         this.entries.set(name, { size: info.size, lastUsed: info.mtimeMs, pins: 0 });
-        this.heldBytes += info.size;
+        this.addHeld(info.size);
         this.clock = Math.max(this.clock, Math.ceil(info.mtimeMs));
       }
     }

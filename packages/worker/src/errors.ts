@@ -57,3 +57,16 @@ export function toTaskFailure(err: unknown): TaskFailedError {
   const message = err instanceof Error ? err.message : String(err);
   return new TaskFailedError('TASK_FAILED', message, true, { cause: err });
 }
+
+/** The metrics endpoint could not listen on its address (the worker runs on without it). */
+export class MetricsListenError extends Error {
+  constructor(
+    readonly address: string,
+    options?: { cause?: unknown },
+  ) {
+    const cause = options?.cause;
+    const code = typeof cause === 'object' && cause !== null && 'code' in cause && typeof cause.code === 'string' ? ` (${cause.code})` : '';
+    super(`cannot serve metrics on ${address}${code}: ${cause instanceof Error ? cause.message : String(cause)}`, options);
+    this.name = 'MetricsListenError';
+  }
+}

@@ -3,7 +3,8 @@ import type { ErrorDetail, TaskAssignment, TaskRunStats } from '@mmgrid/proto';
 
 import type { TaskContext, TaskHandler } from './backends/backend.js';
 import type { BlobCache, BlobClientLike } from './blob-cache.js';
-import { TaskFailedError, toTaskFailure } from './errors.js';
+import { TaskFailedError, toTaskFailure, type TaskFailureCode } from './errors.js';
+import type { WorkerMetrics, WorkerTaskOutcome } from './metrics.js';
 
 export type TaskOutcome =
   | { readonly ok: true; readonly outputJson: string; readonly blobs: BlobRef[]; readonly stats: TaskRunStats }
@@ -24,11 +25,19 @@ export class TaskRunner {
     handlers: readonly TaskHandler[],
     private readonly cache: BlobCache,
     private readonly blobs: BlobClientLike,
+    private readonly metrics?: Pick<WorkerMetrics, 'taskFinished'>,
   ) {
     this.handlers = new Map(handlers.map((h) => [h.kind, h]));
   }
 
   async run(assignment: TaskAssignment, stop: AbortSignal, onProgress: (fraction: number, message: string) => void): Promise<TaskOutcome> {
+    const started = performance.now();
+    const outcome = await this.attempt(assignment, stop, onProgress);
+    this.metrics?.taskFinished(assignment.kind, outcomeLabel(outcome), (performance.now() - started) / 1000);
+    return outcome;
+  }
+
+  private async attempt(assignment: TaskAssignment, stop: AbortSignal, onProgress: (fraction: number, message: string) => void): Promise<TaskOutcome> {
     const startedAtMs = Date.now();
     const stats = (): TaskRunStats => ({ startedAtMs, finishedAtMs: Date.now(), device: 'cpu', model: '' });
     const timeout = AbortSignal.timeout(Math.max(1, assignment.timeoutMs || 60_000));
@@ -87,6 +96,12 @@ export class TaskRunner {
   async close(): Promise<void> {
     await Promise.all([...this.handlers.values()].map((h) => (h.close ? h.close() : Promise.resolve())));
   }
+}
+
+/** Stopped from outside (cancelled, handed back on drain, lease lost) is not the task's own failure. */
+function outcomeLabel(outcome: TaskOutcome): WorkerTaskOutcome {
+  if (outcome.ok) return 'succeeded';
+  return outcome.error.code === ('CANCELLED' satisfies TaskFailureCode) || outcome.error.code === ('WORKER_DRAINING' satisfies TaskFailureCode) ? 'cancelled' : 'failed';
 }
 
 function parseParams(json: string): JsonObject {

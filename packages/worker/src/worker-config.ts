@@ -150,6 +150,8 @@ export const workerConfigSchema = z
     vramBudget: size.optional(),
     cpuOnly: z.boolean().optional(),
     nvidiaSmi: z.string().min(1).optional(),
+    /** "HOST:PORT" for /metrics and /healthz, or "off" (checked with the other options). */
+    metricsListen: z.string().min(1).optional(),
     backends: backendsSchema.default({ transcribe: [], chat: [], onnx: [], kserve: [], exec: [] }),
   })
   .strict();
@@ -175,7 +177,7 @@ export class WorkerConfigError extends Error {
 }
 
 const TAKES: Readonly<Record<string, string>> = {
-  '': 'coordinator, token, name, stateDir, kinds, slots, drainGraceSec, vramBudget, cpuOnly, nvidiaSmi, backends',
+  '': 'coordinator, token, name, stateDir, kinds, slots, drainGraceSec, vramBudget, cpuOnly, nvidiaSmi, metricsListen, backends',
   backends: 'transcribe, chat, onnx, kserve, exec',
 };
 

@@ -20,6 +20,8 @@ import type { TaskHandler } from './backends/backend.js';
 import { BlobCache, type BlobClientLike } from './blob-cache.js';
 import type { TaskFailureCode } from './errors.js';
 import { probeNvidiaGpus, toGpuInfo, toGpuStats, type NvidiaGpu } from './gpu/nvidia-smi.js';
+import { WorkerMetrics } from './metrics.js';
+import type { WorkerHealth } from './metrics-server.js';
 import { TaskRunner, type StopReason } from './task-runner.js';
 import { loadWorkerId } from './worker-id.js';
 import type { ResolvedWorkerOptions } from './worker-options.js';
@@ -69,7 +71,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private gpuNote = '';
   private readonly running = new Map<string, RunningTask>();
   /** Results and failures sent (or to send) and not yet acknowledged, by lease id. */
-  private readonly unacked = new Map<string, { message: WorkerMessage; sentAt: number }>();
+  private readonly unacked = new Map<string, { message: WorkerMessage; sentAt: number; task: TaskIds }>();
   private call: ClientDuplexStream<WorkerMessage, CoordinatorMessage> | undefined;
   private client: WorkerServiceClient | undefined;
   private welcomed = false;
@@ -81,22 +83,44 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private wakeLoop: (() => void) | undefined;
   /** The largest message the coordinator said it takes (0: it did not say). */
   private announcedMaxBytes = 0;
+  /** Why the worker is not connected now (shown by /healthz). */
+  private notConnectedReason = 'not started';
+  /** This worker's Prometheus metrics (served by the metrics server, when there is one). */
+  readonly metrics: WorkerMetrics;
 
   constructor(
     private readonly options: ResolvedWorkerOptions,
     handlers: readonly TaskHandler[],
     private readonly logger: Logger,
+    metrics?: WorkerMetrics,
   ) {
     super();
+    this.metrics = metrics ?? new WorkerMetrics({ processMetrics: false });
     this.conn = this.connectionTo(0);
     this.blobs = new BlobClient(this.conn);
     this.handlers = handlers.filter((h) => options.kinds.includes(h.kind));
-    // Blob transfers always go to the coordinator the worker is connected to.
+    this.metrics.setSlots(Object.fromEntries(options.kinds.map((kind) => [kind, options.slots[kind] ?? 1])));
+    // Blob transfers always go to the coordinator the worker is connected to. Every transfer
+    // passes through here, so this is where its bytes are counted.
     const blobs: BlobClientLike = {
-      download: (sha, file, opts) => this.blobs.download(sha, file, opts),
-      uploadBytes: (bytes, opts) => this.blobs.uploadBytes(bytes, opts),
+      download: async (sha, file, opts) => {
+        const got = await this.blobs.download(sha, file, opts);
+        this.metrics.blobDownloaded(got.size);
+        return got;
+      },
+      uploadBytes: async (bytes, opts) => {
+        const sent = await this.blobs.uploadBytes(bytes, opts);
+        if (!sent.skipped) this.metrics.blobUploaded(bytes.byteLength);
+        return sent;
+      },
     };
-    this.runner = new TaskRunner(this.handlers, new BlobCache(path.join(options.stateDir, 'blobs'), blobs), blobs);
+    this.runner = new TaskRunner(this.handlers, new BlobCache(path.join(options.stateDir, 'blobs'), blobs, { metrics: this.metrics }), blobs, this.metrics);
+  }
+
+  /** Healthy while connected to a coordinator (welcomed); otherwise why not. */
+  get health(): WorkerHealth {
+    if (this.welcomed) return { ok: true, reason: `connected to the coordinator at ${this.conn.address}` };
+    return { ok: false, reason: `not connected to a coordinator: ${this.notConnectedReason}` };
   }
 
   private connectionTo(index: number): ResolvedConnection {
@@ -149,6 +173,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   async start(): Promise<void> {
     this.workerId = await loadWorkerId(this.options.stateDir);
     await this.probeGpus();
+    this.notConnectedReason = `connecting to ${this.conn.address}`;
     this.loop = this.connectLoop();
   }
 
@@ -168,7 +193,12 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
       } catch (err) {
         reason = toClientError(err, this.conn.address).message;
       }
-      if (this.welcomed) attempt = 0;
+      if (this.welcomed) {
+        attempt = 0;
+        this.metrics.setConnected(false);
+        if (!this.stopped) this.metrics.connectionLost();
+      }
+      this.notConnectedReason = this.stopped ? 'the worker is stopping' : reason;
       if (!this.welcomed || this.rotateNext) this.rotate();
       this.rotateNext = false;
       this.welcomed = false;
@@ -232,10 +262,11 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
             const welcome = msg.welcome;
             this.announcedMaxBytes = welcome.maxMessageBytes;
             for (const lost of welcome.lost) {
-              this.logger.warn({ lease: lost.leaseId, taskRef: lost.taskRef }, 'lease lost while disconnected; the task ran elsewhere and this work is discarded');
+              this.logger.warn({ ...this.taskOfLease(lost.leaseId), lease: lost.leaseId, taskRef: lost.taskRef }, 'lease lost while disconnected; the task ran elsewhere and this work is discarded');
               this.forget(lost.leaseId, 'lost');
             }
             this.logger.info({ coordinator: welcome.coordinatorId, session: welcome.sessionId, address: this.conn.address }, 'connected to coordinator');
+            this.metrics.setConnected(true);
             heartbeat = setInterval(() => this.sendHeartbeat(), Math.max(100, welcome.heartbeatIntervalMs));
             if (this.draining) this.send({ msg: { $case: 'draining', draining: { reason: 'the worker is shutting down' } } });
             for (const pending of this.unacked.values()) {
@@ -243,7 +274,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
               const fitted = this.fitted(pending.message);
               if (fitted !== pending.message && fitted.msg?.$case === 'failure') {
                 const failed = fitted.msg.failure;
-                this.logger.warn({ lease: failed.lease?.leaseId, code: failed.error?.code }, `task failed: ${failed.error?.message ?? ''}`);
+                this.logger.warn({ ...pending.task, lease: failed.lease?.leaseId, code: failed.error?.code }, `task failed: ${failed.error?.message ?? ''}`);
               }
               pending.message = fitted;
               pending.sentAt = Date.now();
@@ -258,15 +289,19 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
           case 'cancel': {
             const lease = msg.cancel.lease;
             if (lease) {
-              this.logger.info({ lease: lease.leaseId, reason: msg.cancel.reason }, 'task cancelled by the coordinator');
-              this.running.get(lease.leaseId)?.stop.abort('cancelled' satisfies StopReason);
+              const task = this.running.get(lease.leaseId);
+              this.logger.info(
+                { ...this.taskOfLease(lease.leaseId), lease: lease.leaseId, reason: msg.cancel.reason },
+                'task cancelled by the coordinator',
+              );
+              task?.stop.abort('cancelled' satisfies StopReason);
             }
             return;
           }
           case 'ack': {
             const lease = msg.ack.lease;
+            if (!msg.ack.accepted) this.logger.warn({ ...this.taskOfLease(lease?.leaseId ?? ''), lease: lease?.leaseId, taskRef: lease?.taskRef, reason: msg.ack.reason }, 'late result discarded by the coordinator');
             if (lease) this.unacked.delete(lease.leaseId);
-            if (!msg.ack.accepted) this.logger.warn({ lease: lease?.leaseId, taskRef: lease?.taskRef, reason: msg.ack.reason }, 'late result discarded by the coordinator');
             return;
           }
           case 'drain':
@@ -335,23 +370,40 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
     });
   }
 
+  /** The job and task a lease this worker holds is for (nothing for a lease it does not know), for log lines. */
+  private taskOfLease(leaseId: string): Partial<TaskIds> {
+    const running = this.running.get(leaseId);
+    if (running) return taskIds(running.assignment);
+    return this.unacked.get(leaseId)?.task ?? {};
+  }
+
   private forget(leaseId: string, reason: StopReason): void {
-    this.running.get(leaseId)?.stop.abort(reason);
+    const task = this.running.get(leaseId);
+    task?.stop.abort(reason);
     this.running.delete(leaseId);
     this.unacked.delete(leaseId);
+    if (task) this.countBusy(task.assignment.kind);
+  }
+
+  /** Sets the busy-slots metric of `kind` from the tasks running now. */
+  private countBusy(kind: string): void {
+    let busy = 0;
+    for (const task of this.running.values()) if (task.assignment.kind === kind) busy += 1;
+    this.metrics.setBusySlots(kind, busy);
   }
 
   private startTask(assignment: TaskAssignment): void {
     const lease = assignment.lease;
     if (!lease) return;
     if (this.draining) {
-      this.finish(lease, { msg: { $case: 'failure', failure: { lease, error: { code: 'WORKER_DRAINING', message: 'the worker is shutting down', retryable: true }, stats: undefined } } });
+      this.finish(assignment, lease, { msg: { $case: 'failure', failure: { lease, error: { code: 'WORKER_DRAINING', message: 'the worker is shutting down', retryable: true }, stats: undefined } } });
       return;
     }
     const task: RunningTask = { assignment, lease, stop: new AbortController() };
     this.running.set(lease.leaseId, task);
+    this.countBusy(assignment.kind);
     this.emit('task-started', assignment);
-    const log = this.logger.child({ jobId: assignment.jobId, taskId: assignment.taskId, kind: assignment.kind });
+    const log = this.logger.child(taskIds(assignment));
     log.debug({ attempt: assignment.attempt }, 'task started');
     let lastProgress = 0;
     void this.runner
@@ -365,6 +417,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
         if (!this.running.has(lease.leaseId)) return;
         // A result too large to send goes as a failure (see fitted).
         const sent = this.finish(
+          assignment,
           lease,
           outcome.ok
             ? { msg: { $case: 'result', result: { lease, outputJson: outcome.outputJson, blobs: outcome.blobs, stats: outcome.stats } } }
@@ -381,10 +434,11 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   }
 
   /** Sends a task's result or failure (until acknowledged); returns what was sent. */
-  private finish(lease: Lease, message: WorkerMessage): WorkerMessage {
+  private finish(assignment: TaskAssignment, lease: Lease, message: WorkerMessage): WorkerMessage {
     this.running.delete(lease.leaseId);
+    this.countBusy(assignment.kind);
     const fitted = this.fitted(message);
-    this.unacked.set(lease.leaseId, { message: fitted, sentAt: Date.now() });
+    this.unacked.set(lease.leaseId, { message: fitted, sentAt: Date.now(), task: taskIds(assignment) });
     this.send(fitted);
     return fitted;
   }
@@ -480,4 +534,15 @@ function leaseOfMessage(message: WorkerMessage): Lease | undefined {
   if (msg?.$case === 'result') return msg.result.lease;
   if (msg?.$case === 'failure') return msg.failure.lease;
   return undefined;
+}
+
+/** What every log line about a task carries. */
+interface TaskIds {
+  readonly jobId: string;
+  readonly taskId: string;
+  readonly kind: string;
+}
+
+function taskIds(assignment: TaskAssignment): TaskIds {
+  return { jobId: assignment.jobId, taskId: assignment.taskId, kind: assignment.kind };
 }

@@ -30,6 +30,12 @@ export interface WorkerOptions {
   /** First and largest pause between reconnection attempts. @default 500 ms and 15 s */
   reconnectInitialMs?: number;
   reconnectMaxMs?: number;
+  /**
+   * "HOST:PORT" for the worker's `/metrics` and `/healthz` (plain HTTP), or "off". Port 0 lets
+   * the system choose. Local by default: it is for the machine's owner.
+   * @default "127.0.0.1:9465"
+   */
+  metricsListen?: string;
 }
 
 export interface ResolvedWorkerOptions {
@@ -47,7 +53,12 @@ export interface ResolvedWorkerOptions {
   readonly vramBudgetBytes: number | undefined;
   readonly cpuOnly: boolean;
   readonly nvidiaSmi: string;
+  /** Where to serve metrics; undefined: not at all ("off"). */
+  readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
 }
+
+/** Where a worker serves its metrics unless told otherwise. */
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9465';
 
 export function defaultStateDir(): string {
   const base = process.env['XDG_STATE_HOME'] ?? path.join(homedir(), '.local', 'state');
@@ -109,7 +120,18 @@ export function resolveWorkerOptions(options: WorkerOptions, available: readonly
     vramBudgetBytes: budget,
     cpuOnly: options.cpuOnly ?? false,
     nvidiaSmi: nonEmptyOption('nvidiaSmi', options.nvidiaSmi ?? 'nvidia-smi'),
+    metricsListen: resolveMetricsListen(options.metricsListen ?? DEFAULT_METRICS_LISTEN),
   };
+}
+
+function resolveMetricsListen(value: string): { host: string; port: number } | undefined {
+  if (value.trim().toLowerCase() === 'off') return undefined;
+  try {
+    return parseHostPort('metricsListen', value);
+  } catch (err) {
+    if (err instanceof InvalidOptionError) throw new InvalidOptionError('metricsListen', 'HOST:PORT (for example 127.0.0.1:9465), or "off"', value);
+    throw err;
+  }
 }
 
 const UNITS: Readonly<Record<string, number>> = { b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, kb: 1e3, mb: 1e6, gb: 1e9 };

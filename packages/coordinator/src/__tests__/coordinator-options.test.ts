@@ -22,6 +22,7 @@ const DEFAULTS: ResolvedCoordinatorOptions = {
   assemblyConcurrency: 4,
   maxShards: 20_000,
   coordinatorId: 'host-123',
+  metricsListen: { host: '0.0.0.0', port: 9464 },
 };
 
 function refusal(fn: () => unknown): InvalidOptionError {
@@ -56,6 +57,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       assemblyConcurrency: 4,
       maxShards: 20_000,
       coordinatorId: 'host-123',
+      metricsListen: '0.0.0.0:9464',
     });
     expect(withDefaults({ keyPrefix: '' }, 'x').keyPrefix).toBe('');
   });
@@ -77,6 +79,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       assemblyConcurrency: 256,
       maxShards: 1,
       coordinatorId: 'replica-a',
+      metricsListen: '127.0.0.1:0',
     };
     expect(resolveCoordinatorOptions(options, 'unused')).toEqual({
       redisUrl: 'rediss://redis.example.com:6380/2',
@@ -95,6 +98,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       assemblyConcurrency: 256,
       maxShards: 1,
       coordinatorId: 'replica-a',
+      metricsListen: { host: '127.0.0.1', port: 0 },
     });
   });
 
@@ -139,6 +143,19 @@ describe('resolveCoordinatorOptions listen address', () => {
     const resolved = resolveCoordinatorOptions({ listen }, 'id');
     expect(resolved.listenHost).toBe(host);
     expect(resolved.listenPort).toBe(port);
+  });
+});
+
+describe('resolveCoordinatorOptions metrics address', () => {
+  const cases: { metricsListen: string; expected: { host: string; port: number } | undefined }[] = [
+    { metricsListen: '0.0.0.0:9464', expected: { host: '0.0.0.0', port: 9464 } },
+    { metricsListen: '127.0.0.1:0', expected: { host: '127.0.0.1', port: 0 } },
+    { metricsListen: '[::1]:9100', expected: { host: '::1', port: 9100 } },
+    { metricsListen: 'off', expected: undefined },
+    { metricsListen: ' OFF ', expected: undefined },
+  ];
+  it.each(cases)('serves metrics on $metricsListen', ({ metricsListen, expected }) => {
+    expect(resolveCoordinatorOptions({ metricsListen }, 'id').metricsListen).toEqual(expected);
   });
 });
 
@@ -188,6 +205,10 @@ describe('resolveCoordinatorOptions refusals', () => {
     { option: 'maxShards', options: { maxShards: Number.NaN } },
     { option: 'coordinatorId', options: { coordinatorId: '' } },
     { option: 'coordinatorId', options: { coordinatorId: ' ' } },
+    { option: 'metricsListen', options: { metricsListen: '' } },
+    { option: 'metricsListen', options: { metricsListen: '9464' } },
+    { option: 'metricsListen', options: { metricsListen: 'host:65536' } },
+    { option: 'metricsListen', options: { metricsListen: 'no' } },
   ];
 
   it.each(cases)('refuses $option in $options', ({ option, options }) => {

@@ -22,6 +22,7 @@ import type { BlobStore } from '../blob-store.js';
 import { BadRequestError, BlobNotFoundError, LimitExceededError } from '../errors.js';
 import { toServiceError, unary } from '../grpc-errors.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
 
 export interface BlobServiceDeps {
   readonly blobs: BlobStore;
@@ -30,6 +31,8 @@ export interface BlobServiceDeps {
   readonly maxBlobBytes: number;
   /** Bytes per GetBlob message. @default BLOB_CHUNK_BYTES */
   readonly chunkBytes?: number;
+  /** Counts the bytes received and sent, and deduplicated uploads. @default none */
+  readonly metrics?: Metrics;
 }
 
 const MAX_HAS_BLOBS = 1000;
@@ -52,7 +55,8 @@ export class BlobServiceImpl {
         );
       },
       getBlob: (call: ServerWritableStream<GetBlobRequest, GetBlobResponse>) => {
-        this.get(call).catch((err: unknown) => call.destroy(toServiceError(err, logger, 'GetBlob')));
+        // Ends the call with the error's status (see JobService's watchJob).
+        this.get(call).catch((err: unknown) => call.emit('error', toServiceError(err, logger, 'GetBlob')));
       },
       hasBlobs: unary(logger, 'HasBlobs', (call: ServerUnaryCall<HasBlobsRequest, HasBlobsResponse>) => this.has(call)),
     };
@@ -68,16 +72,19 @@ export class BlobServiceImpl {
     if (header.size > this.deps.maxBlobBytes) {
       throw new LimitExceededError('maxBlobBytes', this.deps.maxBlobBytes, `blob of ${header.size} bytes exceeds the limit of ${this.deps.maxBlobBytes} bytes (maxBlobBytes)`);
     }
+    const metrics = this.deps.metrics;
     async function* chunks(): AsyncGenerator<Uint8Array> {
       for (;;) {
         const next = await iterator.next();
         if (next.done) return;
         const part = next.value.part;
         if (part?.$case !== 'chunk') throw new BadRequestError('after the header, PutBlob messages must be chunks');
+        metrics?.blobBytes('in', part.chunk.byteLength);
         yield part.chunk;
       }
     }
     const { stat, deduplicated } = await this.deps.blobs.put({ sha256: header.sha256, size: header.size }, chunks());
+    if (deduplicated) metrics?.blobDeduplicated();
     return { blob: { sha256: stat.sha256, size: stat.size, mediaType: header.mediaType, name: header.name }, deduplicated };
   }
 
@@ -90,6 +97,7 @@ export class BlobServiceImpl {
     // Stores read in pieces of their own size; messages are cut to the measured size.
     for await (const chunk of rechunk(await this.deps.blobs.read(sha256, offset), this.deps.chunkBytes ?? BLOB_CHUNK_BYTES)) {
       if (call.cancelled) return;
+      this.deps.metrics?.blobBytes('out', chunk.byteLength);
       if (!call.write({ part: { $case: 'chunk', chunk } })) await once(call, 'drain');
     }
     call.end();

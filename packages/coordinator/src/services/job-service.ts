@@ -42,6 +42,7 @@ import { toServiceError, unary } from '../grpc-errors.js';
 import { jobSummaryToProto, jobToProto, specFromProto } from '../job-mapping.js';
 import { JobStore, type JobRecord, type TaskRecord } from '../job-store.js';
 import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
 import { detectMedia, probeBlob, PROBE_HEAD_BYTES } from '../media-probe.js';
 import { jobStateFromProto, taskStateToProto } from '../proto-mapping.js';
 import type { Dispatcher } from '../dispatcher.js';
@@ -62,6 +63,7 @@ export interface JobServiceDeps {
   readonly cancelRunning: (jobId: string) => Promise<void>;
   readonly dispatcher: Dispatcher;
   readonly directory: WorkerDirectory;
+  readonly metrics: Metrics;
 }
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -84,7 +86,9 @@ export class JobServiceImpl {
       retryJob: unary(logger, 'RetryJob', (call: ServerUnaryCall<RetryJobRequest, Job>) => this.retry(call)),
       explainJob: unary(logger, 'ExplainJob', (call: ServerUnaryCall<ExplainJobRequest, ExplainJobResponse>) => this.explain(call)),
       watchJob: (call: ServerWritableStream<WatchJobRequest, JobEvent>) => {
-        this.watch(call).catch((err: unknown) => call.destroy(toServiceError(err, logger, 'WatchJob')));
+        // An 'error' event makes grpc-js end the call with the error's status; destroy(err) would
+        // drop the stream without sending one, and the client would wait for ever.
+        this.watch(call).catch((err: unknown) => call.emit('error', toServiceError(err, logger, 'WatchJob')));
       },
     };
   }
@@ -116,7 +120,9 @@ export class JobServiceImpl {
     const earlier = storedId === id ? undefined : await jobs.get(storedId);
     if (earlier) return { job: await this.resubmitted(earlier, principal) };
     await this.enqueue({ id, tenant: principal.tenant, spec: resolved, graph, generation: 0, rerun: undefined });
-    await jobs.accepted(storedId);
+    // Counted by whichever takes the job off the acceptance list: this call, or a sweep that
+    // finished an interrupted submission meanwhile.
+    if (await jobs.accepted(storedId)) this.deps.metrics.jobSubmitted(resolved.pipeline, principal.tenant);
     logger.info({ jobId: id, tenant: principal.tenant, tasks: graph.tasks.length, pipeline: spec.pipeline }, 'job accepted');
     return { job: await this.load(storedId, principal) };
   }
@@ -128,7 +134,8 @@ export class JobServiceImpl {
   private async resubmitted(earlier: JobRecord, principal: Principal): Promise<Job> {
     if (!isTerminalJobState(earlier.state)) {
       await this.enqueue(earlier);
-      await this.deps.jobs.accepted(earlier.id);
+      // The first submission never got this far: this one completes its acceptance.
+      if ((await this.deps.jobs.accepted(earlier.id)) && earlier.generation === 0) this.deps.metrics.jobSubmitted(earlier.pipeline, earlier.tenant);
     }
     return this.load(earlier.id, principal);
   }
@@ -218,7 +225,7 @@ export class JobServiceImpl {
       }
       await this.deps.cancelRunning(record.id);
       for (const [taskId, t] of tasks) {
-        if (t.state === 'queued' || t.state === 'blocked') await jobs.updateTask(record.id, taskId, { kind: t.kind, state: 'cancelled', finishedAt: at }, at);
+        if (t.state === 'queued' || t.state === 'blocked') await jobs.updateTask(record.id, taskId, { kind: t.kind, state: 'cancelled', finishedAt: at }, at, { onlyIfLive: true });
       }
       logger.info({ jobId: record.id, reason }, 'job cancelled');
     }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../errors.js';
-import { durationOption, intOption, nonEmptyOption, parseHostPort } from '../options.js';
+import { durationOption, intOption, logSettings, nonEmptyOption, parseHostPort } from '../options.js';
 
 function refusal(fn: () => unknown): InvalidOptionError {
   try {
@@ -66,5 +66,26 @@ describe('nonEmptyOption', () => {
   it('accepts text and refuses blanks', () => {
     expect(nonEmptyOption('--redis', 'redis://localhost')).toBe('redis://localhost');
     expect(refusal(() => nonEmptyOption('--redis', '   ')).message).toBe('option --redis must be a non-empty string (got "   ")');
+  });
+});
+
+describe('logSettings', () => {
+  it('logs info as JSON off a terminal and as readable lines on one, by default', () => {
+    expect(logSettings({}, false)).toEqual({ level: 'info', format: 'json' });
+    expect(logSettings({}, true)).toEqual({ level: 'info', format: 'pretty' });
+  });
+
+  it('takes the level and the format from the environment, in any case', () => {
+    expect(logSettings({ MMGRID_LOG_LEVEL: 'DEBUG', MMGRID_LOG_FORMAT: 'json' }, true)).toEqual({ level: 'debug', format: 'json' });
+    expect(logSettings({ MMGRID_LOG_LEVEL: ' warn ', MMGRID_LOG_FORMAT: 'pretty' }, false)).toEqual({ level: 'warn', format: 'pretty' });
+    expect(logSettings({ MMGRID_LOG_FORMAT: 'auto' }, false)).toEqual({ level: 'info', format: 'json' });
+    expect(logSettings({ MMGRID_LOG_LEVEL: '' }, false)).toEqual({ level: 'info', format: 'json' });
+  });
+
+  it('refuses an unknown level or format, naming the variable and the choices', () => {
+    expect(refusal(() => logSettings({ MMGRID_LOG_LEVEL: 'loud' }, false)).message).toBe(
+      'option MMGRID_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent (got "loud")',
+    );
+    expect(refusal(() => logSettings({ MMGRID_LOG_FORMAT: 'xml' }, false)).message).toBe('option MMGRID_LOG_FORMAT must be one of auto, json, pretty (got "xml")');
   });
 });

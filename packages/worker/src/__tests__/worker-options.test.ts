@@ -124,4 +124,22 @@ describe('resolveWorkerOptions', () => {
     const resolved = resolve({ vramBudgetBytes: 12 * GiB, cpuOnly: true, nvidiaSmi: '/usr/bin/nvidia-smi' });
     expect(resolved).toMatchObject({ vramBudgetBytes: 12 * GiB, cpuOnly: true, nvidiaSmi: '/usr/bin/nvidia-smi' });
   });
+
+  it.each([
+    { name: 'the default (this machine only)', metricsListen: undefined, expected: { host: '127.0.0.1', port: 9465 } },
+    { name: 'every interface', metricsListen: '0.0.0.0:9465', expected: { host: '0.0.0.0', port: 9465 } },
+    { name: 'a port the system chooses', metricsListen: '127.0.0.1:0', expected: { host: '127.0.0.1', port: 0 } },
+    { name: 'IPv6', metricsListen: '[::1]:9100', expected: { host: '[::1]', port: 9100 } },
+    { name: 'off', metricsListen: 'off', expected: undefined },
+    { name: 'OFF', metricsListen: 'OFF', expected: undefined },
+  ])('metrics listen address: $name', ({ metricsListen, expected }) => {
+    expect(resolve(metricsListen === undefined ? {} : { metricsListen }).metricsListen).toEqual(expected);
+  });
+
+  it.each(['', '9465', 'localhost', '127.0.0.1:99999', 'http://127.0.0.1:9465', 'no'])('refuses metrics listen address %j', (metricsListen) => {
+    const err = optionError(() => resolve({ metricsListen }));
+    expect(err.option).toBe('metricsListen');
+    expect(err.value).toBe(metricsListen);
+    expect(err.message).toMatch(/^option metricsListen must be HOST:PORT \(for example 127\.0\.0\.1:9465\), or "off"/);
+  });
 });
