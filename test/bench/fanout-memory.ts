@@ -10,11 +10,12 @@
  * than about what is held. Under the cap a coordinator that kept a job's shards, outcomes or
  * events would run out of memory; one that streams them completes both jobs in the same room.
  */
-import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LocalGrid } from '@mmgrid/cli';
 import { MmgridClient } from '@mmgrid/client';
+import { rssMiB, target, type Benchmark } from './harness.js';
 
 /** V8 old-generation cap for the grid's processes in this benchmark. */
 export const HEAP_CAP_MIB = 64;
@@ -24,12 +25,6 @@ export interface FanOutResult {
   readonly seconds: number;
   /** Highest resident set of the coordinator process while the job ran, in MiB. */
   readonly peakRssMiB: number;
-}
-
-async function rssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return kb / 1024;
 }
 
 /** A text of `sentences` sentences of about 90 characters: one chunk each at chunkChars 100. */
@@ -77,3 +72,30 @@ export async function benchFanOutMemory(sizes: readonly number[]): Promise<{ idl
     await rm(dataDir, { recursive: true, force: true });
   }
 }
+
+export const fanOutMemory: Benchmark = {
+  name: 'fanout-memory',
+  title: 'Coordinator memory against shards in one job',
+  async run(ctx) {
+    const sizes = ctx.scale === 'smoke' ? [100, 1_000] : [1_000, 10_000];
+    const fan = await benchFanOutMemory(sizes);
+    const [small, large] = fan.results;
+    if (!small || !large) throw new Error('both jobs must run');
+    return {
+      method: `peak resident memory of the coordinator while one job of N shards runs, V8 old space capped at ${HEAP_CAP_MIB} MiB; idle after warm-up ${fan.idleRssMiB.toFixed(0)} MiB`,
+      baseline: `a ${small.shards.toLocaleString('en-US')}-shard job on the same grid`,
+      table: {
+        columns: ['shards', 'seconds', 'peak RSS MiB', '×baseline'],
+        rows: fan.results.map((r) => [r.shards, r.seconds, Math.round(r.peakRssMiB), `×${(r.peakRssMiB / small.peakRssMiB).toFixed(2)}`]),
+      },
+      targets: [target(`peak memory with ${large.shards / small.shards}× the shards in the same heap cap`, large.peakRssMiB / small.peakRssMiB, '<=', 1.25, '×')],
+      figures: Object.fromEntries<number>([
+        ['idle_rss_MiB', fan.idleRssMiB],
+        ...fan.results.flatMap((r): [string, number][] => [
+          [`seconds_${r.shards}`, r.seconds],
+          [`peak_rss_MiB_${r.shards}`, r.peakRssMiB],
+        ]),
+      ]),
+    };
+  },
+};

@@ -1,59 +1,106 @@
 /**
- * `pnpm bench`: mmgrid's benchmarks. Each prints its measurements as ratios against a
- * baseline measured in the same run, checks them against a target, and the run exits 1 when
- * a target is missed. Sized for a 2-core machine; see docs/benchmarks.md for what each
- * measures and the numbers of a reference run.
+ * `pnpm bench [NAME…] [--full | --smoke] [--out FILE]`: mmgrid's benchmarks. Each measures
+ * mmgrid and a baseline in the same run, prints a table with the ratios, and checks its
+ * targets on them; the run writes every figure, baseline and target, with the machine and the
+ * versions it ran on, to bench/results/latest.json, and exits 1 when a target is missed.
+ * NAME picks benchmarks by name (`pnpm bench throughput latency`). See docs/benchmarks.md.
  */
-import { BLOB_CHUNK_BYTES } from '@mmgrid/core';
-import { benchBlobChunks } from './blob-chunks.js';
-import { benchFanOutMemory, HEAP_CAP_MIB } from './fanout-memory.js';
+import { execFile } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import type { Benchmark, BenchResult, Scale } from './harness.js';
+import { fmt, secondsSince } from './harness.js';
+import { BENCHMARKS } from './suite.js';
 
-const KiB = 1024;
-const MiB = 1024 * KiB;
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+function usage(message: string): never {
+  process.stderr.write(`pnpm bench: ${message}\nusage: pnpm bench [NAME…] [--full | --smoke] [--out FILE]\nbenchmarks: ${BENCHMARKS.map((b) => b.name).join(', ')}\n`);
+  process.exit(2);
+}
+
+let scale: Scale = 'default';
+let out = path.join(root, 'bench/results/latest.json');
+const names: string[] = [];
+const args = process.argv.slice(2);
+for (let i = 0; i < args.length; i++) {
+  const a = args[i] ?? '';
+  if (a === '--full') scale = 'full';
+  else if (a === '--smoke') scale = 'smoke';
+  else if (a === '--out') out = path.resolve(args[++i] ?? usage('--out needs a file'));
+  else if (a === '--help' || a === '-h') usage('runs the benchmarks');
+  else if (a.startsWith('-')) usage(`unknown option ${a}`);
+  else names.push(a);
+}
+for (const n of names) if (!BENCHMARKS.some((b) => b.name === n)) usage(`no benchmark is called "${n}"`);
+const selected: Benchmark[] = names.length > 0 ? BENCHMARKS.filter((b) => names.includes(b.name)) : [...BENCHMARKS];
+
+const run = promisify(execFile);
+const require = createRequire(path.join(root, 'packages/coordinator/package.json'));
+async function versionOf(pkg: string): Promise<string> {
+  try {
+    const file = require.resolve(`${pkg}/package.json`);
+    return (JSON.parse(await readFile(file, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+async function redisVersion(): Promise<string> {
+  const { stdout } = await run('redis-server', ['--version']).catch(() => ({ stdout: '' }));
+  return /v=(\S+)/.exec(stdout)?.[1] ?? 'unknown';
+}
+
+function printTable(result: BenchResult): void {
+  const cells = [result.table.columns.map(String), ...result.table.rows.map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : c)))];
+  const widths = result.table.columns.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  for (const [n, row] of cells.entries()) {
+    process.stdout.write(`  ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')}\n`);
+    if (n === 0) process.stdout.write(`  ${widths.map((w) => '-'.repeat(w)).join('  ')}\n`);
+  }
+}
+
+const cpus = os.cpus();
+const report = {
+  startedAt: new Date().toISOString(),
+  scale,
+  machine: { cpu: cpus[0]?.model.trim() ?? 'unknown', cores: cpus.length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), os: `${os.type()} ${os.release()}`, arch: os.arch() },
+  versions: {
+    node: process.versions.node,
+    redis: await redisVersion(),
+    bullmq: await versionOf('bullmq'),
+    ioredis: await versionOf('ioredis'),
+    '@grpc/grpc-js': await versionOf('@grpc/grpc-js'),
+    'prom-client': await versionOf('prom-client'),
+  },
+  benchmarks: {} as Record<string, BenchResult & { title: string; seconds: number }>,
+};
+
+process.stdout.write(`mmgrid benchmarks (${scale}) on ${report.machine.cpu}, ${report.machine.cores} cores, Node ${report.versions.node}, Redis ${report.versions.redis}\n`);
 let missed = 0;
-
-function check(what: string, ok: boolean, detail: string): void {
-  if (!ok) missed += 1;
-  process.stdout.write(`  ${ok ? 'PASS' : 'MISS'} ${what}: ${detail}\n`);
+for (const bench of selected) {
+  process.stdout.write(`\n${bench.title} [${bench.name}]\n`);
+  const started = performance.now();
+  const result = await bench.run({ scale, log: (line) => process.stdout.write(`  · ${line}\n`) });
+  const seconds = secondsSince(started);
+  process.stdout.write(`  ${result.method}\n  baseline: ${result.baseline}\n`);
+  printTable(result);
+  for (const t of result.targets) {
+    const status = scale === 'smoke' ? 'SMOKE' : t.met ? 'PASS' : 'MISS';
+    if (scale !== 'smoke' && !t.met) missed += 1;
+    process.stdout.write(`  ${status} ${t.what}: ${fmt(t.value)}${t.unit} (target ${t.op} ${fmt(t.limit)}${t.unit})\n`);
+  }
+  for (const note of result.notes ?? []) process.stdout.write(`  note: ${note}\n`);
+  process.stdout.write(`  (${seconds.toFixed(0)} s)\n`);
+  report.benchmarks[bench.name] = { title: bench.title, seconds, ...result };
 }
 
-const fmtSize = (bytes: number): string => (bytes >= MiB ? `${bytes / MiB} MiB` : `${bytes / KiB} KiB`);
-
-process.stdout.write('\nBlob message size (64 MiB up and down through a BlobService in another process, median of 7; baseline: 64 KiB messages, the usual advice for gRPC streaming)\n');
-const sizes = [16 * KiB, 64 * KiB, 128 * KiB, 256 * KiB, 512 * KiB, 1 * MiB];
-const blobs = await benchBlobChunks({ sizes, payloadBytes: 64 * MiB, runs: 7 });
-const base = blobs.find((r) => r.chunkBytes === 64 * KiB);
-if (!base) throw new Error('no baseline');
-process.stdout.write('  message    upload MB/s  ×64 KiB  download MB/s  ×64 KiB  CPU ms/MiB  ×64 KiB\n');
-const ratio = (x: number, y: number): string => (x / y).toFixed(2).padStart(6);
-for (const r of blobs) {
-  process.stdout.write(
-    `  ${fmtSize(r.chunkBytes).padEnd(9)}  ${r.uploadMBps.toFixed(0).padStart(11)}  ${ratio(r.uploadMBps, base.uploadMBps)}  ${r.downloadMBps.toFixed(0).padStart(13)}  ${ratio(
-      r.downloadMBps,
-      base.downloadMBps,
-    )}  ${r.cpuMsPerMiB.toFixed(2).padStart(11)}  ${ratio(r.cpuMsPerMiB, base.cpuMsPerMiB)}${r.chunkBytes === BLOB_CHUNK_BYTES ? '   ← BLOB_CHUNK_BYTES' : ''}\n`,
-  );
-}
-const chosen = blobs.find((r) => r.chunkBytes === BLOB_CHUNK_BYTES);
-if (!chosen) throw new Error(`BLOB_CHUNK_BYTES (${BLOB_CHUNK_BYTES}) is not among the sizes measured`);
-const cheapest = blobs.reduce((a, b) => (b.cpuMsPerMiB < a.cpuMsPerMiB ? b : a));
-// CPU time is the steady measure on a small, shared machine; wall-clock speed swings with
-// whatever else runs, so it is reported but the targets are on CPU.
-// Run to run, one size's CPU figure moves by about ±10% on a 2-core machine, so two sizes that
-// cost the same can differ by 20%: a size within 25% of the cheapest cannot be told apart
-// from it here. (16 KiB messages are the ones that reliably cost more.)
-check('BLOB_CHUNK_BYTES is within noise (25%) of the cheapest size measured', chosen.cpuMsPerMiB <= cheapest.cpuMsPerMiB * 1.25, `×${(chosen.cpuMsPerMiB / cheapest.cpuMsPerMiB).toFixed(2)} of the cheapest, ${fmtSize(cheapest.chunkBytes)} at ${cheapest.cpuMsPerMiB.toFixed(2)} ms/MiB`);
-
-process.stdout.write(`\nCoordinator memory against shards in one job (peak resident memory while the job runs, V8 old space capped at ${HEAP_CAP_MIB} MiB; baseline: a 1,000-shard job)\n`);
-const fan = await benchFanOutMemory([1_000, 10_000]);
-process.stdout.write(`  idle after warm-up: ${fan.idleRssMiB.toFixed(0)} MiB\n  shards   seconds  peak RSS MiB  ×1,000-shard peak\n`);
-const [small, large] = fan.results;
-for (const r of fan.results) {
-  process.stdout.write(`  ${String(r.shards).padStart(6)}  ${r.seconds.toFixed(1).padStart(8)}  ${r.peakRssMiB.toFixed(0).padStart(12)}  ${(r.peakRssMiB / (small?.peakRssMiB ?? 1)).toFixed(2).padStart(17)}\n`);
-}
-if (small && large) {
-  check('10× the shards in the same heap cap, coordinator peak memory at most 1.25×', large.peakRssMiB <= small.peakRssMiB * 1.25, `×${(large.peakRssMiB / small.peakRssMiB).toFixed(2)}`);
-}
-
-process.stdout.write(missed === 0 ? '\nall targets met\n' : `\n${missed} target(s) missed\n`);
+await mkdir(path.dirname(out), { recursive: true });
+await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
+process.stdout.write(`\nwrote ${path.relative(process.cwd(), out)}\n`);
+if (scale === 'smoke') process.stdout.write('smoke run: the figures are too small to mean anything, targets not checked\n');
+else process.stdout.write(missed === 0 ? 'all targets met\n' : `${missed} target(s) missed\n`);
 process.exit(missed === 0 ? 0 : 1);

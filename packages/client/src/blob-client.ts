@@ -153,17 +153,25 @@ export class BlobClient {
 
   /** A blob's bytes in memory (for small blobs), hash-checked. */
   async downloadBytes(sha256: string): Promise<Buffer> {
-    const parts: Buffer[] = [];
+    // Each chunk is kept as received (it is its own message's memory) and hashed as it comes,
+    // so the bytes are copied once, into the result, and the hash overlaps the download.
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    const hash = createHash('sha256');
     try {
       const stream = this.client.getBlob({ sha256, offset: 0 }, this.conn.metadata());
       for await (const message of stream as AsyncIterable<GetBlobResponse>) {
-        if (message.part?.$case === 'chunk') parts.push(Buffer.from(message.part.chunk));
+        if (message.part?.$case !== 'chunk') continue;
+        const chunk = message.part.chunk;
+        hash.update(chunk);
+        parts.push(chunk);
+        total += chunk.length;
       }
     } catch (err) {
       throw toClientError(err, this.conn.address);
     }
-    const bytes = Buffer.concat(parts);
-    const actual = createHash('sha256').update(bytes).digest('hex');
+    const bytes = Buffer.concat(parts, total);
+    const actual = hash.digest('hex');
     if (actual !== sha256) throw new MmgridClientError('INTEGRITY', `downloaded blob ${sha256} hashes to ${actual}; refusing it`);
     return bytes;
   }

@@ -25,13 +25,21 @@ export interface ClassDispatcherDeps {
 const SAFETY_POLL_MS = 2_000;
 
 /**
+ * Tasks of one class being fetched and handed out at once, at most (and never more than the
+ * free slots that could take them). Each task costs a few Redis round trips before its worker
+ * has it; overlapping them keeps slots busy when tasks are short.
+ */
+const MAX_IN_FLIGHT = 8;
+
+/**
  * The dispatch loop for one class of tasks (one kind, one requirement set) on this replica.
  * Each tenant has its own queue of the class; when a worker that can run the class has a
  * free slot, the loop takes one task from the next tenant in turn that may have one ready,
  * so a tenant with a long backlog cannot starve a tenant that submits later: the late
  * tenant's tasks start at the next free slot. Queues are marked ready by wake-ups (a
  * submission, a finished input, a retry coming due, a lapsed lease) from any replica, with a
- * slow poll as a safety net, so idle queues cost no Redis calls.
+ * slow poll as a safety net, so idle queues cost no Redis calls. Up to MAX_IN_FLIGHT tasks
+ * are on their way to workers at once, one per free slot.
  */
 export class ClassDispatcher {
   private readonly queues: TaskQueue[] = [];
@@ -44,6 +52,9 @@ export class ClassDispatcher {
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private safety: NodeJS.Timeout | undefined;
+  /** Rounds (fetch, checks, assignment of one task) under way. */
+  private readonly rounds = new Set<Promise<void>>();
+  private inFlight = 0;
 
   constructor(
     readonly kind: string,
@@ -105,11 +116,15 @@ export class ClassDispatcher {
   }
 
   private async run(): Promise<void> {
-    const { registry, logger } = this.deps;
+    const { registry } = this.deps;
     const signal = this.abort.signal;
     while (!signal.aborted) {
-      if (!registry.hasFreeSlot(this.kind, this.requirements)) {
-        await registry.waitForSlot(this.kind, signal);
+      const free = registry.freeSlots(this.kind, this.requirements);
+      if (free <= this.inFlight || this.inFlight >= MAX_IN_FLIGHT) {
+        // Every free slot already has a task on its way (or none is free): wait for a round to
+        // end, or for a slot to free up.
+        if (this.inFlight > 0) await this.sleep();
+        else await registry.waitForSlot(this.kind, signal);
         continue;
       }
       const queue = this.nextReady();
@@ -117,44 +132,60 @@ export class ClassDispatcher {
         await this.sleep();
         continue;
       }
-      const wakesBefore = this.wakes.get(queue.name) ?? 0;
-      let grant: LeaseGrant;
-      let fetched: Awaited<ReturnType<TaskQueue['fetch']>>;
-      try {
-        grant = await grantLease(this.deps.redis, this.deps.keys);
-        const start = performance.now();
-        fetched = await queue.fetch(grant.lockToken);
-        this.deps.metrics.redisCommand('fetch', start);
-      } catch (err) {
-        if (signal.aborted) break;
-        logger.warn({ queue: queue.name, err: String(err) }, 'fetching a task failed; retrying in 1 s');
-        await delay(1000, undefined, { signal }).catch(() => undefined);
-        continue;
-      }
-      if (!fetched.job) {
-        if ((this.wakes.get(queue.name) ?? 0) === wakesBefore) this.ready.delete(queue.name);
-        if (fetched.nextDelayedAt !== undefined) this.markReadyAt(queue.name, fetched.nextDelayedAt);
-        continue;
-      }
-      let placed = true;
-      try {
-        placed = await this.deps.dispatch(queue, fetched.job, grant);
-      } catch (err) {
-        logger.error(
-          { jobId: fetched.job.data.jobId, taskId: fetched.job.data.taskId, queue: queue.name, task: fetched.job.id, err: String(err) },
-          'dispatch failed; the task goes back when its lease lapses',
-        );
-      }
-      if (!placed) {
-        // No worker could take the task after all: wait for a slot to change rather than
-        // fetching it again at once.
-        const ac = new AbortController();
-        const stop = (): void => ac.abort();
-        signal.addEventListener('abort', stop, { once: true });
-        await Promise.race([registry.waitForSlot(this.kind, ac.signal), delay(SAFETY_POLL_MS, undefined, { signal: ac.signal }).catch(() => undefined)]);
-        ac.abort();
-        signal.removeEventListener('abort', stop);
-      }
+      // Rounds overlap: while one waits on Redis for its task, the next fetches another. Each
+      // task still goes through fetch, checks and assignment in order within its round.
+      this.inFlight += 1;
+      const round = this.round(queue).finally(() => {
+        this.inFlight -= 1;
+        this.rounds.delete(round);
+        this.wake?.();
+      });
+      this.rounds.add(round);
+    }
+    await Promise.all(this.rounds);
+  }
+
+  /** Takes one task from `queue` and hands it to a worker. Never rejects. */
+  private async round(queue: TaskQueue): Promise<void> {
+    const { registry, logger } = this.deps;
+    const signal = this.abort.signal;
+    const wakesBefore = this.wakes.get(queue.name) ?? 0;
+    let grant: LeaseGrant;
+    let fetched: Awaited<ReturnType<TaskQueue['fetch']>>;
+    try {
+      grant = await grantLease(this.deps.redis, this.deps.keys);
+      const start = performance.now();
+      fetched = await queue.fetch(grant.lockToken);
+      this.deps.metrics.redisCommand('fetch', start);
+    } catch (err) {
+      if (signal.aborted) return;
+      logger.warn({ queue: queue.name, err: String(err) }, 'fetching a task failed; retrying in 1 s');
+      await delay(1000, undefined, { signal }).catch(() => undefined);
+      return;
+    }
+    if (!fetched.job) {
+      if ((this.wakes.get(queue.name) ?? 0) === wakesBefore) this.ready.delete(queue.name);
+      if (fetched.nextDelayedAt !== undefined) this.markReadyAt(queue.name, fetched.nextDelayedAt);
+      return;
+    }
+    let placed = true;
+    try {
+      placed = await this.deps.dispatch(queue, fetched.job, grant);
+    } catch (err) {
+      logger.error(
+        { jobId: fetched.job.data.jobId, taskId: fetched.job.data.taskId, queue: queue.name, task: fetched.job.id, err: String(err) },
+        'dispatch failed; the task goes back when its lease lapses',
+      );
+    }
+    if (!placed) {
+      // No worker could take the task after all: this round waits for a slot to change rather
+      // than letting the loop fetch it again at once.
+      const ac = new AbortController();
+      const stop = (): void => ac.abort();
+      signal.addEventListener('abort', stop, { once: true });
+      await Promise.race([registry.waitForSlot(this.kind, ac.signal), delay(SAFETY_POLL_MS, undefined, { signal: ac.signal }).catch(() => undefined)]);
+      ac.abort();
+      signal.removeEventListener('abort', stop);
     }
   }
 

@@ -421,19 +421,37 @@ export class JobStore {
   /** Events after `afterId` (exclusive; "" for the start), oldest first. */
   async events(jobId: string, afterId: string, count = 1000): Promise<StoredEvent[]> {
     const start = afterId === '' ? '-' : `(${afterId}`;
-    const entries = await this.redis.xrangeBuffer(this.keys.events(jobId), start, '+', 'COUNT', count);
-    const out: StoredEvent[] = [];
-    for (const [idBuf, fields] of entries) {
-      const id = idBuf.toString();
-      for (let i = 0; i + 1 < fields.length; i += 2) {
-        if (fields[i]?.toString() === 'e') {
-          const bytes = fields[i + 1];
-          if (bytes && bytes.length > 0) out.push({ id, event: { ...JobEvent.decode(bytes), id } });
-        }
+    return decodeEvents(await this.redis.xrangeBuffer(this.keys.events(jobId), start, '+', 'COUNT', count));
+  }
+
+  /**
+   * The job's state, then its events after `afterId`, in one round trip (what a watcher reads
+   * each time the job may have changed). The state is read first: if it was final then, its
+   * event is among the events.
+   */
+  async stateAndEvents(jobId: string, afterId: string, count = 1000): Promise<{ state: JobStateName | undefined; events: StoredEvent[] }> {
+    const start = afterId === '' ? '-' : `(${afterId}`;
+    const replies = await this.redis.pipeline().hget(this.keys.job(jobId), 'state').xrangeBuffer(this.keys.events(jobId), start, '+', 'COUNT', count).exec();
+    const [stateReply, eventsReply] = replies ?? [];
+    const err = stateReply?.[0] ?? eventsReply?.[0];
+    if (err) throw err;
+    const state = stateReply?.[1] as JobStateName | null | undefined;
+    return { state: state ?? undefined, events: decodeEvents((eventsReply?.[1] ?? []) as [Buffer, Buffer[]][]) };
+  }
+}
+
+function decodeEvents(entries: readonly [Buffer, readonly Buffer[]][]): StoredEvent[] {
+  const out: StoredEvent[] = [];
+  for (const [idBuf, fields] of entries) {
+    const id = idBuf.toString();
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      if (fields[i]?.toString() === 'e') {
+        const bytes = fields[i + 1];
+        if (bytes && bytes.length > 0) out.push({ id, event: { ...JobEvent.decode(bytes), id } });
       }
     }
-    return out;
   }
+  return out;
 }
 
 function parseSummary(raw: Record<string, string>): JobSummary {

@@ -35,7 +35,7 @@ export interface WorkerGaugeSource {
   readonly gpus: readonly { readonly uuid: string; readonly name: string }[];
   /** From the latest heartbeat. */
   readonly gpuStats: readonly GpuStats[];
-  readonly slots: ReadonlyMap<string, { readonly total: number; readonly busy: number }>;
+  readonly slots: ReadonlyMap<string, { readonly slots: number; readonly busy: number }>;
   readonly vramBudgetBytes: number;
 }
 
@@ -257,7 +257,7 @@ export class Metrics {
     for (const w of this.workers()) {
       for (const [kind, slot] of w.slots) {
         const sum = byKind.get(kind) ?? { total: 0, busy: 0 };
-        sum.total += slot.total;
+        sum.total += slot.slots;
         sum.busy += slot.busy;
         byKind.set(kind, sum);
       }

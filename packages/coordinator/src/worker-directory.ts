@@ -28,7 +28,7 @@ export class WorkerDirectory {
       coordinatorId: this.coordinatorId,
       host: session.hello.host,
       gpus: session.hello.gpus,
-      slots: [...session.slots].map(([kind, s]) => ({ kind, total: s.total, busy: s.busy, models: [...s.models] })),
+      slots: [...session.slots].map(([kind, s]) => ({ kind, total: s.slots, busy: s.busy, models: [...s.models] })),
       warmModels: session.warmModels,
       connectedAtMs: session.connectedAt,
       lastHeartbeatMs: session.lastHeartbeatAt,

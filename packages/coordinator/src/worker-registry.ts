@@ -1,4 +1,4 @@
-import { canTakeNow, rankWorkers, type TaskRequirements } from '@mmgrid/core';
+import { bestWorker, canTakeNow, type TaskRequirements } from '@mmgrid/core';
 import type { WorkerSession } from './worker-session.js';
 
 /**
@@ -29,13 +29,31 @@ export class WorkerRegistry {
     return [...this.sessions.values()];
   }
 
-  private live(): WorkerSession[] {
-    return [...this.sessions.values()].filter((s) => !s.closed);
+  /** The sessions not closed, without copying them (placement walks them for every task). */
+  private *live(): Generator<WorkerSession> {
+    for (const s of this.sessions.values()) if (!s.closed) yield s;
   }
 
   /** Whether some connected worker could take a task of this kind and requirements now. */
   hasFreeSlot(kind: string, requirements: TaskRequirements): boolean {
-    return this.live().some((s) => canTakeNow(s, kind, requirements));
+    for (const s of this.live()) if (canTakeNow(s, kind, requirements)) return true;
+    return false;
+  }
+
+  /**
+   * Free slots that could take a task of this kind and requirements now. A task that needs GPU
+   * memory counts one per worker: whether a second one fits is known only once the first holds
+   * its share.
+   */
+  freeSlots(kind: string, requirements: TaskRequirements): number {
+    const onePerWorker = requirements.minVramBytes > 0;
+    let free = 0;
+    for (const s of this.live()) {
+      if (!canTakeNow(s, kind, requirements)) continue;
+      const offer = s.slots.get(kind);
+      free += onePerWorker ? 1 : Math.max(0, (offer?.slots ?? 0) - (offer?.busy ?? 0));
+    }
+    return free;
   }
 
   /**
@@ -43,7 +61,7 @@ export class WorkerRegistry {
    * of the same job, least loaded), or returns undefined when none can take it now.
    */
   reserve(kind: string, requirements: TaskRequirements, jobId: string): WorkerSession | undefined {
-    const best = rankWorkers(this.live(), kind, requirements, (s) => s.tasksOfJob(jobId))[0];
+    const best = bestWorker(this.live(), kind, requirements, (s) => s.tasksOfJob(jobId));
     const slot = best?.slots.get(kind);
     if (!best || !slot) return undefined;
     slot.busy += 1;

@@ -25,7 +25,8 @@ export interface ActiveLease {
 }
 
 export interface SlotCount {
-  total: number;
+  /** Slots the worker offers for the kind. */
+  slots: number;
   busy: number;
   models: readonly string[];
 }
@@ -52,7 +53,7 @@ export class WorkerSession implements WorkerCapability {
     this.connectedAt = now;
     this.lastHeartbeatAt = now;
     this.warmModels = [...hello.warmModels];
-    for (const offer of hello.kinds) this.slots.set(offer.kind, { total: offer.slots, busy: 0, models: [...offer.models] });
+    for (const offer of hello.kinds) this.slots.set(offer.kind, { slots: offer.slots, busy: 0, models: [...offer.models] });
   }
 
   get workerId(): string {
@@ -63,10 +64,9 @@ export class WorkerSession implements WorkerCapability {
     return this.hello.name || this.hello.workerId;
   }
 
-  get kinds(): ReadonlyMap<string, { slots: number; busy: number; models: readonly string[] }> {
-    const kinds = new Map<string, { slots: number; busy: number; models: readonly string[] }>();
-    for (const [kind, s] of this.slots) kinds.set(kind, { slots: s.total, busy: s.busy, models: s.models });
-    return kinds;
+  /** The kinds this worker offers, with their slots: a live view (placement reads it for every task). */
+  get kinds(): ReadonlyMap<string, Readonly<SlotCount>> {
+    return this.slots;
   }
 
   /** GPUs with their free memory as of the last heartbeat (or the hello), and what grid tasks hold. */

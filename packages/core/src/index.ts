@@ -39,7 +39,7 @@ export { durationOption, intOption, LOG_FORMATS, LOG_LEVELS, logSettings, nonEmp
 export type { LogLevel } from './options.js';
 export { builtinPipelines, DEFAULT_PIPELINE, pipelineInfo, pipelineNames } from './pipelines.js';
 export type { PipelineInfo, PipelineParam } from './pipelines.js';
-export { canRun, canTakeNow, describeRequirements, explainWaiting, formatBytes, freeVram, pickGpu, rankWorkers } from './placement.js';
+export { bestWorker, canRun, canTakeNow, describeRequirements, explainWaiting, formatBytes, freeVram, pickGpu, rankWorkers } from './placement.js';
 export type { Fit, WorkerCapability } from './placement.js';
 export { retryPlan } from './retry-plan.js';
 export { plan } from './planner.js';

@@ -101,23 +101,56 @@ export function rankWorkers<W extends WorkerCapability>(
   r: TaskRequirements,
   tasksOfJobOn: (worker: W) => number,
 ): W[] {
-  const load = (w: W): number => {
-    let busy = 0;
-    let slots = 0;
-    for (const k of w.kinds.values()) {
-      busy += k.busy;
-      slots += k.slots;
-    }
-    return slots === 0 ? 1 : busy / slots;
-  };
   return workers
     .filter((w) => canTakeNow(w, kind, r))
-    .map((w) => ({ w, warm: r.model !== '' && w.warmModels.includes(r.model) ? 0 : 1, mine: tasksOfJobOn(w), load: load(w) }))
-    .sort((a, b) => a.warm - b.warm || a.mine - b.mine || a.load - b.load || a.w.workerId.localeCompare(b.w.workerId))
+    .map((w) => rankKey(w, r, tasksOfJobOn))
+    .sort(compareRank)
     .map((x) => x.w);
 }
 
-/** Requirements in words, for people. */
+/**
+ * The first worker of rankWorkers, found in one pass without sorting or copying the fleet:
+ * the dispatcher asks this for every task, so it must stay cheap with thousands of workers.
+ */
+export function bestWorker<W extends WorkerCapability>(
+  workers: Iterable<W>,
+  kind: string,
+  r: TaskRequirements,
+  tasksOfJobOn: (worker: W) => number,
+): W | undefined {
+  let best: RankKey<W> | undefined;
+  for (const w of workers) {
+    if (!canTakeNow(w, kind, r)) continue;
+    const key = rankKey(w, r, tasksOfJobOn);
+    if (!best || compareRank(key, best) < 0) best = key;
+  }
+  return best?.w;
+}
+
+interface RankKey<W> {
+  readonly w: W;
+  /** 0 when the worker has the task's model loaded. */
+  readonly warm: number;
+  /** Tasks of the same job the worker already runs. */
+  readonly mine: number;
+  /** Busy slots ÷ slots, over all its kinds. */
+  readonly load: number;
+}
+
+function rankKey<W extends WorkerCapability>(w: W, r: TaskRequirements, tasksOfJobOn: (worker: W) => number): RankKey<W> {
+  let busy = 0;
+  let slots = 0;
+  for (const k of w.kinds.values()) {
+    busy += k.busy;
+    slots += k.slots;
+  }
+  return { w, warm: r.model !== '' && w.warmModels.includes(r.model) ? 0 : 1, mine: tasksOfJobOn(w), load: slots === 0 ? 1 : busy / slots };
+}
+
+function compareRank<W extends WorkerCapability>(a: RankKey<W>, b: RankKey<W>): number {
+  return a.warm - b.warm || a.mine - b.mine || a.load - b.load || (a.w.workerId < b.w.workerId ? -1 : a.w.workerId > b.w.workerId ? 1 : 0);
+}
+
 export function describeRequirements(r: TaskRequirements): string {
   const parts: string[] = [];
   if (r.model !== '') parts.push(`model ${r.model}`);

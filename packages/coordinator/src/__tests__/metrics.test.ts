@@ -205,10 +205,10 @@ describe('Metrics: workers', () => {
       name: 'rig-1',
       gpus: [{ uuid: 'GPU-1', name: 'NVIDIA RTX 4090' }],
       gpuStats: [gpu('GPU-1', { utilizationPercent: 75 })],
-      slots: new Map([['image.ocr', { total: 4, busy: 1 }]]),
+      slots: new Map([['image.ocr', { slots: 4, busy: 1 }]]),
       vramBudgetBytes: 16e9,
     };
-    const cpuWorker: WorkerGaugeSource = { name: 'laptop', gpus: [], gpuStats: [], slots: new Map([['image.ocr', { total: 2, busy: 2 }]]), vramBudgetBytes: 0 };
+    const cpuWorker: WorkerGaugeSource = { name: 'laptop', gpus: [], gpuStats: [], slots: new Map([['image.ocr', { slots: 2, busy: 2 }]]), vramBudgetBytes: 0 };
     let workers = [gpuWorker, cpuWorker, { ...cpuWorker, name: 'laptop-2' }];
     m.setWorkerSource(() => workers);
     await m.text();

@@ -395,9 +395,7 @@ export class JobServiceImpl {
           wake = undefined;
         }
         pending = false;
-        // The state is read before the events: if it was final then, its event is among them.
-        const state = await jobs.state(record.id);
-        const events = await jobs.events(record.id, after, WATCH_BATCH);
+        const { state, events } = await jobs.stateAndEvents(record.id, after, WATCH_BATCH);
         for (const { id, event } of events) {
           if (stopped) return;
           after = id;

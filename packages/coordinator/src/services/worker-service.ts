@@ -207,10 +207,10 @@ export class WorkerServiceImpl {
         for (const offer of msg.slots.kinds) {
           const slot = session.slots.get(offer.kind);
           if (slot) {
-            slot.total = offer.slots;
+            slot.slots = offer.slots;
             slot.models = [...offer.models];
           } else {
-            session.slots.set(offer.kind, { total: offer.slots, busy: 0, models: [...offer.models] });
+            session.slots.set(offer.kind, { slots: offer.slots, busy: 0, models: [...offer.models] });
           }
           registry.notify(offer.kind);
         }

@@ -7,6 +7,7 @@ import {
   formatBytes,
   freeVram,
   rankWorkers,
+  bestWorker,
   type Fit,
   type WorkerCapability,
 } from '../placement.js';
@@ -302,6 +303,16 @@ describe('rankWorkers', () => {
   it.each(cases)('$name', ({ workers, r, mine, order }) => {
     const ranked = rankWorkers(workers, KIND, r, (w) => mine?.[w.workerId] ?? 0);
     expect(ranked.map((w) => w.workerId)).toEqual(order);
+  });
+
+  it.each(cases)('bestWorker picks the first of rankWorkers, in one pass: $name', ({ workers, r, mine, order }) => {
+    const best = bestWorker(new Set(workers), KIND, r, (w) => mine?.[w.workerId] ?? 0);
+    expect(best?.workerId).toBe(order[0]);
+  });
+
+  it('bestWorker finds none when no worker can take the task', () => {
+    expect(bestWorker([], KIND, NO_REQUIREMENTS, () => 0)).toBeUndefined();
+    expect(bestWorker([worker('a', { draining: true })], KIND, NO_REQUIREMENTS, () => 0)).toBeUndefined();
   });
 
   it('keeps the caller’s worker type and does not reorder its input', () => {

@@ -693,18 +693,18 @@ export const AdminServiceService = {
     path: "/mmgrid.v1.AdminService/ListWorkers",
     requestStream: false,
     responseStream: false,
-    requestSerialize: (value: ListWorkersRequest) => Buffer.from(ListWorkersRequest.encode(value).finish()),
+    requestSerialize: (value: ListWorkersRequest) => asBuffer(ListWorkersRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => ListWorkersRequest.decode(value),
-    responseSerialize: (value: ListWorkersResponse) => Buffer.from(ListWorkersResponse.encode(value).finish()),
+    responseSerialize: (value: ListWorkersResponse) => asBuffer(ListWorkersResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer) => ListWorkersResponse.decode(value),
   },
   getQueueStats: {
     path: "/mmgrid.v1.AdminService/GetQueueStats",
     requestStream: false,
     responseStream: false,
-    requestSerialize: (value: GetQueueStatsRequest) => Buffer.from(GetQueueStatsRequest.encode(value).finish()),
+    requestSerialize: (value: GetQueueStatsRequest) => asBuffer(GetQueueStatsRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => GetQueueStatsRequest.decode(value),
-    responseSerialize: (value: GetQueueStatsResponse) => Buffer.from(GetQueueStatsResponse.encode(value).finish()),
+    responseSerialize: (value: GetQueueStatsResponse) => asBuffer(GetQueueStatsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer) => GetQueueStatsResponse.decode(value),
   },
 } as const;
@@ -782,4 +782,9 @@ function longToNumber(long: Long): number {
 if (_m0.util.Long !== Long) {
   _m0.util.Long = Long as any;
   _m0.configure();
+}
+
+/** The bytes of an encoded message as a Buffer, without copying them (added by scripts/gen-proto.mjs). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

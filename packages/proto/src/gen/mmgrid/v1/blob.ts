@@ -482,18 +482,18 @@ export const BlobServiceService = {
     path: "/mmgrid.v1.BlobService/PutBlob",
     requestStream: true,
     responseStream: false,
-    requestSerialize: (value: PutBlobRequest) => Buffer.from(PutBlobRequest.encode(value).finish()),
+    requestSerialize: (value: PutBlobRequest) => asBuffer(PutBlobRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => PutBlobRequest.decode(value),
-    responseSerialize: (value: PutBlobResponse) => Buffer.from(PutBlobResponse.encode(value).finish()),
+    responseSerialize: (value: PutBlobResponse) => asBuffer(PutBlobResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer) => PutBlobResponse.decode(value),
   },
   getBlob: {
     path: "/mmgrid.v1.BlobService/GetBlob",
     requestStream: false,
     responseStream: true,
-    requestSerialize: (value: GetBlobRequest) => Buffer.from(GetBlobRequest.encode(value).finish()),
+    requestSerialize: (value: GetBlobRequest) => asBuffer(GetBlobRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => GetBlobRequest.decode(value),
-    responseSerialize: (value: GetBlobResponse) => Buffer.from(GetBlobResponse.encode(value).finish()),
+    responseSerialize: (value: GetBlobResponse) => asBuffer(GetBlobResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer) => GetBlobResponse.decode(value),
   },
   /** Which of these blobs does the server already hold (so clients skip uploads). */
@@ -501,9 +501,9 @@ export const BlobServiceService = {
     path: "/mmgrid.v1.BlobService/HasBlobs",
     requestStream: false,
     responseStream: false,
-    requestSerialize: (value: HasBlobsRequest) => Buffer.from(HasBlobsRequest.encode(value).finish()),
+    requestSerialize: (value: HasBlobsRequest) => asBuffer(HasBlobsRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => HasBlobsRequest.decode(value),
-    responseSerialize: (value: HasBlobsResponse) => Buffer.from(HasBlobsResponse.encode(value).finish()),
+    responseSerialize: (value: HasBlobsResponse) => asBuffer(HasBlobsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer) => HasBlobsResponse.decode(value),
   },
 } as const;
@@ -593,4 +593,9 @@ function longToNumber(long: Long): number {
 if (_m0.util.Long !== Long) {
   _m0.util.Long = Long as any;
   _m0.configure();
+}
+
+/** The bytes of an encoded message as a Buffer, without copying them (added by scripts/gen-proto.mjs). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -2195,18 +2195,18 @@ export const JobServiceService = {
     path: "/mmgrid.v1.JobService/SubmitJob",
     requestStream: false,
     responseStream: false,
-    requestSerialize: (value: SubmitJobRequest) => Buffer.from(SubmitJobRequest.encode(value).finish()),
+    requestSerialize: (value: SubmitJobRequest) => asBuffer(SubmitJobRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => SubmitJobRequest.decode(value),
-    responseSerialize: (value: SubmitJobResponse) => Buffer.from(SubmitJobResponse.encode(value).finish()),
+    responseSerialize: (value: SubmitJobResponse) => asBuffer(SubmitJobResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer) => SubmitJobResponse.decode(value),
   },
   getJob: {
     path: "/mmgrid.v1.JobService/GetJob",
     requestStream: false,
     responseStream: false,
-    requestSerialize: (value: GetJobRequest) => Buffer.from(GetJobRequest.encode(value).finish()),
+    requestSerialize: (value: GetJobRequest) => asBuffer(GetJobRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => GetJobRequest.decode(value),
-    responseSerialize: (value: Job) => Buffer.from(Job.encode(value).finish()),
+    responseSerialize: (value: Job) => asBuffer(Job.encode(value).finish()),
     responseDeserialize: (value: Buffer) => Job.decode(value),
   },
   /**
@@ -2217,27 +2217,27 @@ export const JobServiceService = {
     path: "/mmgrid.v1.JobService/WatchJob",
     requestStream: false,
     responseStream: true,
-    requestSerialize: (value: WatchJobRequest) => Buffer.from(WatchJobRequest.encode(value).finish()),
+    requestSerialize: (value: WatchJobRequest) => asBuffer(WatchJobRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => WatchJobRequest.decode(value),
-    responseSerialize: (value: JobEvent) => Buffer.from(JobEvent.encode(value).finish()),
+    responseSerialize: (value: JobEvent) => asBuffer(JobEvent.encode(value).finish()),
     responseDeserialize: (value: Buffer) => JobEvent.decode(value),
   },
   cancelJob: {
     path: "/mmgrid.v1.JobService/CancelJob",
     requestStream: false,
     responseStream: false,
-    requestSerialize: (value: CancelJobRequest) => Buffer.from(CancelJobRequest.encode(value).finish()),
+    requestSerialize: (value: CancelJobRequest) => asBuffer(CancelJobRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => CancelJobRequest.decode(value),
-    responseSerialize: (value: Job) => Buffer.from(Job.encode(value).finish()),
+    responseSerialize: (value: Job) => asBuffer(Job.encode(value).finish()),
     responseDeserialize: (value: Buffer) => Job.decode(value),
   },
   listJobs: {
     path: "/mmgrid.v1.JobService/ListJobs",
     requestStream: false,
     responseStream: false,
-    requestSerialize: (value: ListJobsRequest) => Buffer.from(ListJobsRequest.encode(value).finish()),
+    requestSerialize: (value: ListJobsRequest) => asBuffer(ListJobsRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => ListJobsRequest.decode(value),
-    responseSerialize: (value: ListJobsResponse) => Buffer.from(ListJobsResponse.encode(value).finish()),
+    responseSerialize: (value: ListJobsResponse) => asBuffer(ListJobsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer) => ListJobsResponse.decode(value),
   },
   /**
@@ -2248,9 +2248,9 @@ export const JobServiceService = {
     path: "/mmgrid.v1.JobService/RetryJob",
     requestStream: false,
     responseStream: false,
-    requestSerialize: (value: RetryJobRequest) => Buffer.from(RetryJobRequest.encode(value).finish()),
+    requestSerialize: (value: RetryJobRequest) => asBuffer(RetryJobRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => RetryJobRequest.decode(value),
-    responseSerialize: (value: Job) => Buffer.from(Job.encode(value).finish()),
+    responseSerialize: (value: Job) => asBuffer(Job.encode(value).finish()),
     responseDeserialize: (value: Buffer) => Job.decode(value),
   },
   /** Says, per task, why it waits (or where it runs): like HTCondor's better-analyze. */
@@ -2258,9 +2258,9 @@ export const JobServiceService = {
     path: "/mmgrid.v1.JobService/ExplainJob",
     requestStream: false,
     responseStream: false,
-    requestSerialize: (value: ExplainJobRequest) => Buffer.from(ExplainJobRequest.encode(value).finish()),
+    requestSerialize: (value: ExplainJobRequest) => asBuffer(ExplainJobRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => ExplainJobRequest.decode(value),
-    responseSerialize: (value: ExplainJobResponse) => Buffer.from(ExplainJobResponse.encode(value).finish()),
+    responseSerialize: (value: ExplainJobResponse) => asBuffer(ExplainJobResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer) => ExplainJobResponse.decode(value),
   },
 } as const;
@@ -2415,4 +2415,9 @@ function longToNumber(long: Long): number {
 if (_m0.util.Long !== Long) {
   _m0.util.Long = Long as any;
   _m0.configure();
+}
+
+/** The bytes of an encoded message as a Buffer, without copying them (added by scripts/gen-proto.mjs). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -2222,9 +2222,9 @@ export const WorkerServiceService = {
     path: "/mmgrid.v1.WorkerService/Connect",
     requestStream: true,
     responseStream: true,
-    requestSerialize: (value: WorkerMessage) => Buffer.from(WorkerMessage.encode(value).finish()),
+    requestSerialize: (value: WorkerMessage) => asBuffer(WorkerMessage.encode(value).finish()),
     requestDeserialize: (value: Buffer) => WorkerMessage.decode(value),
-    responseSerialize: (value: CoordinatorMessage) => Buffer.from(CoordinatorMessage.encode(value).finish()),
+    responseSerialize: (value: CoordinatorMessage) => asBuffer(CoordinatorMessage.encode(value).finish()),
     responseDeserialize: (value: Buffer) => CoordinatorMessage.decode(value),
   },
 } as const;
@@ -2274,4 +2274,9 @@ function longToNumber(long: Long): number {
 if (_m0.util.Long !== Long) {
   _m0.util.Long = Long as any;
   _m0.configure();
+}
+
+/** The bytes of an encoded message as a Buffer, without copying them (added by scripts/gen-proto.mjs). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
