@@ -14,7 +14,7 @@ import {
 import type { Lease, TaskAssignment, TaskFailure, TaskResult, UpstreamOutput } from '@mmgrid/proto';
 import { ClassDispatcher } from './class-dispatcher.js';
 import type { ControlHandler, ControlMessage, EventHub } from './event-hub.js';
-import type { JobStore, RecordedError, TaskRecord } from './job-store.js';
+import type { JobStore, RecordedError } from './job-store.js';
 import type { Keys } from './keys.js';
 import { leaseToProto, lockTokenOf, parseBullJobId, parseTaskRef, taskRefOf, type LeaseGrant } from './lease.js';
 import type { Logger } from './logger.js';
@@ -278,7 +278,11 @@ export class Dispatcher implements ControlHandler {
   private async upstreamOf(data: TaskData): Promise<{ upstream: UpstreamOutput[]; inputsEndedAt: number }> {
     const [outcomes, records] = await Promise.all([
       readChildOutcomes(this.deps.redis, this.deps.keys, { queue: data.queue, jobId: data.jobId, taskId: data.taskId, generation: data.generation }),
-      this.deps.jobs.tasks(data.jobId),
+      // Only the inputs' records: a stitch step may consume thousands of shards of a job.
+      this.deps.jobs.someTasks(
+        data.jobId,
+        data.upstream.map((u) => u.taskId),
+      ),
     ]);
     const inputsEndedAt = data.upstream.reduce((latest, u) => Math.max(latest, records.get(u.taskId)?.finishedAt ?? 0), 0);
     const upstream = data.upstream.map((u) => {
@@ -451,7 +455,7 @@ export class Dispatcher implements ControlHandler {
 
   /** Whether this very lease already committed the task (a result sent twice). */
   private async alreadyCommitted(task: { jobId: string; taskId: string }, leaseId: string): Promise<boolean> {
-    const record = (await this.deps.jobs.tasks(task.jobId)).get(task.taskId);
+    const record = await this.deps.jobs.task(task.jobId, task.taskId);
     return record?.state === 'succeeded' && record.leaseId === leaseId;
   }
 
@@ -535,7 +539,10 @@ export class Dispatcher implements ControlHandler {
       }
       job.token = lockToken;
       // When it became ready, for its end-to-end latency: added, or its last input ended.
-      const records = job.data.upstream.length > 0 ? await this.deps.jobs.tasks(job.data.jobId) : new Map<string, TaskRecord>();
+      const records = await this.deps.jobs.someTasks(
+        job.data.jobId,
+        job.data.upstream.map((u) => u.taskId),
+      );
       const readySince = job.data.upstream.reduce((latest, u) => Math.max(latest, records.get(u.taskId)?.finishedAt ?? 0), job.timestamp);
       const slot = session.slots.get(job.data.kind);
       if (slot) slot.busy += 1;

@@ -95,8 +95,8 @@ export class FanOutRunner {
     const splitId = data.upstream[0]?.taskId ?? '';
     const split = children.get(splitId);
     if (split?.status !== 'succeeded') {
-      const records = await jobs.tasks(data.jobId);
-      const cause = records.get(splitId)?.error?.message ?? (split?.status === 'failed' ? split.reason : 'no output');
+      const record = await jobs.task(data.jobId, splitId);
+      const cause = record?.error?.message ?? (split?.status === 'failed' ? split.reason : 'no output');
       await this.fail(data, { code: 'UPSTREAM_FAILED', message: `${data.upstream[0]?.kind ?? 'the split'} failed: ${cause}`, retryable: false });
       throw new UnrecoverableError(cause);
     }

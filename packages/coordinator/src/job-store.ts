@@ -220,6 +220,18 @@ export class JobStore {
     return new Map(Object.entries(raw).map(([taskId, json]) => [taskId, JSON.parse(json) as TaskRecord]));
   }
 
+  /** The records of some of a job's tasks (those it has), without reading the others. */
+  async someTasks(id: string, taskIds: readonly string[]): Promise<Map<string, TaskRecord>> {
+    const out = new Map<string, TaskRecord>();
+    if (taskIds.length === 0) return out;
+    const raw = await this.redis.hmget(this.keys.tasks(id), ...taskIds);
+    raw.forEach((json, i) => {
+      const taskId = taskIds[i];
+      if (json !== null && taskId !== undefined) out.set(taskId, JSON.parse(json) as TaskRecord);
+    });
+    return out;
+  }
+
   /** Newest first. Returns the page and the offset of the next one (undefined at the end). */
   async list(tenant: string | undefined, offset: number, limit: number): Promise<{ jobs: JobSummary[]; next: number | undefined }> {
     const index = tenant === undefined ? this.keys.jobs() : this.keys.tenantJobs(tenant);
