@@ -583,7 +583,9 @@ export class Dispatcher implements ControlHandler {
   private async onStalled(queue: string, bullJobId: string, checkedAt: number): Promise<void> {
     const ids = parseBullJobId(bullJobId);
     this.counters.leasesLapsed += 1;
-    this.deps.metrics.leaseExpired(parseTaskQueueName(queue)?.kind ?? queue);
+    // The worker that held it, named by the task's record (read before it is put back).
+    const held = ids ? await this.deps.jobs.task(ids.jobId, ids.taskId).catch(() => undefined) : undefined;
+    this.deps.metrics.leaseExpired(parseTaskQueueName(queue)?.kind ?? queue, held?.workerName ?? '');
     for (const session of this.deps.registry.all()) {
       for (const lease of session.leases.values()) {
         // A lease granted after the check began is a new dispatch of the same task: keep it.

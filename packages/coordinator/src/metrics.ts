@@ -163,8 +163,8 @@ export class Metrics {
     this.instruments.fanoutShards.observe({ kind }, shards);
   }
 
-  leaseExpired(kind: string): void {
-    this.instruments.leaseExpiries.inc({ kind });
+  leaseExpired(kind: string, worker: string): void {
+    this.instruments.leaseExpiries.inc({ kind, worker: worker === '' ? 'unknown' : worker });
   }
 
   staleResultRejected(): void {

@@ -88,7 +88,12 @@ export const COORDINATOR_METRICS = {
     labels: ['kind'],
     buckets: FANOUT_BUCKETS,
   }),
-  leaseExpiries: metric({ name: 'mmgrid_lease_expiries_total', type: 'counter', help: 'Leases that lapsed (a worker stopped renewing them), by kind.', labels: ['kind'] }),
+  leaseExpiries: metric({
+    name: 'mmgrid_lease_expiries_total',
+    type: 'counter',
+    help: 'Leases that lapsed (a worker stopped renewing them), by kind and by the worker that held them ("unknown" when no record names it).',
+    labels: ['kind', 'worker'],
+  }),
   staleResults: metric({ name: 'mmgrid_stale_results_rejected_total', type: 'counter', help: 'Results refused because their lease was no longer current.', labels: [] }),
   queueTasks: metric({
     name: 'mmgrid_queue_tasks',

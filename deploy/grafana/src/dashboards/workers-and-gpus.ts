@@ -124,11 +124,11 @@ export const workersAndGpus: Dashboard = dashboard({
         queries: [q(div(slots('busy'), slots('total')), '{{kind}}')],
       }),
       timeseries({
-        title: 'Lease expiries by kind',
-        description: 'Leases that lapsed because a worker stopped renewing them: crashed, hung or cut-off workers.',
+        title: 'Lease expiries by worker',
+        description: 'Leases that lapsed because a worker stopped renewing them: a worker that shows up here again and again crashes, hangs or loses its connection.',
         unit: 'ops',
         width: 24,
-        queries: [q(sum(rate(counter(M.leaseExpiries, { kind: kind.re })), ['kind']), '{{kind}}')],
+        queries: [q(sum(rate(counter(M.leaseExpiries, { kind: kind.re })), ['worker']), '{{worker}}')],
       }),
     ]),
     row('Workers scraped directly', [

@@ -423,6 +423,8 @@ describe.skipIf(!HAS_REDIS_SERVER)('Coordinator metrics', () => {
       expect(await total(both, 'mmgrid_job_duration_seconds', { pipeline: 'selftest', outcome: 'completed' }, 'mmgrid_job_duration_seconds_count')).toBe(1);
       // One lapsed lease, counted by the replica whose stalled check put the task back.
       expect(await total(both, 'mmgrid_lease_expiries_total', kind)).toBe(1);
+      // Named by the worker that held it, as its task's record says.
+      expect(await total(both, 'mmgrid_lease_expiries_total', { ...kind, worker: 'rig-8' })).toBe(1);
       // The late result is refused by the replica the worker talks to.
       expect(await sample(b, 'mmgrid_stale_results_rejected_total')).toBe(1);
       expect(await sample(a, 'mmgrid_stale_results_rejected_total')).toBe(0);
