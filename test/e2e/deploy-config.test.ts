@@ -383,6 +383,7 @@ interface Container {
 }
 interface PodSpec {
   containers: Container[];
+  initContainers?: (Container & { command?: string[]; securityContext?: { runAsUser?: number; capabilities?: { add?: string[]; drop?: string[] } } })[];
   nodeSelector?: Record<string, string>;
   tolerations?: { key: string }[];
   volumes?: { name: string; persistentVolumeClaim?: { claimName: string }; configMap?: { name: string } }[];
@@ -416,14 +417,17 @@ describe('the Helm chart, rendered', () => {
     expect(all.code, all.output).toBe(0);
   });
 
-  it('runs the coordinator replicas behind one Service, healthy on /healthz', () => {
+  it('runs the coordinator replicas behind one Service, ready on /healthz, alive while its port answers', () => {
     const deployment = find(defaults, 'Deployment', 'grid-mmgrid-coordinator');
     expect(deployment?.spec?.['replicas']).toBe(2);
     const c = pod(deployment).containers[0];
     expect(c?.image).toBe('mmgrid/coordinator:0.1.0');
     expect(c?.ports).toEqual([{ name: 'grpc', containerPort: 7070, protocol: 'TCP' }, { name: 'metrics', containerPort: 9464, protocol: 'TCP' }]);
     expect(c?.readinessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
-    expect(c?.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    // Liveness does not ask /healthz: a coordinator cut off from Redis is taken out of the
+    // Service and recovers by itself; restarting every replica during a Redis outage would not help.
+    expect(c?.livenessProbe?.httpGet).toBeUndefined();
+    expect(c?.livenessProbe?.tcpSocket).toEqual({ port: 'metrics' });
     const env = envOf(c);
     expect(env.get('REDIS_URL')).toBe('redis://grid-mmgrid-redis:6379');
     expect(env.get('MMGRID_LISTEN')).toBe('0.0.0.0:7070');
@@ -452,6 +456,17 @@ describe('the Helm chart, rendered', () => {
     expect(envOf(c).get('MMGRID_COORDINATOR')).toBe('grid-mmgrid-coordinator.mmgrid.svc:7070');
     expect(envOf(c).get('MMGRID_WORKER_METRICS_LISTEN')).toBe('0.0.0.0:9465');
     expect(c?.readinessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    expect(spec.initContainers).toBeUndefined();
+  });
+
+  it('hands a host-path state folder to the worker’s user before the worker starts', async () => {
+    const spec = pod(find(await render('worker.stateHostPath=/var/lib/mmgrid-worker'), 'DaemonSet', 'grid-mmgrid-worker'));
+    const init = spec.initContainers ?? [];
+    expect(init.map((i) => i.command)).toEqual([['chown', '1000:1000', '/var/lib/mmgrid/worker']]);
+    expect(init[0]?.securityContext?.runAsUser).toBe(0);
+    expect(init[0]?.securityContext?.capabilities).toEqual({ drop: ['ALL'], add: ['CHOWN'] });
+    expect(init[0]?.volumeMounts).toEqual([{ name: 'state', mountPath: '/var/lib/mmgrid/worker' }]);
+    expect(spec.containers[0]?.volumeMounts).toContainEqual({ name: 'state', mountPath: '/var/lib/mmgrid/worker' });
   });
 
   it('runs Redis with the append-only file on a volume, or uses the one a URL names', async () => {

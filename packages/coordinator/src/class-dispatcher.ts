@@ -82,7 +82,11 @@ export class ClassDispatcher {
 
   /** Every queue may have tasks ready (a wake-up may have been lost). */
   markAllReady(): void {
-    for (const q of this.queues) this.ready.add(q.name);
+    for (const q of this.queues) {
+      this.ready.add(q.name);
+      // Counted as a wake-up, so a round whose fetch began before it cannot clear it.
+      this.wakes.set(q.name, (this.wakes.get(q.name) ?? 0) + 1);
+    }
     this.wake?.();
   }
 
@@ -119,8 +123,8 @@ export class ClassDispatcher {
     const { registry } = this.deps;
     const signal = this.abort.signal;
     while (!signal.aborted) {
-      const free = registry.freeSlots(this.kind, this.requirements);
-      if (free <= this.inFlight || this.inFlight >= MAX_IN_FLIGHT) {
+      const free = this.inFlight >= MAX_IN_FLIGHT ? 0 : registry.freeSlots(this.kind, this.requirements, this.inFlight + 1);
+      if (free <= this.inFlight) {
         // Every free slot already has a task on its way (or none is free): wait for a round to
         // end, or for a slot to free up.
         if (this.inFlight > 0) await this.sleep();
@@ -186,6 +190,9 @@ export class ClassDispatcher {
       await Promise.race([registry.waitForSlot(this.kind, ac.signal), delay(SAFETY_POLL_MS, undefined, { signal: ac.signal }).catch(() => undefined)]);
       ac.abort();
       signal.removeEventListener('abort', stop);
+      // The task went back to its queue, and another round's empty fetch may have cleared the
+      // queue's ready mark meanwhile: mark it again so the task is not left to the safety poll.
+      this.markReady(queue.name);
     }
   }
 

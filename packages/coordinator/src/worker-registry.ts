@@ -41,17 +41,19 @@ export class WorkerRegistry {
   }
 
   /**
-   * Free slots that could take a task of this kind and requirements now. A task that needs GPU
-   * memory counts one per worker: whether a second one fits is known only once the first holds
-   * its share.
+   * Free slots that could take a task of this kind and requirements now, counted up to `atLeast`
+   * (the walk over the fleet stops there: callers only need to know whether there are that
+   * many). A task that needs GPU memory counts one per worker: whether a second one fits is
+   * known only once the first holds its share.
    */
-  freeSlots(kind: string, requirements: TaskRequirements): number {
+  freeSlots(kind: string, requirements: TaskRequirements, atLeast = Number.POSITIVE_INFINITY): number {
     const onePerWorker = requirements.minVramBytes > 0;
     let free = 0;
     for (const s of this.live()) {
       if (!canTakeNow(s, kind, requirements)) continue;
       const offer = s.slots.get(kind);
       free += onePerWorker ? 1 : Math.max(0, (offer?.slots ?? 0) - (offer?.busy ?? 0));
+      if (free >= atLeast) break;
     }
     return free;
   }
