@@ -36,6 +36,9 @@ export interface BlobStore {
 }
 
 /** The default BlobStore: files under one folder, `<dir>/<sha[0:2]>/<sha>`. */
+/** An upload being written is flushed to disk in the background every this many bytes. */
+const FLUSH_EVERY_BYTES = 16 * 1024 * 1024;
+
 export class FsBlobStore implements BlobStore {
   private readonly tmpDir: string;
 
@@ -77,10 +80,24 @@ export class FsBlobStore implements BlobStore {
     const tmpPath = path.join(this.tmpDir, `${declared.sha256}.${randomBytes(6).toString('hex')}`);
     const size = declared.size;
     const file = await open(tmpPath, 'w');
+    // The bytes must be on disk before the upload is acknowledged. Flushing them as they come
+    // (one flush at a time, in the background, every FLUSH_EVERY_BYTES) overlaps the disk with
+    // the network, so the final sync has only the tail left to write.
+    let flushing: Promise<void> | undefined;
+    let unflushed = 0;
     try {
-      for await (const chunk of verifiedChunks(declared, chunks)) await file.write(chunk);
+      for await (const chunk of verifiedChunks(declared, chunks)) {
+        await file.write(chunk);
+        unflushed += chunk.byteLength;
+        if (unflushed >= FLUSH_EVERY_BYTES && !flushing) {
+          unflushed = 0;
+          flushing = file.datasync().finally(() => (flushing = undefined));
+        }
+      }
+      await flushing;
       await file.sync();
     } catch (err) {
+      await flushing?.catch(() => undefined);
       await file.close();
       await rm(tmpPath, { force: true });
       throw err;
