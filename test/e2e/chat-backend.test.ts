@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { JobView } from '@mmgrid/client';
+import { MmgridClient, type JobView } from '@mmgrid/client';
 import type { FusionLlmOutput, ImageCaptionOutput, TextGenerateOutput } from '@mmgrid/core';
 import type { WorkerView } from '@mmgrid/proto';
 import { runCli, type CliResult } from '../helpers/cli.js';
@@ -40,6 +40,7 @@ describe('OpenAI-compatible chat backend', () => {
   let dir: string;
   let env: Record<string, string>;
   let downUrl: string;
+  let textConfig: string;
 
   async function jobFile(name: string, yaml: string): Promise<string> {
     const file = path.join(dir, name);
@@ -76,7 +77,7 @@ describe('OpenAI-compatible chat backend', () => {
 `,
     );
     // worker-2: a text model, and three backends that fail their checks.
-    const textConfig = await jobFile(
+    textConfig = await jobFile(
       'text-worker.yaml',
       `backends:
   chat:
@@ -329,5 +330,25 @@ steps:
       'option backends.chat "plain" kinds must be text.generate and fusion.llm only: image.caption needs a model that takes images; if this one does, add "vision: true" (got',
     );
     expect(cli.stderr).not.toMatch(/\n\s+at /);
+  });
+  it('plans LLM fusion on every replica as soon as a worker offering fusion.llm joins any of them', async () => {
+    // Replica 2 has planned a job (and so learnt what the fleet offers) before the worker came.
+    const two = await startTestGrid({ workers: 0, replicas: 2 });
+    const onReplica2 = new MmgridClient({ address: two.grid.addresses[1] ?? '' });
+    try {
+      const kindsOf = (job: JobView): string[] => job.tasks.map((t) => t.kind);
+      const before = await onReplica2.submit([{ name: 'memo', text: 'The shop opens at nine.' }], { prompt: 'When does it open?' });
+      expect(kindsOf(before)).toContain('fusion.report');
+      expect(kindsOf(before)).not.toContain('fusion.llm');
+      // The worker connects to replica 1 (the first address it is given).
+      await two.grid.addWorker(['--config', textConfig]);
+      const after = await onReplica2.submit([{ name: 'memo', text: 'The shop opens at nine.' }], { prompt: 'When does it open?' });
+      expect(kindsOf(after)).toContain('fusion.llm');
+      await onReplica2.cancel(before.id);
+      await onReplica2.cancel(after.id);
+    } finally {
+      onReplica2.close();
+      await two.stop();
+    }
   });
 });

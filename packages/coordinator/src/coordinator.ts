@@ -216,7 +216,15 @@ export class Coordinator {
     const o = this.options;
     await this.connectRedis();
     if (this.blobs instanceof FsBlobStore || this.blobs instanceof S3BlobStore) await this.blobs.init();
-    await this.hub.start(this.dispatcher);
+    await this.hub.start({
+      onControl: (message) => {
+        // Another replica's new worker may offer kinds that submits here should plan for.
+        if (message.type === 'worker-connected') this.directory.forgetOffered();
+        this.dispatcher.onControl(message);
+      },
+      onWake: (queue) => this.dispatcher.onWake(queue),
+      onResubscribed: () => this.dispatcher.onResubscribed(),
+    });
     await this.dispatcher.start();
     this.assembly.start();
     this.fanOut.start();

@@ -11,6 +11,9 @@ import type { WorkerSession } from './worker-session.js';
  */
 export class WorkerDirectory {
   private readonly pending = new Map<string, NodeJS.Timeout>();
+  private offered: { readonly at: number; readonly kinds: ReadonlySet<string> } | undefined;
+  /** Bumped by forgetOffered, so a read that began before a worker connected is not cached. */
+  private offeredGeneration = 0;
 
   constructor(
     private readonly redis: Redis,
@@ -66,6 +69,26 @@ export class WorkerDirectory {
     }
   }
 
+  /**
+   * The kinds some connected worker (of any replica) offers, for planning a job. Read from the
+   * fleet view at most every OFFERED_CACHE_MS, and afresh after a worker connects anywhere
+   * (forgetOffered), so a submit does not read the whole fleet.
+   */
+  async offeredKinds(): Promise<ReadonlySet<string>> {
+    const at = this.now();
+    if (this.offered && at - this.offered.at < OFFERED_CACHE_MS) return this.offered.kinds;
+    const generation = this.offeredGeneration;
+    const kinds = new Set((await this.capabilities()).flatMap((w) => [...w.kinds.keys()]));
+    if (generation === this.offeredGeneration) this.offered = { at, kinds };
+    return kinds;
+  }
+
+  /** A worker connected (here or on another replica): its kinds may be new. */
+  forgetOffered(): void {
+    this.offered = undefined;
+    this.offeredGeneration += 1;
+  }
+
   /** The fleet as placement sees it, for explaining why tasks wait. */
   async capabilities(): Promise<WorkerCapability[]> {
     return (await this.list()).map(capabilityOf);
@@ -86,6 +109,8 @@ export class WorkerDirectory {
 }
 
 const PUBLISH_DELAY_MS = 100;
+/** How long the kinds the fleet offers are taken as known (see offeredKinds). */
+const OFFERED_CACHE_MS = 2_000;
 
 /** A worker view (possibly from another replica) as a placement capability. */
 export function capabilityOf(view: WorkerView): WorkerCapability {

@@ -112,7 +112,7 @@ export class JobServiceImpl {
     const known = knownId === undefined ? undefined : await jobs.get(knownId);
     if (known) return { job: await this.resubmitted(known, principal) };
     const { resolved, planInputs } = await this.resolveInputs(spec);
-    const offered = new Set((await this.deps.directory.capabilities()).flatMap((w) => [...w.kinds.keys()]));
+    const offered = await this.deps.directory.offeredKinds();
     const graph = plan({ pipeline: spec.pipeline, inputs: planInputs, prompt: spec.prompt, params: spec.params, steps: spec.steps, offered });
     const id = this.deps.newJobId();
     const createdAt = now();
@@ -120,11 +120,13 @@ export class JobServiceImpl {
     const earlier = storedId === id ? undefined : await jobs.get(storedId);
     if (earlier) return { job: await this.resubmitted(earlier, principal) };
     await this.enqueue({ id, tenant: principal.tenant, spec: resolved, graph, generation: 0, rerun: undefined });
+    // The acceptance and the answer's reads go to Redis together (one round trip).
+    const [accepted, job] = await Promise.all([jobs.accepted(storedId), this.load(storedId, principal)]);
     // Counted by whichever takes the job off the acceptance list: this call, or a sweep that
     // finished an interrupted submission meanwhile.
-    if (await jobs.accepted(storedId)) this.deps.metrics.jobSubmitted(resolved.pipeline, principal.tenant);
+    if (accepted) this.deps.metrics.jobSubmitted(resolved.pipeline, principal.tenant);
     logger.info({ jobId: id, tenant: principal.tenant, tasks: graph.tasks.length, pipeline: spec.pipeline }, 'job accepted');
-    return { job: await this.load(storedId, principal) };
+    return { job };
   }
 
   /**
@@ -143,8 +145,11 @@ export class JobServiceImpl {
   /** Adds a job's tasks to their queues and wakes the dispatchers of every replica. */
   private async enqueue(job: FlowSource): Promise<void> {
     const fresh = await this.deps.queues.addJob(job);
-    if (fresh.length > 0) await this.deps.hub.broadcast({ type: 'queues-added' });
-    await this.deps.dispatcher.wake(job.graph.tasks.map((t) => queueOfTask(t, job.tenant)));
+    // Both are publishes on one connection: sent together, delivered in this order.
+    await Promise.all([
+      fresh.length > 0 ? this.deps.hub.broadcast({ type: 'queues-added' }) : undefined,
+      this.deps.dispatcher.wake(job.graph.tasks.map((t) => queueOfTask(t, job.tenant))),
+    ]);
   }
 
   /** Checks every blob input exists, detects its media type from its bytes, and fixes its size. */
@@ -194,8 +199,9 @@ export class JobServiceImpl {
   }
 
   private async load(jobId: string, principal: Principal): Promise<Job> {
-    const record = await this.visible(jobId, principal);
-    return jobToProto(record, await this.deps.jobs.tasks(jobId));
+    // Read together; the tasks are only used once the job is known to be the caller's.
+    const [record, tasks] = await Promise.all([this.visible(jobId, principal), this.deps.jobs.tasks(jobId)]);
+    return jobToProto(record, tasks);
   }
 
   private async getJob(call: ServerUnaryCall<GetJobRequest, Job>): Promise<Job> {

@@ -146,6 +146,7 @@ export class WorkerServiceImpl {
     registry.add(session);
     try {
       await directory.publish(session);
+      directory.forgetOffered();
       await this.deps.hub.broadcast({ type: 'worker-connected', workerId: session.workerId, sessionId: session.sessionId });
     } catch (err) {
       session.closed = true;
