@@ -430,16 +430,10 @@ export class JobStore {
     return new Map([...records].map(([id, r]) => [id, r.priorAttempts ?? 0]));
   }
 
-  /** Events after `afterId` (exclusive; "" for the start), oldest first. */
-  async events(jobId: string, afterId: string, count = 1000): Promise<StoredEvent[]> {
-    const start = afterId === '' ? '-' : `(${afterId}`;
-    return decodeEvents(await this.redis.xrangeBuffer(this.keys.events(jobId), start, '+', 'COUNT', count));
-  }
-
   /**
-   * The job's state, then its events after `afterId`, in one round trip (what a watcher reads
-   * each time the job may have changed). The state is read first: if it was final then, its
-   * event is among the events.
+   * The job's state, then its events after `afterId` (exclusive; "" for the start, oldest
+   * first), in one round trip: what a watcher reads each time the job may have changed. The
+   * state is read first: if it was final then, its event is among the events.
    */
   async stateAndEvents(jobId: string, afterId: string, count = 1000): Promise<{ state: JobStateName | undefined; events: StoredEvent[] }> {
     const start = afterId === '' ? '-' : `(${afterId}`;
