@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { RECOMMENDED_HASH_MAX_LISTPACK_VALUE } from '@mmgrid/core';
 import { CliError } from './errors.js';
 import { ExitCode } from './exit-codes.js';
 
@@ -69,6 +70,8 @@ async function launch(options: LocalRedisOptions, port: number): Promise<LocalRe
     '--save', '',
     '--appendonly', appendOnly ? 'yes' : 'no',
     '--appendfsync', 'everysec',
+    // What a queued task costs in Redis (deploy/redis/redis.conf, docs/operations.md).
+    '--hash-max-listpack-value', String(RECOMMENDED_HASH_MAX_LISTPACK_VALUE),
     '--daemonize', 'no',
     '--logfile', '',
   ];

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { monotonicFactory } from 'ulid';
-import { isTerminalJobState } from '@mmgrid/core';
+import { isTerminalJobState, RECOMMENDED_HASH_MAX_LISTPACK_VALUE } from '@mmgrid/core';
 import { AdminServiceService, BlobServiceService, JobServiceService, WorkerServiceService } from '@mmgrid/proto';
 import { AssemblyRunner } from './assembly-runner.js';
 import { OpenAuthenticator, type Authenticator } from './auth.js';
@@ -215,6 +215,7 @@ export class Coordinator {
   async start(): Promise<{ host: string; port: number; address: string; metricsAddress: string | undefined }> {
     const o = this.options;
     await this.connectRedis();
+    await this.checkRedisSettings();
     if (this.blobs instanceof FsBlobStore || this.blobs instanceof S3BlobStore) await this.blobs.init();
     await this.hub.start({
       onControl: (message) => {
@@ -240,6 +241,26 @@ export class Coordinator {
     this.pinger = setInterval(() => void this.pingRedis(), REDIS_PING_MS);
     this.pinger.unref();
     return { host, port: this.port, address, metricsAddress: this.boundMetricsAddress };
+  }
+
+  /**
+   * Warns about Redis settings that cost memory or safety (deploy/redis/redis.conf has them
+   * right). A Redis that does not allow CONFIG (some managed services) is not checked.
+   */
+  private async checkRedisSettings(): Promise<void> {
+    let config: string[];
+    try {
+      config = (await this.redis.config('GET', 'hash-max-listpack-value')) as string[];
+    } catch {
+      return;
+    }
+    const value = Number(config[1] ?? Number.NaN);
+    if (Number.isFinite(value) && value < RECOMMENDED_HASH_MAX_LISTPACK_VALUE) {
+      this.logger.warn(
+        { hashMaxListpackValue: value, recommended: RECOMMENDED_HASH_MAX_LISTPACK_VALUE },
+        `Redis has hash-max-listpack-value ${value}: each queued task takes about 400 bytes more than at ${RECOMMENDED_HASH_MAX_LISTPACK_VALUE} (set it in redis.conf; see docs/operations.md)`,
+      );
+    }
   }
 
   /** Times a PING for the Redis latency metric (skipped while disconnected, or while one is out). */

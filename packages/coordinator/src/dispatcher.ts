@@ -162,15 +162,15 @@ export class Dispatcher implements ControlHandler {
       });
       return true;
     }
-    const jobState = await jobs.state(data.jobId);
-    if (jobState === undefined || isTerminalJobState(jobState)) {
-      await job.moveToFailed(new UnrecoverableError(`job ${data.jobId} has already ended`), grant.lockToken, false);
-      await jobs.updateTask(data.jobId, data.taskId, { kind, state: 'cancelled', finishedAt: now() }, now(), { onlyIfLive: true });
-      return true;
-    }
-
     let upstream: UpstreamOutput[] = [];
     if (data.upstream.length > 0) {
+      // A consumer's inputs are read only while its job is live. Any other task's job is
+      // checked when its record is marked running (startTask), in the same round trip.
+      const jobState = await jobs.state(data.jobId);
+      if (jobState === undefined || isTerminalJobState(jobState)) {
+        await this.dropEnded(job, grant.lockToken);
+        return true;
+      }
       let inputsEndedAt: number;
       ({ upstream, inputsEndedAt } = await this.upstreamOf(data));
       // A consumer becomes ready when its last input ends, not when its job was submitted.
@@ -206,7 +206,12 @@ export class Dispatcher implements ControlHandler {
     };
     session.leases.set(lease.leaseId, lease);
     try {
-      await this.assign(session, lease, upstream, taken);
+      if (!(await this.assign(session, lease, upstream, taken))) {
+        // Its job has ended meanwhile: the slot goes back, the task is dropped.
+        this.finishLease(session, lease);
+        await this.dropEnded(job, grant.lockToken);
+        return true;
+      }
     } catch (err) {
       // Nothing reached the worker: give the slot back and the task to its queue.
       this.finishLease(session, lease);
@@ -218,6 +223,14 @@ export class Dispatcher implements ControlHandler {
     return true;
   }
 
+  /** A fetched task whose job has already ended: it will not run. */
+  private async dropEnded(job: BullJob<TaskData>, lockToken: string): Promise<void> {
+    const { jobs, now } = this.deps;
+    const data = job.data;
+    await job.moveToFailed(new UnrecoverableError(`job ${data.jobId} has already ended`), lockToken, false);
+    await jobs.updateTask(data.jobId, data.taskId, { kind: data.kind, state: 'cancelled', finishedAt: now() }, now(), { onlyIfLive: true });
+  }
+
   private sendCancel(session: WorkerSession, lease: ActiveLease, reason: string): void {
     session.send({ msg: { $case: 'cancel', cancel: { lease: leaseToProto(lease, lease.taskRef, lease.durationMs), reason } } });
   }
@@ -225,8 +238,9 @@ export class Dispatcher implements ControlHandler {
   /**
    * Records the lease and sends the assignment. `taken` says when the task left its queue
    * (wall clock and performance.now()) and when it had become ready, for the metrics.
+   * Returns false, having sent nothing, when the task's job has ended.
    */
-  private async assign(session: WorkerSession, lease: ActiveLease, upstream: UpstreamOutput[], taken: { at: number; perf: number; readyAt: number }): Promise<void> {
+  private async assign(session: WorkerSession, lease: ActiveLease, upstream: UpstreamOutput[], taken: { at: number; perf: number; readyAt: number }): Promise<boolean> {
     const { jobs, registry, logger, now } = this.deps;
     const { job, kind, taskRef, attempt } = lease;
     const data = job.data;
@@ -245,23 +259,25 @@ export class Dispatcher implements ControlHandler {
       gpuUuid: lease.gpuIndex >= 0 ? (session.hello.gpus[lease.gpuIndex]?.uuid ?? '') : '',
     };
     // The record says when a retried task became ready again (BullMQ keeps only its first add).
-    const readyAgainAt = await jobs.updateTask(
+    const readyAgainAt = await jobs.startTask(
       data.jobId,
       data.taskId,
       { kind, state: 'running', attempts: attempt, workerId: session.workerId, workerName: session.name, leaseId: lease.leaseId, fencingToken: lease.fencingToken, startedAt: lease.startedAt, nextAttemptAt: 0 },
       lease.startedAt,
     );
+    if (readyAgainAt === 'job-ended') return false;
     if (!session.send({ msg: { $case: 'assign', assign: assignment } })) {
       session.leases.delete(lease.leaseId);
       registry.release(session, kind);
       await job.moveToWait(lease.lockToken);
       await jobs.updateTask(data.jobId, data.taskId, { kind, state: 'queued', workerId: '', workerName: '' }, now());
       await this.wake([lease.queue.name]);
-      return;
+      return true;
     }
     this.counters.dispatched += 1;
     this.deps.metrics.taskDispatched(kind, (taken.at - Math.max(taken.readyAt, readyAgainAt)) / 1000, secondsSince(taken.perf));
     logger.debug({ jobId: data.jobId, taskId: data.taskId, kind, worker: session.name, fencingToken: lease.fencingToken }, 'task dispatched');
+    return true;
   }
 
   /** Fails a fetched task without running it, and tells its consumer. */

@@ -1,14 +1,17 @@
 import { performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
-import type {
-  BlobRef,
-  JobResultDoc,
-  JobSpec,
-  JobStateName,
-  PlanInput,
-  TaskError,
-  TaskGraph,
-  TaskStateName,
+import {
+  NO_REQUIREMENTS,
+  type BlobRef,
+  type JobResultDoc,
+  type JobSpec,
+  type JobStateName,
+  type PlanInput,
+  type TaskError,
+  type TaskGraph,
+  type TaskNode,
+  type TaskRequirements,
+  type TaskStateName,
 } from '@mmgrid/core';
 import { JobEvent, type JobStateChanged, type TaskProgressed, type TaskStateChanged } from '@mmgrid/proto';
 import type { Keys } from './keys.js';
@@ -55,24 +58,82 @@ export interface TaskRecord {
   readonly queue?: string;
 }
 
+/**
+ * Task record fields left out of the stored JSON while they have these values: a queued
+ * task's record is then its kind, state and queue time, not all fourteen fields, which
+ * matters when a backlog holds a million of them. UPDATE_TASK and RETRY_JOB leave them out
+ * the same way (TASK_RECORD_DEFAULTS_LUA).
+ */
+const TASK_RECORD_DEFAULTS = {
+  attempts: 0,
+  workerId: '',
+  workerName: '',
+  leaseId: '',
+  fencingToken: 0,
+  error: null,
+  startedAt: 0,
+  finishedAt: 0,
+  nextAttemptAt: 0,
+  generation: 0,
+  commits: 0,
+} as const satisfies Partial<TaskRecord>;
+
+/** A task record as stored: without the fields that have their default. */
+export function packTaskRecord(record: TaskRecord | Omit<TaskRecord, 'kind'>): string {
+  const defaults: Readonly<Record<string, unknown>> = TASK_RECORD_DEFAULTS;
+  return JSON.stringify(record, (key, value: unknown) => (key !== '' && key in defaults && defaults[key] === value ? undefined : value));
+}
+
+/** A stored task record, whole again. */
+export function parseTaskRecord(json: string): TaskRecord {
+  return { ...TASK_RECORD_DEFAULTS, ...(JSON.parse(json) as Partial<TaskRecord>) } as TaskRecord;
+}
+
+/**
+ * A job's graph as stored: each task without the fields that have their default (no inputs,
+ * no parameters, no dependencies, not optional, requirements that match NO_REQUIREMENTS), so
+ * a 10,000-shard job's record holds what differs between its tasks.
+ */
+export function packGraph(graph: TaskGraph): string {
+  return JSON.stringify({
+    ...graph,
+    tasks: graph.tasks.map((t) => {
+      const requirements = Object.fromEntries(Object.entries(t.requirements).filter(([k, v]) => NO_REQUIREMENTS[k as keyof TaskRequirements] !== v));
+      return {
+        id: t.id,
+        kind: t.kind,
+        ...(t.inputNames.length > 0 ? { inputNames: t.inputNames } : {}),
+        ...(Object.keys(t.params).length > 0 ? { params: t.params } : {}),
+        ...(t.dependsOn.length > 0 ? { dependsOn: t.dependsOn } : {}),
+        ...(t.optional ? { optional: true } : {}),
+        ...(Object.keys(requirements).length > 0 ? { requirements } : {}),
+        timeoutMs: t.timeoutMs,
+        ...(t.intermediate !== undefined ? { intermediate: t.intermediate } : {}),
+        ...(t.label !== undefined ? { label: t.label } : {}),
+      };
+    }),
+  });
+}
+
+/** A stored graph, whole again (a graph stored whole reads the same). */
+export function parseGraph(json: string): TaskGraph {
+  const stored = JSON.parse(json) as Omit<TaskGraph, 'tasks'> & { tasks?: (Pick<TaskNode, 'id' | 'kind' | 'timeoutMs'> & Partial<TaskNode>)[] };
+  return {
+    ...stored,
+    tasks: (stored.tasks ?? []).map((t) => ({
+      ...t,
+      inputNames: t.inputNames ?? [],
+      params: t.params ?? {},
+      dependsOn: t.dependsOn ?? [],
+      optional: t.optional ?? false,
+      requirements: { ...NO_REQUIREMENTS, ...t.requirements },
+    })),
+  };
+}
+
 /** The record of a task that has not run yet. */
 export function newTaskRecord(kind: string, state: 'queued' | 'blocked', queuedAt: number, generation: number): TaskRecord {
-  return {
-    kind,
-    state,
-    attempts: 0,
-    workerId: '',
-    workerName: '',
-    leaseId: '',
-    fencingToken: 0,
-    error: null,
-    queuedAt,
-    startedAt: 0,
-    finishedAt: 0,
-    nextAttemptAt: 0,
-    generation,
-    commits: 0,
-  };
+  return { ...TASK_RECORD_DEFAULTS, kind, state, queuedAt, generation };
 }
 
 export interface JobRecord {
@@ -147,12 +208,12 @@ export class JobStore {
       finishedAt: '0',
       spec: JSON.stringify(job.spec),
       inputs: JSON.stringify(job.inputs),
-      graph: JSON.stringify(job.graph),
+      graph: packGraph(job.graph),
     };
     const tasks: Record<string, string> = {};
     for (const task of job.graph.tasks) {
       const record = newTaskRecord(task.kind, task.dependsOn.length > 0 ? 'blocked' : 'queued', job.createdAt, 0);
-      tasks[task.id] = JSON.stringify(record);
+      tasks[task.id] = packTaskRecord(record);
     }
     const event = encodeEvent(job.id, job.createdAt, { $case: 'jobState', jobState: { state: jobStateToProto('queued'), error: undefined } });
     const keys = [this.keys.job(job.id), this.keys.tasks(job.id), this.keys.events(job.id), this.keys.jobs(), this.keys.tenantJobs(job.tenant), this.keys.accepting()];
@@ -191,7 +252,7 @@ export class JobStore {
       ...parseSummary(raw),
       spec: JSON.parse(raw['spec'] ?? '{}') as JobSpec,
       inputs: JSON.parse(raw['inputs'] ?? '[]') as PlanInput[],
-      graph: JSON.parse(raw['graph'] ?? '{}') as TaskGraph,
+      graph: parseGraph(raw['graph'] ?? '{}'),
       result: raw['result'] ? (JSON.parse(raw['result']) as JobRecord['result']) : null,
       generation: Number(raw['generation'] ?? 0),
       rerun: raw['rerun'] ? (JSON.parse(raw['rerun']) as string[]) : undefined,
@@ -206,7 +267,7 @@ export class JobStore {
   /** One task's record (undefined when the job or the task is unknown). */
   async task(jobId: string, taskId: string): Promise<TaskRecord | undefined> {
     const json = await this.redis.hget(this.keys.tasks(jobId), taskId);
-    return json === null ? undefined : (JSON.parse(json) as TaskRecord);
+    return json === null ? undefined : parseTaskRecord(json);
   }
 
   /** The job a tenant's idempotency key was first used for, if the key is still remembered. */
@@ -217,7 +278,7 @@ export class JobStore {
 
   async tasks(id: string): Promise<Map<string, TaskRecord>> {
     const raw = await this.redis.hgetall(this.keys.tasks(id));
-    return new Map(Object.entries(raw).map(([taskId, json]) => [taskId, JSON.parse(json) as TaskRecord]));
+    return new Map(Object.entries(raw).map(([taskId, json]) => [taskId, parseTaskRecord(json)]));
   }
 
   /** The records of some of a job's tasks (those it has), without reading the others. */
@@ -227,7 +288,7 @@ export class JobStore {
     const raw = await this.redis.hmget(this.keys.tasks(id), ...taskIds);
     raw.forEach((json, i) => {
       const taskId = taskIds[i];
-      if (json !== null && taskId !== undefined) out.set(taskId, JSON.parse(json) as TaskRecord);
+      if (json !== null && taskId !== undefined) out.set(taskId, parseTaskRecord(json));
     });
     return out;
   }
@@ -318,6 +379,26 @@ export class JobStore {
    * end finds the record ended already and counts nothing.
    */
   async updateTask(jobId: string, taskId: string, patch: Partial<TaskRecord>, now: number, options: { onlyIfLive?: boolean } = {}): Promise<number> {
+    const reply = await this.writeTask(jobId, taskId, patch, now, { onlyIfLive: options.onlyIfLive === true, onlyIfJobLive: false });
+    return reply === 'job-ended' ? 0 : reply;
+  }
+
+  /**
+   * Marks a dispatched task running, unless its job has ended (or is gone): then nothing
+   * changes and the answer is 'job-ended'. Otherwise returns when the task last became ready
+   * (0 when it never went back to its queue). One round trip for both.
+   */
+  async startTask(jobId: string, taskId: string, patch: Partial<TaskRecord> & { state: 'running' }, now: number): Promise<number | 'job-ended'> {
+    return this.writeTask(jobId, taskId, patch, now, { onlyIfLive: false, onlyIfJobLive: true });
+  }
+
+  private async writeTask(
+    jobId: string,
+    taskId: string,
+    patch: Partial<TaskRecord>,
+    now: number,
+    options: { readonly onlyIfLive: boolean; readonly onlyIfJobLive: boolean },
+  ): Promise<number | 'job-ended'> {
     const state = patch.state;
     const event =
       state === undefined
@@ -346,9 +427,10 @@ export class JobStore {
       this.keys.eventsChannel(),
       String(MAX_EVENTS_PER_JOB),
       options.onlyIfLive ? '1' : '',
+      options.onlyIfJobLive ? '1' : '',
     ]);
     this.metrics?.redisCommand('update_task', start);
-    if (!Array.isArray(reply)) return 0;
+    if (!Array.isArray(reply)) return options.onlyIfJobLive ? 'job-ended' : 0;
     const [, readyAt, previous, kind] = reply as [number, number, string, string];
     if (state !== undefined && ENDED_TASK_STATES.has(state) && !ENDED_TASK_STATES.has(previous)) {
       this.metrics?.taskFinished(kind, state as Exclude<TaskOutcome, 'retried'>);
@@ -410,7 +492,7 @@ export class JobStore {
     const event = encodeEvent(jobId, now, { $case: 'taskProgress', taskProgress: { taskId: stepId, fraction: 0, message: `${total} shards` } });
     await this.redis
       .multi()
-      .hset(this.keys.tasks(jobId), Object.fromEntries([...records].map(([id, r]) => [id, JSON.stringify(r)])))
+      .hset(this.keys.tasks(jobId), Object.fromEntries([...records].map(([id, r]) => [id, packTaskRecord(r)])))
       .xadd(this.keys.events(jobId), 'MAXLEN', '~', MAX_EVENTS_PER_JOB, '*', 'e', event)
       .publish(this.keys.eventsChannel(), jobId)
       .exec();

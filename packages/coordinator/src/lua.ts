@@ -26,6 +26,17 @@ export class LuaScript {
  * change notification in one atomic step, so a watcher never sees a state without its event.
  */
 
+/**
+ * Lua that leaves out of \`record\` the fields that have their default (as packTaskRecord does
+ * in job-store.ts), before it is stored again.
+ */
+const TASK_RECORD_DEFAULTS_LUA = `
+for k, v in pairs({attempts = 0, workerId = '', workerName = '', leaseId = '', fencingToken = 0, startedAt = 0, finishedAt = 0, nextAttemptAt = 0, generation = 0, commits = 0}) do
+  if record[k] == v then record[k] = nil end
+end
+if record['error'] == cjson.null then record['error'] = nil end
+`;
+
 /** Create a job with its task records and first event (idempotent on job id and key). */
 export const CREATE_JOB = new LuaScript(`
 -- KEYS: job, tasks, events, jobs, tenantJobs, accepting, [idem]
@@ -50,15 +61,21 @@ return ARGV[1]
 
 /**
  * Merge a patch into a task record, append its event, and mark the job running on first
- * dispatch. Returns 0 when nothing changed, else {1, readyAt, previousState, kind}: the
+ * dispatch. Returns 0 when nothing changed (-1 when asked to change nothing once the job has
+ * ended, and it has), else {1, readyAt, previousState, kind}: the
  * record's readyAt before the patch (0 when none), so a dispatch learns when its task became
  * ready without another read, and the state it left, so exactly one call (of any replica)
  * sees a task end.
  */
 export const UPDATE_TASK = new LuaScript(`
 -- KEYS: job, tasks, events
--- ARGV: jobId, taskId, patch(json), event, runningEvent ('' for none), now, channel, maxEvents, onlyIfLive ('1' or '')
+-- ARGV: jobId, taskId, patch(json), event, runningEvent ('' for none), now, channel, maxEvents, onlyIfLive ('1' or ''), onlyIfJobLive ('1' or '')
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+-- A dispatch checks that its job is still live in the same step that marks its task running.
+if ARGV[10] == '1' then
+  local jobState = redis.call('HGET', KEYS[1], 'state')
+  if jobState == 'completed' or jobState == 'failed' or jobState == 'cancelled' then return -1 end
+end
 local raw = redis.call('HGET', KEYS[2], ARGV[2])
 local record = raw and cjson.decode(raw) or {}
 -- A repair from a possibly stale read never overwrites a record that has already ended.
@@ -73,6 +90,7 @@ elseif patch['state'] == 'succeeded' and record['leaseId'] ~= patch['leaseId'] t
   record['commits'] = (record['commits'] or 0) + 1
 end
 for k, v in pairs(patch) do record[k] = v end
+${TASK_RECORD_DEFAULTS_LUA}
 redis.call('HSET', KEYS[2], ARGV[2], cjson.encode(record))
 if ARGV[4] ~= '' then redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'e', ARGV[4]) end
 if ARGV[5] ~= '' and redis.call('HGET', KEYS[1], 'state') == 'queued' then
@@ -115,6 +133,7 @@ for taskId, json in pairs(cjson.decode(ARGV[4])) do
   local raw = redis.call('HGET', KEYS[2], taskId)
   local record = raw and cjson.decode(raw) or {}
   for k, v in pairs(cjson.decode(json)) do record[k] = v end
+  ${TASK_RECORD_DEFAULTS_LUA}
   redis.call('HSET', KEYS[2], taskId, cjson.encode(record))
   -- The kept outcome of a task that runs again would be stale.
   redis.call('HDEL', KEYS[4], taskId)

@@ -1,7 +1,7 @@
 import { Job as BullJob, Queue, type AdvancedOptions, type ConnectionOptions, type QueueOptions, type WorkerOptions } from 'bullmq';
 import { DEFAULT_RETRY_POLICY, retryDelayMs, taskKindInfo } from '@mmgrid/core';
 import type { Redis } from 'ioredis';
-import type { TaskData } from './task-queues.js';
+import { COMPLETED_TASK_RETENTION, FAILED_TASK_RETENTION, unpackTaskData, type QueueInfo, type StoredTaskData, type TaskData } from './task-data.js';
 
 export interface TaskQueueOptions {
   readonly prefix: string;
@@ -49,26 +49,33 @@ export type FetchResult = { readonly job: BullJob<TaskData> } | { readonly job: 
  * `scripts` directly; bullmq is pinned to an exact version in package.json.
  */
 export class TaskQueue {
-  readonly queue: Queue<TaskData>;
+  /** BullMQ holds a worker task's data packed (StoredTaskData); fetch and job() unpack it. */
+  readonly queue: Queue<TaskData | StoredTaskData>;
 
   constructor(
     readonly name: string,
     connection: Redis,
+    /** What the queue holds (from the grid's list of queues), to unpack its tasks' data. */
+    private readonly info: () => QueueInfo | undefined,
     options: TaskQueueOptions,
   ) {
     const settings: AdvancedOptions = {
       backoffStrategy: (attemptsMade: number, type?: string) => (type === BACKOFF_TYPE ? options.backoff(attemptsMade) : 0),
     };
     // Read by BullMQ's scripts from the queue's options (they are Worker options in its types).
-    const queueOptions: QueueOptions & { lockDuration: number; stalledInterval: number; maxStalledCount: number; settings: AdvancedOptions } = {
+    const queueOptions: QueueOptions &
+      Pick<WorkerOptions, 'removeOnComplete' | 'removeOnFail'> & { lockDuration: number; stalledInterval: number; maxStalledCount: number; settings: AdvancedOptions } = {
       connection,
       prefix: options.prefix,
       lockDuration: options.leaseMs,
       stalledInterval: options.stalledIntervalMs,
       maxStalledCount: options.maxStalledCount,
+      // Used when a task's own options do not say (a worker's tasks do not, to save space).
+      removeOnComplete: COMPLETED_TASK_RETENTION,
+      removeOnFail: FAILED_TASK_RETENTION,
       settings,
     };
-    this.queue = new Queue<TaskData>(name, queueOptions);
+    this.queue = new Queue<TaskData | StoredTaskData>(name, queueOptions);
   }
 
   /**
@@ -81,9 +88,17 @@ export class TaskQueue {
     if (!jobData || !id) {
       return { job: undefined, nextDelayedAt: typeof delayUntil === 'number' && delayUntil > 0 ? delayUntil : undefined };
     }
-    const job = BullJob.fromJSON<TaskData>(this.queue, jobData as Parameters<typeof BullJob.fromJSON>[1], id);
+    const job = this.unpacked(BullJob.fromJSON<TaskData>(this.queue, jobData as Parameters<typeof BullJob.fromJSON>[1], id));
     job.token = lockToken;
     return { job };
+  }
+
+  /** The job with its whole TaskData (BullMQ holds it packed, though typed whole here). */
+  private unpacked(job: BullJob<TaskData>): BullJob<TaskData> {
+    const info = this.info();
+    if (!info) throw new Error(`queue ${this.name} is not in the grid's list of queues, so its tasks cannot be read`);
+    job.data = unpackTaskData(job.data, info, job.id ?? '');
+    return job;
   }
 
   /** Puts back tasks whose lock lapsed (BullMQ's stalled check); returns their ids. */
@@ -98,7 +113,8 @@ export class TaskQueue {
   }
 
   async job(id: string): Promise<BullJob<TaskData> | undefined> {
-    return BullJob.fromId<TaskData>(this.queue, id);
+    const job = await BullJob.fromId<TaskData>(this.queue, id);
+    return job ? this.unpacked(job) : undefined;
   }
 
   async close(): Promise<void> {

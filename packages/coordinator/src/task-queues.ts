@@ -1,6 +1,7 @@
 import { FlowProducer, type FlowJob, type JobsOptions, type ParentOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
+  ASSEMBLE_KIND,
   builtinTaskKinds,
   DEFAULT_RETRY_POLICY,
   parseTaskQueueName,
@@ -10,59 +11,16 @@ import {
   taskQueueName,
   type BlobRef,
   type JobSpec,
-  type JsonObject,
   type TaskGraph,
   type TaskNode,
-  type TaskRequirements,
 } from '@mmgrid/core';
 import type { Keys } from './keys.js';
 import { bullJobIdOf } from './lease.js';
 import type { QueueDepth } from './metrics.js';
 import { BACKOFF_TYPE, TaskQueue } from './task-queue.js';
+import { COMPLETED_TASK_RETENTION, FAILED_TASK_RETENTION, packTaskData, type QueueInfo, type StoredTaskData, type TaskData, type TaskInput, type TaskUpstream } from './task-data.js';
 
-/** One input a task reads: a blob, or inline text. */
-export interface TaskInput {
-  readonly name: string;
-  readonly blob?: BlobRef;
-  readonly text?: string;
-}
-
-/** The upstream tasks a task consumes, for building its assignment. */
-export interface TaskUpstream {
-  readonly taskId: string;
-  readonly kind: string;
-  readonly inputNames: readonly string[];
-  readonly optional: boolean;
-}
-
-/** What BullMQ holds for each task: references and parameters, never media bytes. */
-export interface TaskData {
-  readonly jobId: string;
-  readonly taskId: string;
-  readonly kind: string;
-  readonly tenant: string;
-  /** The queue this task is in, and the one its consumer is in ("" for the root). */
-  readonly queue: string;
-  readonly parentQueue: string;
-  /** Which run of the job this is (0, then one more per RetryJob). */
-  readonly generation: number;
-  /** Attempts the task made in earlier runs of the job. */
-  readonly priorAttempts?: number;
-  readonly inputs: readonly TaskInput[];
-  readonly params: JsonObject;
-  readonly requirements: TaskRequirements;
-  readonly optional: boolean;
-  readonly upstream: readonly TaskUpstream[];
-  readonly timeoutMs: number;
-}
-
-/** What a queue holds: its kind, requirement set and tenant. */
-export interface QueueInfo {
-  readonly name: string;
-  readonly kind: string;
-  readonly tenant: string;
-  readonly requirements: TaskRequirements;
-}
+export type { QueueInfo, StoredTaskData, TaskData, TaskInput, TaskUpstream };
 
 export interface TaskQueuesOptions {
   readonly leaseMs: number;
@@ -83,13 +41,11 @@ export interface FlowSource {
   readonly priorAttempts?: ReadonlyMap<string, number>;
 }
 
-const COMPLETED_TASK_RETENTION = { age: 3600, count: 100_000 };
-const FAILED_TASK_RETENTION = { age: 7 * 24 * 3600 };
-
 /** A task as BullMQ takes it: its name (the kind), its data and its job options. */
 export interface TaskJob {
   readonly name: string;
-  readonly data: TaskData;
+  /** Packed for a worker's queue (StoredTaskData); whole for a coordinator step's queue. */
+  readonly data: TaskData | StoredTaskData;
   readonly opts: JobsOptions;
 }
 
@@ -104,17 +60,22 @@ export interface TaskJob {
 export function taskJob(data: TaskData, options: { readonly priority: number; readonly root?: boolean; readonly parent?: ParentOptions }): TaskJob {
   const retry = taskKindInfo(data.kind)?.retry ?? DEFAULT_RETRY_POLICY;
   const root = options.root === true;
+  // A worker's task is packed, and how long its outcome is kept is its queue's setting (see
+  // TaskQueue), not repeated in every task; a coordinator step (its queue is its kind) keeps
+  // both, for BullMQ's Worker that runs it.
+  const worker = data.queue !== data.kind;
   return {
     name: data.kind,
-    data,
+    // The assembly reads its inputs from the job's graph: a list of every task of the job in
+    // its data would only take space.
+    data: worker ? packTaskData(data) : data.kind === ASSEMBLE_KIND ? { ...data, upstream: [] } : data,
     opts: {
       jobId: bullJobIdOf(data.jobId, data.taskId, data.generation),
       ...(options.parent ? { parent: options.parent } : {}),
       priority: options.priority,
       attempts: retry.maxAttempts,
       backoff: { type: BACKOFF_TYPE },
-      removeOnComplete: root ? true : COMPLETED_TASK_RETENTION,
-      removeOnFail: FAILED_TASK_RETENTION,
+      ...(worker ? {} : { removeOnComplete: root ? true : COMPLETED_TASK_RETENTION, removeOnFail: FAILED_TASK_RETENTION }),
       ...(root ? {} : { ignoreDependencyOnFailure: true }),
     },
   };
@@ -136,6 +97,8 @@ export function queueOfTask(task: TaskNode, tenant: string): string {
 export class TaskQueues {
   private readonly flows: FlowProducer;
   private readonly queues = new Map<string, TaskQueue>();
+  /** What each worker queue holds, as the grid's list of queues says (see known()). */
+  private readonly infos = new Map<string, QueueInfo>();
 
   constructor(
     private readonly redis: Redis,
@@ -154,7 +117,7 @@ export class TaskQueues {
     if (!queue) {
       const kind = parseTaskQueueName(name)?.kind ?? name;
       const retry = taskKindInfo(kind)?.retry ?? DEFAULT_RETRY_POLICY;
-      queue = new TaskQueue(name, this.redis, {
+      queue = new TaskQueue(name, this.redis, () => this.infos.get(name), {
         prefix: this.keys.prefix,
         leaseMs: this.options.leaseMs,
         stalledIntervalMs: this.options.stalledIntervalMs,
@@ -169,9 +132,11 @@ export class TaskQueues {
   /** Every task queue on the grid (written when a job first uses it). */
   async known(): Promise<QueueInfo[]> {
     const raw = await this.redis.hgetall(this.keys.queues());
-    return Object.entries(raw)
+    const infos = Object.entries(raw)
       .map(([name, json]) => ({ name, ...(JSON.parse(json) as Omit<QueueInfo, 'name'>) }))
       .sort((a, b) => a.name.localeCompare(b.name));
+    for (const info of infos) this.infos.set(info.name, info);
+    return infos;
   }
 
   /**
@@ -290,6 +255,7 @@ export class TaskQueues {
   /** Adds queues to the grid's list; returns those it did not know. */
   async register(infos: readonly QueueInfo[]): Promise<QueueInfo[]> {
     if (infos.length === 0) return [];
+    for (const info of infos) if (!this.infos.has(info.name)) this.infos.set(info.name, info);
     const pipeline = this.redis.pipeline();
     for (const info of infos) {
       pipeline.hsetnx(this.keys.queues(), info.name, JSON.stringify({ kind: info.kind, tenant: info.tenant, requirements: info.requirements }));

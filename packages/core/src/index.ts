@@ -55,7 +55,7 @@ export type { FinalLineBreak } from './text-stats.js';
 export { findTask, leafTasks, NO_REQUIREMENTS, validateTaskGraph } from './task-graph.js';
 export type { TaskGraph, TaskNode, TaskRequirements } from './task-graph.js';
 export { ASSEMBLE_KIND, builtinTaskKinds, EXEC_KIND_PATTERN, TASK_KIND_PATTERN, taskKindInfo, workerTaskKinds } from './task-kinds.js';
-export { DEFAULT_TENANT, parseTaskQueueName, requirementsSignature, TENANT_PATTERN, taskQueueName } from './task-queue-name.js';
+export { DEFAULT_TENANT, parseTaskQueueName, RECOMMENDED_HASH_MAX_LISTPACK_VALUE, requirementsSignature, TENANT_PATTERN, taskQueueName } from './task-queue-name.js';
 export type { TaskKindInfo, TaskPlacement } from './task-kinds.js';
 export { checkDeclaredSteps, declaredStepSchema, declaredStepsSchema, STEP_ID_PATTERN } from './declared-pipeline.js';
 export type { CheckedStep, DeclaredStep, DeclaredSteps } from './declared-pipeline.js';

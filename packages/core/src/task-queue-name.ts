@@ -47,3 +47,11 @@ export function parseTaskQueueName(name: string): { kind: string; signature: str
   if (!match?.[1] || !match[3]) return undefined;
   return { kind: match[1], signature: match[2] ?? '', tenant: match[3] };
 }
+
+/**
+ * The Redis setting `hash-max-listpack-value` the grid wants: hash values up to this many
+ * bytes keep a hash in Redis's compact encoding (listpack). A queued task's BullMQ hash has
+ * values (its options, its parent) a little over Redis's default of 64; at 512 it stays
+ * compact, about 400 bytes less per queued task (docs/benchmarks.md, backlog).
+ */
+export const RECOMMENDED_HASH_MAX_LISTPACK_VALUE = 512;

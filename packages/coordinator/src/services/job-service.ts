@@ -1,5 +1,4 @@
 import { once } from 'node:events';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import {
   batches,
@@ -390,15 +389,19 @@ export class JobServiceImpl {
     try {
       while (!stopped) {
         if (!pending) {
-          const ac = new AbortController();
-          await Promise.race([
-            new Promise<void>((resolve) => {
-              wake = resolve;
-            }),
-            delay(WATCH_POLL_MS, undefined, { signal: ac.signal }).catch(() => undefined),
-          ]);
-          ac.abort();
+          // A plain timer, not an aborted delay: a busy job wakes its watchers thousands of
+          // times a second, and each abort would build an AbortError.
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, WATCH_POLL_MS);
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
           wake = undefined;
+          // Notices that arrived together (one read from the subscriber's socket) are read
+          // together.
+          await new Promise<void>((resolve) => setImmediate(resolve));
         }
         pending = false;
         const { state, events } = await jobs.stateAndEvents(record.id, after, WATCH_BATCH);

@@ -169,6 +169,32 @@ describe('parseQueryGpu', () => {
   });
 });
 
+describe('the output of a real H100', () => {
+  // Captured on an NVIDIA H100 80GB HBM3 (driver 580.159.04, CUDA 13.0) with the exact
+  // command the worker runs: nvidia-smi --query-gpu=<QUERY_FIELDS> --format=csv,noheader,nounits.
+  it('parses the query rows', () => {
+    expect(parseQueryGpu(fixture('h100-real.txt'))).toEqual([
+      {
+        index: 0,
+        uuid: 'GPU-3453183f-d425-6585-e497-cdb6ae642f84',
+        name: 'NVIDIA H100 80GB HBM3',
+        memoryTotalBytes: 81_559 * MiB,
+        memoryUsedBytes: 0,
+        memoryFreeBytes: 81_079 * MiB,
+        utilizationPercent: 0,
+        temperatureCelsius: 39,
+        powerWatts: 71.43,
+        computeCapability: '9.0',
+        driverVersion: '580.159.04',
+      },
+    ]);
+  });
+
+  it('reads the CUDA version from its banner', () => {
+    expect(parseCudaVersion(fixture('h100-real-banner.txt'))).toBe('13.0');
+  });
+});
+
 describe('parseCudaVersion', () => {
   it.each([
     { name: 'the full banner', banner: fixture('banner.txt'), version: '12.4' },
