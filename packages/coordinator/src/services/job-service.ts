@@ -272,7 +272,8 @@ export class JobServiceImpl {
     if (!Number.isInteger(offset) || offset < 0) throw new BadRequestError('page_token is not one this server issued');
     let tenant: string | undefined = principal.tenant;
     if (req.tenant !== '' && req.tenant !== principal.tenant) {
-      if (!principal.roles.includes('admin')) throw new JobNotFoundError(`tenant ${req.tenant}`);
+      // The same answer whether or not the tenant exists.
+      if (!principal.roles.includes('admin')) throw new CoordinatorError('NOT_FOUND', `tenant ${req.tenant} not found`);
       tenant = req.tenant;
     }
     const states = new Set(req.states.map((s: JobState) => jobStateFromProto(s)));
