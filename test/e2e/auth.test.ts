@@ -341,3 +341,23 @@ describe('mmgrid token', () => {
     expect(denied.stderr).toContain('this call needs the admin role');
   });
 });
+
+describe('mmgrid coordinator --auth', () => {
+  it('refuses a bad mode or bootstrap admin token before starting, without printing the token', async () => {
+    const base = ['coordinator', '--redis', 'redis://127.0.0.1:1', '--listen', '127.0.0.1:0', '--metrics-listen', 'off'];
+    const short = 'too-short-secret';
+    const long = randomBytes(32).toString('base64url');
+    const cases: { args: string[]; env: Record<string, string>; code: number; says: string; secret?: string }[] = [
+      { args: [...base, '--auth', 'tokens'], env: { MMGRID_ADMIN_TOKEN: short }, code: 2, says: 'MMGRID_ADMIN_TOKEN must be at least 24 characters', secret: short },
+      { args: [...base, '--auth', 'open'], env: { MMGRID_ADMIN_TOKEN: long }, code: 2, says: 'MMGRID_ADMIN_TOKEN must be unset on an open grid', secret: long },
+      { args: [...base, '--auth', 'ldap'], env: {}, code: 1, says: 'Allowed choices are open, tokens' },
+      { args: base, env: { MMGRID_AUTH: 'none' }, code: 1, says: 'Allowed choices are open, tokens' },
+    ];
+    for (const c of cases) {
+      const res = await runCli(c.args, c.env);
+      expect(res.code, c.says).toBe(c.code);
+      expect(res.stderr, c.says).toContain(c.says);
+      if (c.secret) expect(res.stderr + res.stdout).not.toContain(c.secret);
+    }
+  });
+});
