@@ -2,9 +2,10 @@
 import { createRequire } from 'node:module';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_COORDINATOR, MmgridClientError } from '@mmgrid/client';
-import { builtinPipelines } from '@mmgrid/core';
+import { builtinPipelines, ROLES } from '@mmgrid/core';
 import { cancel, explain, result, retry, status, submit, watch } from './commands/jobs.js';
 import { demo, dev, launch } from './commands/grid.js';
+import { createToken, listTokens, revokeToken } from './commands/tokens.js';
 import { CommandContext, type GlobalOptions } from './context.js';
 import { CliError } from './errors.js';
 import { formatPipelines } from './format.js';
@@ -33,7 +34,7 @@ const program = new Command('mmgrid')
   .version(VERSION, '-V, --version', 'print the version')
   .addOption(new Option('--coordinator <host:port>', 'coordinator to talk to').env('MMGRID_COORDINATOR').default(DEFAULT_COORDINATOR))
   .addOption(new Option('--token <token>', 'bearer token').env('MMGRID_TOKEN'))
-  .addOption(new Option('--tenant <tenant>', 'tenant to act for, on a grid without tokens').env('MMGRID_TENANT'))
+  .addOption(new Option('--tenant <tenant>', 'tenant to act for, on a grid without tokens (or as an admin); the tenant of a new submitter token').env('MMGRID_TENANT'))
   .option('--json', 'print data as JSON (stable shapes, see docs/cli.md)', false)
   .option('-q, --quiet', 'print no progress notes on stderr', false)
   .option('--debug', 'print stack traces for errors', false)
@@ -104,6 +105,31 @@ program
   .description('say, per task, why it waits (or where it runs)')
   .argument('<job>', 'job id')
   .action(async (job: string) => run((ctx) => explain(ctx, job))());
+
+const token = program.command('token').description('manage the grid\'s tokens (needs an admin token; see docs/security.md)');
+
+token
+  .command('create')
+  .description('issue a token and print it (once: only its hash is kept); a submitter token acts for --tenant')
+  .addOption(new Option('--role <role>', 'what the token may do').choices(ROLES).makeOptionMandatory())
+  .option('--name <name>', 'a label for people (the worker\'s host, the CI job…)')
+  .option('--expires <duration>', 'how long it is valid: 30d, 12h, 90m, 3600s, 2w or "never"', 'never')
+  .addHelpText('after', '\nThe global --tenant <tenant> option names the tenant of a submitter token (default: the default tenant).')
+  .action(async (flags: { role: string; name?: string; expires?: string }) =>
+    run((ctx) => createToken(ctx, flags, program.getOptionValueSource('tenant') === 'cli' ? program.opts<GlobalOptions>().tenant : undefined))(),
+  );
+
+token
+  .command('list')
+  .description('list the grid\'s tokens (never the tokens themselves)')
+  .option('--all', 'include revoked tokens', false)
+  .action(async (flags: { all: boolean }) => run((ctx) => listTokens(ctx, flags))());
+
+token
+  .command('revoke')
+  .description('revoke a token at once: its calls are refused and workers using it are disconnected (their tasks run elsewhere)')
+  .argument('<id>', 'token id (tok_…, see: mmgrid token list)')
+  .action(async (id: string) => run((ctx) => revokeToken(ctx, id))());
 
 program
   .command('pipelines')

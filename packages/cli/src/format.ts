@@ -1,4 +1,4 @@
-import type { ExplanationView, JobEventView, JobView, TaskView } from '@mmgrid/client';
+import type { ExplanationView, JobEventView, JobView, TaskView, TokenView } from '@mmgrid/client';
 import { describeRequirements, type PipelineInfo } from '@mmgrid/core';
 
 /** Human-readable output. Machine-readable output is the JSON views themselves (--json). */
@@ -129,4 +129,20 @@ export function formatPipelines(pipelines: readonly PipelineInfo[]): string {
     out.push('');
   }
   return out.join('\n').trimEnd();
+}
+
+export function formatTokens(tokens: readonly TokenView[]): string {
+  if (tokens.length === 0) return 'no tokens (create one with: mmgrid token create --role worker|submitter|admin)';
+  return table([
+    ['ID', 'ROLE', 'TENANT', 'CREATED', 'EXPIRES', 'STATE', 'NAME'],
+    ...tokens.map((t) => [
+      t.id,
+      t.role,
+      t.tenant ?? '-',
+      when(t.createdAt),
+      t.expiresAt === null ? 'never' : when(t.expiresAt),
+      t.revokedAt !== null ? `revoked ${when(t.revokedAt)}` : t.expiresAt !== null && Date.parse(t.expiresAt) <= Date.now() ? 'expired' : 'active',
+      t.name || '-',
+    ]),
+  ]);
 }

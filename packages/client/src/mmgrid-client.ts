@@ -10,12 +10,15 @@ import {
   type Job,
   type JobEvent,
   type JobInput,
+  type CreateTokenResponse,
+  type ListTokensResponse,
   type ListWorkersResponse,
+  type RevokeTokenResponse,
 } from '@mmgrid/proto';
 import { BlobClient, type ProgressCallback } from './blob-client.js';
 import { resolveConnection, type ConnectionOptions, type ResolvedConnection } from './connection.js';
 import { MmgridClientError, toClientError } from './errors.js';
-import { jobStateValue, toEventView, toExplanationView, toJobView, type ExplanationView, type JobEventView, type JobView } from './views.js';
+import { jobStateValue, toEventView, toExplanationView, toJobView, toTokenView, type ExplanationView, type JobEventView, type JobView, type TokenView } from './views.js';
 
 /** One input of a job: a file to upload, or inline text. */
 export type SubmitInput = { readonly path: string; readonly name?: string } | { readonly text: string; readonly name: string };
@@ -42,6 +45,17 @@ export interface ListOptions {
   readonly tenant?: string;
   readonly pageSize?: number;
   readonly pageToken?: string;
+}
+
+export interface CreateTokenOptions {
+  /** "submitter", "worker" or "admin". */
+  readonly role: string;
+  /** Submitter tokens only. @default the grid's default tenant */
+  readonly tenant?: string;
+  /** A label for people. @default none */
+  readonly name?: string;
+  /** How long the token is valid. @default for ever */
+  readonly expiresInMs?: number;
 }
 
 const WATCH_RETRIES = 5;
@@ -193,6 +207,32 @@ export class MmgridClient {
 
   async queueStats(): Promise<GetQueueStatsResponse> {
     return this.call<GetQueueStatsResponse>((cb) => this.admin.getQueueStats({}, this.conn.metadata(), cb));
+  }
+
+  /** Issues a token (admin). The token is in this answer only: keep it. */
+  async createToken(options: CreateTokenOptions): Promise<{ token: string; info: TokenView }> {
+    const res = await this.call<CreateTokenResponse>((cb) =>
+      this.admin.createToken(
+        { role: options.role, tenant: options.tenant ?? '', name: options.name ?? '', expiresInMs: options.expiresInMs ?? 0 },
+        this.conn.metadata(),
+        cb,
+      ),
+    );
+    if (!res.info) throw new MmgridClientError('INTERNAL', 'the coordinator answered CreateToken without the token\'s record');
+    return { token: res.token, info: toTokenView(res.info) };
+  }
+
+  /** The grid's tokens (admin), oldest first; revoked ones too when asked. */
+  async listTokens(options: { includeRevoked?: boolean } = {}): Promise<TokenView[]> {
+    const res = await this.call<ListTokensResponse>((cb) => this.admin.listTokens({ includeRevoked: options.includeRevoked ?? false }, this.conn.metadata(), cb));
+    return res.tokens.map(toTokenView);
+  }
+
+  /** Revokes a token at once (admin); workers connected with it are disconnected. */
+  async revokeToken(id: string): Promise<TokenView> {
+    const res = await this.call<RevokeTokenResponse>((cb) => this.admin.revokeToken({ id }, this.conn.metadata(), cb));
+    if (!res.info) throw new MmgridClientError('INTERNAL', 'the coordinator answered RevokeToken without the token\'s record');
+    return toTokenView(res.info);
   }
 
   close(): void {

@@ -1,5 +1,5 @@
 import type { BlobRef, JobResultDoc, JobStateName, TaskStateName } from '@mmgrid/core';
-import { JobState, Modality, TaskState, type Job, type JobEvent, type TaskExplanation, type TaskRequirements } from '@mmgrid/proto';
+import { JobState, Modality, TaskState, type Job, type JobEvent, type TaskExplanation, type TaskRequirements, type TokenInfo } from '@mmgrid/proto';
 
 /**
  * The stable JSON shapes the client returns and `mmgrid … --json` prints. Times are ISO 8601
@@ -240,4 +240,30 @@ export function toEventView(event: JobEvent): JobEventView | undefined {
 
 export function isTerminal(state: JobStateName): boolean {
   return state === 'completed' || state === 'failed' || state === 'cancelled';
+}
+
+/** A token as the coordinator records it (the token itself is shown only when it is made). */
+export interface TokenView {
+  readonly id: string;
+  readonly role: string;
+  /** The tenant a submitter token acts for; null for other roles. */
+  readonly tenant: string | null;
+  readonly name: string;
+  readonly createdAt: string;
+  /** null: never expires. */
+  readonly expiresAt: string | null;
+  /** null: not revoked. */
+  readonly revokedAt: string | null;
+}
+
+export function toTokenView(info: TokenInfo): TokenView {
+  return {
+    id: info.id,
+    role: info.role,
+    tenant: info.tenant === '' ? null : info.tenant,
+    name: info.name,
+    createdAt: iso(info.createdAtMs) ?? '',
+    expiresAt: iso(info.expiresAtMs),
+    revokedAt: iso(info.revokedAtMs),
+  };
 }

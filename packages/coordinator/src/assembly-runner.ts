@@ -1,6 +1,7 @@
 import { Worker as BullWorker, type ConnectionOptions, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ASSEMBLE_KIND, assembleJobResult, isTerminalJobState, type TaskOutcome } from '@mmgrid/core';
+import type { BlobGrants } from './blob-grants.js';
 import type { JobRecord, JobStore, TaskRecord } from './job-store.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
@@ -13,6 +14,8 @@ export interface AssemblyRunnerDeps {
   readonly keys: Keys;
   readonly connection: ConnectionOptions;
   readonly jobs: JobStore;
+  /** The result's blobs become readable by the job's tenant. */
+  readonly grants: BlobGrants;
   readonly logger: Logger;
   readonly concurrency: number;
   readonly leaseMs: number;
@@ -77,6 +80,8 @@ export class AssemblyRunner {
     const at = now();
     if (assembled.ok) {
       await jobs.updateTask(jobId, record.graph.rootId, { kind: ASSEMBLE_KIND, state: 'succeeded', startedAt: at, finishedAt: at, attempts: 1 }, at);
+      // Before the job ends: whoever sees the result may fetch its blobs.
+      await this.deps.grants.grant(record.tenant, assembled.blobs.map((b) => b.sha256));
       await jobs.finish(jobId, 'completed', { result: { doc: assembled.doc, blobs: assembled.blobs } }, at);
       logger.info({ jobId, coverage: assembled.doc.coverage, partial: assembled.doc.partial }, 'job completed');
     } else {

@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { InvalidOptionError } from '@mmgrid/core';
 import { Coordinator } from './coordinator.js';
-import type { CoordinatorOptions } from './coordinator-options.js';
+import { AUTH_MODES, type AuthMode, type CoordinatorOptions } from './coordinator-options.js';
 
 function integer(name: string): (value: string) => number {
   return (value) => {
@@ -31,6 +31,15 @@ const program = new Command('mmgrid coordinator')
       .env('MMGRID_METRICS_LISTEN')
       .default('0.0.0.0:9464'),
   )
+  .addOption(
+    new Option('--auth <mode>', '"open": no tokens, for a laptop or a trusted network; "tokens": every call needs a token this grid issued (docs/security.md)')
+      .choices(AUTH_MODES)
+      .env('MMGRID_AUTH')
+      .default('open'),
+  )
+  // The bootstrap admin token is read from the environment only (MMGRID_ADMIN_TOKEN), never
+  // from the command line, where other users of the machine could read it.
+  .addHelpText('after', '\nEnvironment:\n  MMGRID_ADMIN_TOKEN  a bootstrap admin token (--auth tokens), at least 24 characters, e.g. from: openssl rand -base64 32')
   .showHelpAfterError();
 
 program.parse();
@@ -48,7 +57,9 @@ const flags = program.opts<{
   maxStalledCount?: number;
   id?: string;
   metricsListen: string;
+  auth: AuthMode;
 }>();
+const adminToken = process.env['MMGRID_ADMIN_TOKEN'] ?? '';
 
 const options: CoordinatorOptions = {
   listen: flags.listen,
@@ -64,6 +75,8 @@ const options: CoordinatorOptions = {
   ...(flags.maxStalledCount !== undefined ? { maxStalledCount: flags.maxStalledCount } : {}),
   ...(flags.id !== undefined ? { coordinatorId: flags.id } : {}),
   metricsListen: flags.metricsListen,
+  auth: flags.auth,
+  ...(adminToken !== '' ? { adminToken } : {}),
 };
 
 let coordinator: Coordinator;
@@ -71,7 +84,9 @@ try {
   coordinator = new Coordinator(options);
 } catch (err) {
   if (err instanceof InvalidOptionError) {
-    process.stderr.write(`mmgrid coordinator: ${err.message}\n`);
+    // Named as a person sets it: MMGRID_ADMIN_TOKEN, not the option's field.
+    const message = err.option === 'adminToken' ? `MMGRID_ADMIN_TOKEN must be ${err.allowed}` : err.message;
+    process.stderr.write(`mmgrid coordinator: ${message}\n`);
     process.exit(2);
   }
   throw err;

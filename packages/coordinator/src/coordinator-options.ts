@@ -41,7 +41,23 @@ export interface CoordinatorOptions {
    * "off" serves neither. @default "0.0.0.0:9464"
    */
   metricsListen?: string;
+  /**
+   * How callers are authenticated: "open" (no tokens: every caller may do anything, for the
+   * tenant it names; for a laptop or a trusted network) or "tokens" (every call needs a token
+   * this grid issued; see docs/security.md). @default "open"
+   */
+  auth?: AuthMode;
+  /**
+   * A bootstrap admin token (from MMGRID_ADMIN_TOKEN), accepted as admin with `auth: "tokens"`
+   * so the first tokens can be made; at least 24 characters. @default none
+   */
+  adminToken?: string;
 }
+
+export const AUTH_MODES = ['open', 'tokens'] as const;
+export type AuthMode = (typeof AUTH_MODES)[number];
+/** The shortest bootstrap admin token accepted (e.g. `openssl rand -base64 32` gives 44). */
+export const MIN_ADMIN_TOKEN_CHARS = 24;
 
 /** The validated, fully specified form of CoordinatorOptions. */
 export interface ResolvedCoordinatorOptions {
@@ -63,6 +79,9 @@ export interface ResolvedCoordinatorOptions {
   readonly coordinatorId: string;
   /** Where /metrics and /healthz listen; undefined when turned off. */
   readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
+  readonly auth: AuthMode;
+  /** "" for none. */
+  readonly adminToken: string;
 }
 
 const MiB = 1024 * 1024;
@@ -87,6 +106,8 @@ export function withDefaults(options: CoordinatorOptions, defaultId: string): Re
     maxShards: options.maxShards ?? 20_000,
     coordinatorId: options.coordinatorId ?? defaultId,
     metricsListen: options.metricsListen ?? '0.0.0.0:9464',
+    auth: options.auth ?? 'open',
+    adminToken: options.adminToken ?? '',
   };
 }
 
@@ -122,7 +143,20 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions, defaultId
     maxShards: intOption('maxShards', o.maxShards, 1, 1_000_000),
     coordinatorId: nonEmptyOption('coordinatorId', o.coordinatorId),
     metricsListen: resolveMetricsListen(o.metricsListen),
+    ...resolveAuth(o.auth, o.adminToken),
   };
+}
+
+function resolveAuth(auth: string, adminToken: string): { auth: AuthMode; adminToken: string } {
+  if (!(AUTH_MODES as readonly string[]).includes(auth)) throw new InvalidOptionError('auth', `one of ${AUTH_MODES.join(', ')}`, auth);
+  // The token's value is never put in an error message.
+  if (adminToken !== '' && auth !== 'tokens') {
+    throw new InvalidOptionError('adminToken', 'unset on an open grid (it only applies with auth "tokens"; an open grid lets everyone in)', '(set)');
+  }
+  if (adminToken !== '' && (adminToken.length < MIN_ADMIN_TOKEN_CHARS || /\s/.test(adminToken))) {
+    throw new InvalidOptionError('adminToken', `at least ${MIN_ADMIN_TOKEN_CHARS} characters without spaces (for example: openssl rand -base64 32)`, `(${adminToken.length} characters)`);
+  }
+  return { auth: auth as AuthMode, adminToken };
 }
 
 /** "off" (any case) turns the metrics endpoint off; anything else must be HOST:PORT. */

@@ -6,7 +6,8 @@ import { monotonicFactory } from 'ulid';
 import { isTerminalJobState, RECOMMENDED_HASH_MAX_LISTPACK_VALUE } from '@mmgrid/core';
 import { AdminServiceService, BlobServiceService, JobServiceService, WorkerServiceService } from '@mmgrid/proto';
 import { AssemblyRunner } from './assembly-runner.js';
-import { OpenAuthenticator, type Authenticator } from './auth.js';
+import { OpenAuthenticator, TokenAuthenticator, type Authenticator } from './auth.js';
+import { BlobGrants } from './blob-grants.js';
 import { FsBlobStore, type BlobStore } from './blob-store.js';
 import { S3BlobStore } from './s3-blob-store.js';
 import { resolveCoordinatorOptions, type CoordinatorOptions, type ResolvedCoordinatorOptions } from './coordinator-options.js';
@@ -24,11 +25,12 @@ import { BlobServiceImpl } from './services/blob-service.js';
 import { JobServiceImpl } from './services/job-service.js';
 import { WorkerServiceImpl } from './services/worker-service.js';
 import { queueOfTask, TaskQueues } from './task-queues.js';
+import { TokenStore } from './token-store.js';
 import { WorkerDirectory } from './worker-directory.js';
 import { WorkerRegistry } from './worker-registry.js';
 
 export interface CoordinatorParts {
-  /** Defaults to an open grid (every caller in the default tenant). */
+  /** Defaults to the one options.auth names: an open grid, or the grid's tokens. */
   readonly auth?: Authenticator;
   readonly blobs?: BlobStore;
   readonly logger?: Logger;
@@ -64,6 +66,10 @@ export class Coordinator {
   private readonly hub: EventHub;
   private readonly directory: WorkerDirectory;
   private readonly blobs: BlobStore;
+  private readonly grants: BlobGrants;
+  private readonly tokens: TokenStore;
+  private readonly auth: Authenticator;
+  private sessionChecker: NodeJS.Timeout | undefined;
   /** The blob store was made here (not passed in), so stop() closes it. */
   private readonly ownsBlobs: boolean;
   private readonly now: () => number;
@@ -92,6 +98,8 @@ export class Coordinator {
     this.registry = new WorkerRegistry((session) => this.directory.touch(session));
     this.blobs = parts.blobs ?? (o.blobStoreUrl !== '' ? S3BlobStore.fromUrl(o.blobStoreUrl, o.maxBlobBytes) : new FsBlobStore(o.blobDir, o.maxBlobBytes));
     this.ownsBlobs = parts.blobs === undefined;
+    this.grants = new BlobGrants(this.redis, this.keys);
+    this.tokens = new TokenStore(this.redis, this.keys, this.now);
     this.dispatcher = new Dispatcher({
       redis: this.redis,
       keys: this.keys,
@@ -112,6 +120,7 @@ export class Coordinator {
       keys: this.keys,
       connection,
       jobs: this.jobs,
+      grants: this.grants,
       logger: this.logger,
       concurrency: o.assemblyConcurrency,
       leaseMs: o.leaseMs,
@@ -133,7 +142,8 @@ export class Coordinator {
       maxShards: o.maxShards,
       now: this.now,
     });
-    const auth = parts.auth ?? new OpenAuthenticator();
+    const auth = parts.auth ?? (o.auth === 'tokens' ? new TokenAuthenticator({ store: this.tokens, adminToken: o.adminToken, now: this.now }) : new OpenAuthenticator());
+    this.auth = auth;
     const newJobId = monotonicFactory();
     this.server = new Server({
       'grpc.max_receive_message_length': o.maxMessageBytes,
@@ -161,6 +171,7 @@ export class Coordinator {
         dispatcher: this.dispatcher,
         directory: this.directory,
         metrics: this.metrics,
+        grants: this.grants,
       }).handlers(),
     );
     this.server.addService(
@@ -180,10 +191,10 @@ export class Coordinator {
         now: this.now,
       }).handlers(),
     );
-    this.server.addService(BlobServiceService, new BlobServiceImpl({ blobs: this.blobs, auth, logger: this.logger, maxBlobBytes: o.maxBlobBytes, metrics: this.metrics }).handlers());
+    this.server.addService(BlobServiceService, new BlobServiceImpl({ blobs: this.blobs, auth, logger: this.logger, maxBlobBytes: o.maxBlobBytes, metrics: this.metrics, grants: this.grants }).handlers());
     this.server.addService(
       AdminServiceService,
-      new AdminServiceImpl({ auth, directory: this.directory, queues: this.queues, logger: this.logger, now: this.now }).handlers(),
+      new AdminServiceImpl({ auth, directory: this.directory, queues: this.queues, tokens: this.tokens, hub: this.hub, logger: this.logger, now: this.now }).handlers(),
     );
     this.metrics.setQueueSource(() => this.queues.depths());
     this.metrics.setWorkerSource(() =>
@@ -200,6 +211,8 @@ export class Coordinator {
     });
     if (auth instanceof OpenAuthenticator) {
       this.logger.warn('running an open grid: callers are not authenticated and all share the default tenant');
+    } else if (auth instanceof TokenAuthenticator && o.adminToken === '') {
+      this.logger.info('tokens required; no bootstrap admin token (MMGRID_ADMIN_TOKEN) is set, so only admin tokens already issued can manage tokens');
     }
   }
 
@@ -221,10 +234,16 @@ export class Coordinator {
       onControl: (message) => {
         // Another replica's new worker may offer kinds that submits here should plan for.
         if (message.type === 'worker-connected') this.directory.forgetOffered();
+        // Before the dispatcher disconnects its workers: their reconnection must be refused.
+        if (message.type === 'token-revoked' && this.auth instanceof TokenAuthenticator) this.auth.forget(message.tokenId);
         this.dispatcher.onControl(message);
       },
       onWake: (queue) => this.dispatcher.onWake(queue),
-      onResubscribed: () => this.dispatcher.onResubscribed(),
+      onResubscribed: () => {
+        this.dispatcher.onResubscribed();
+        // A revocation may have been missed meanwhile.
+        void this.checkSessionTokens();
+      },
     });
     await this.dispatcher.start();
     this.assembly.start();
@@ -240,6 +259,7 @@ export class Coordinator {
     if (o.metricsListen) this.boundMetricsAddress = await this.metricsServer.start(o.metricsListen.host, o.metricsListen.port);
     this.pinger = setInterval(() => void this.pingRedis(), REDIS_PING_MS);
     this.pinger.unref();
+    if (this.auth instanceof TokenAuthenticator) this.sessionChecker = setInterval(() => void this.checkSessionTokens(), SESSION_TOKEN_CHECK_MS);
     return { host, port: this.port, address, metricsAddress: this.boundMetricsAddress };
   }
 
@@ -260,6 +280,27 @@ export class Coordinator {
         { hashMaxListpackValue: value, recommended: RECOMMENDED_HASH_MAX_LISTPACK_VALUE },
         `Redis has hash-max-listpack-value ${value}: each queued task takes about 400 bytes more than at ${RECOMMENDED_HASH_MAX_LISTPACK_VALUE} (set it in redis.conf; see docs/operations.md)`,
       );
+    }
+  }
+
+  /**
+   * Disconnects workers whose token has expired, or was revoked while this replica missed the
+   * notice (its subscription was down). One read per distinct token in use.
+   */
+  private async checkSessionTokens(): Promise<void> {
+    const auth = this.auth;
+    if (!(auth instanceof TokenAuthenticator)) return;
+    const sessions = this.registry.all().filter((s) => !s.closed && s.tokenId !== '');
+    for (const tokenId of new Set(sessions.map((s) => s.tokenId))) {
+      try {
+        if (await auth.stillValid(tokenId)) continue;
+      } catch {
+        continue;
+      }
+      auth.forget(tokenId);
+      for (const session of sessions) {
+        if (session.tokenId === tokenId && !session.closed) await this.dispatcher.revokeSession(session, `the worker's token ${tokenId} is no longer valid (revoked or expired)`);
+      }
     }
   }
 
@@ -327,6 +368,7 @@ export class Coordinator {
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     if (this.pinger) clearInterval(this.pinger);
+    if (this.sessionChecker) clearInterval(this.sessionChecker);
     await this.metricsServer.stop();
     this.boundMetricsAddress = undefined;
     for (const session of this.registry.all()) {
@@ -356,6 +398,8 @@ export class Coordinator {
 /** A job not fully accepted after this long is finished by the sweep. */
 const ACCEPT_SWEEP_MS = 30_000;
 const REDIS_CONNECT_TIMEOUT_MS = 15_000;
+/** How often the tokens of connected workers are checked (expiry, a missed revocation). */
+const SESSION_TOKEN_CHECK_MS = 15_000;
 /** How often the Redis round trip is measured with a PING. */
 const REDIS_PING_MS = 5_000;
 

@@ -641,7 +641,50 @@ export class Dispatcher implements ControlHandler {
       case 'queues-added':
         void this.refreshQueues();
         return;
+      case 'token-revoked':
+        for (const session of this.deps.registry.all()) {
+          if (session.tokenId === message.tokenId && !session.closed) void this.revokeSession(session, `the worker's token ${message.tokenId} was revoked`);
+        }
+        return;
     }
+  }
+
+  /**
+   * Disconnects a worker whose token is no longer valid: it is told to stop its tasks, its
+   * stream ends with UNAUTHENTICATED, and its tasks go straight back to their queues (without
+   * using up an attempt or waiting for their leases to lapse).
+   */
+  async revokeSession(session: WorkerSession, reason: string): Promise<void> {
+    const leases = [...session.leases.values()];
+    this.deps.logger.warn({ worker: session.name, workerId: session.workerId, session: session.sessionId, token: session.tokenId, running: leases.length }, `${reason}: disconnecting the worker and re-queueing its tasks`);
+    // Sent before the stream ends, so the worker stops them rather than finishing for nothing.
+    for (const lease of leases) this.sendCancel(session, lease, reason);
+    session.kick(reason, 'UNAUTHENTICATED');
+    for (const lease of leases) {
+      try {
+        await this.requeue(session, lease);
+      } catch (err) {
+        // Its lease lapses as it would for a lost worker, and BullMQ puts it back then.
+        this.deps.logger.warn({ jobId: lease.job.data.jobId, taskId: lease.job.data.taskId, err: String(err) }, 'could not re-queue a task of a revoked worker');
+      }
+    }
+  }
+
+  /** Puts a leased task back in its queue at once; false when its lease had already lapsed. */
+  private async requeue(session: WorkerSession, lease: ActiveLease): Promise<boolean> {
+    const data = lease.job.data;
+    try {
+      await retryTransient(() => lease.job.moveToWait(lease.lockToken));
+    } catch (err) {
+      if (!isStaleLockError(err)) throw err;
+      this.finishLease(session, lease);
+      return false;
+    }
+    this.finishLease(session, lease);
+    const at = this.deps.now();
+    await this.deps.jobs.updateTask(data.jobId, data.taskId, { kind: lease.kind, state: 'queued', workerId: '', workerName: '', readyAt: at }, at, { onlyIfLive: true });
+    await this.wake([lease.queue.name]);
+    return true;
   }
 
   async close(): Promise<void> {

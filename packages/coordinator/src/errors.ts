@@ -8,6 +8,7 @@ export type CoordinatorErrorCode =
   | 'RESOURCE_EXHAUSTED'
   | 'INVALID_ARGUMENT'
   | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
   | 'UNAVAILABLE';
 
 export class CoordinatorError extends Error {
@@ -52,5 +53,28 @@ export class BadRequestError extends CoordinatorError {
   constructor(message: string) {
     super('INVALID_ARGUMENT', message);
     this.name = 'BadRequestError';
+  }
+}
+
+/** A call without a valid token: none, unknown, expired or revoked (the message says which). */
+export class UnauthenticatedError extends CoordinatorError {
+  constructor(
+    readonly reason: 'missing' | 'unknown' | 'expired' | 'revoked',
+    message: string,
+  ) {
+    super('UNAUTHENTICATED', message);
+    this.name = 'UnauthenticatedError';
+  }
+}
+
+/** A valid token whose role does not allow the call. */
+export class PermissionDeniedError extends CoordinatorError {
+  constructor(
+    readonly needed: readonly string[],
+    readonly held: string,
+    message: string,
+  ) {
+    super('PERMISSION_DENIED', message);
+    this.name = 'PermissionDeniedError';
   }
 }

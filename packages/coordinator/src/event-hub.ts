@@ -6,7 +6,9 @@ import type { Logger } from './logger.js';
 export type ControlMessage =
   | { readonly type: 'cancel-job'; readonly jobId: string }
   | { readonly type: 'worker-connected'; readonly workerId: string; readonly sessionId: string }
-  | { readonly type: 'queues-added' };
+  | { readonly type: 'queues-added' }
+  /** A token was revoked: drop it from caches, disconnect the workers that use it. */
+  | { readonly type: 'token-revoked'; readonly tokenId: string };
 
 export interface ControlHandler {
   onControl(message: ControlMessage): void;

@@ -11,15 +11,16 @@
  * process.on('SIGTERM', () => void coordinator.stop());
  * ```
  */
-export { OpenAuthenticator } from './auth.js';
-export type { Authenticator, Principal, Role } from './auth.js';
+export { bearerToken, OpenAuthenticator, TENANT_METADATA, TokenAuthenticator } from './auth.js';
+export type { Authenticator, Principal, Role, TokenAuthenticatorOptions } from './auth.js';
+export { BlobGrants } from './blob-grants.js';
 export { FsBlobStore, verifiedChunks } from './blob-store.js';
 export type { BlobStat, BlobStore, PutBlobResult } from './blob-store.js';
 export { Coordinator } from './coordinator.js';
 export type { CoordinatorParts } from './coordinator.js';
-export { resolveCoordinatorOptions, withDefaults } from './coordinator-options.js';
-export type { CoordinatorOptions, ResolvedCoordinatorOptions } from './coordinator-options.js';
-export { BadRequestError, BlobNotFoundError, CoordinatorError, JobNotFoundError, LimitExceededError } from './errors.js';
+export { AUTH_MODES, MIN_ADMIN_TOKEN_CHARS, resolveCoordinatorOptions, withDefaults } from './coordinator-options.js';
+export type { AuthMode, CoordinatorOptions, ResolvedCoordinatorOptions } from './coordinator-options.js';
+export { BadRequestError, BlobNotFoundError, CoordinatorError, JobNotFoundError, LimitExceededError, PermissionDeniedError, UnauthenticatedError } from './errors.js';
 export type { CoordinatorErrorCode } from './errors.js';
 export { Metrics, QUEUE_STATES } from './metrics.js';
 export type { BlobDirection, CoordinatorInstruments, JobOutcome, MetricsOptions, QueueDepth, QueueState, TaskOutcome, WorkerGaugeSource } from './metrics.js';
@@ -29,3 +30,5 @@ export type { BlobServiceDeps } from './services/blob-service.js';
 export { createLogger } from './logger.js';
 export type { Logger } from './logger.js';
 export type { S3BlobStoreOptions } from './s3-blob-store.js';
+export { hashToken, TokenStore } from './token-store.js';
+export type { NewToken, TokenRecord } from './token-store.js';

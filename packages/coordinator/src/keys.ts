@@ -15,6 +15,9 @@
  *   {p}:job:{id}:carried    hash   task id → outcome kept from before a retry
  *   {p}:events              channel  job ids whose events changed (pub/sub)
  *   {p}:control             channel  control messages to every replica (JSON, see event-hub.ts)
+ *   {p}:tokens              hash   token id → token record JSON (its SHA-256, role, tenant, name, times)
+ *   {p}:token-hashes        hash   SHA-256 of a token → token id (the token itself is never stored)
+ *   {p}:tenant:{t}:blobs    set    SHA-256s of the blobs tenant t uploaded or was given as results
  */
 export class Keys {
   constructor(readonly prefix: string) {}
@@ -60,5 +63,14 @@ export class Keys {
   }
   controlChannel(): string {
     return `${this.prefix}:control`;
+  }
+  tokens(): string {
+    return `${this.prefix}:tokens`;
+  }
+  tokenHashes(): string {
+    return `${this.prefix}:token-hashes`;
+  }
+  tenantBlobs(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:blobs`;
   }
 }

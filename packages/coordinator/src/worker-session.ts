@@ -47,8 +47,13 @@ export class WorkerSession implements WorkerCapability {
     readonly hello: Hello,
     private readonly call: ServerDuplexStream<WorkerMessage, CoordinatorMessage>,
     now: number,
-    /** Ends the stream with an error the worker sees (it will reconnect). */
-    readonly kick: (reason: string) => void,
+    /**
+     * Ends the stream with an error the worker sees: UNAVAILABLE (it reconnects), or
+     * UNAUTHENTICATED when its token was revoked.
+     */
+    readonly kick: (reason: string, code?: 'UNAVAILABLE' | 'UNAUTHENTICATED') => void,
+    /** The id of the token the worker connected with ("" on an open grid). */
+    readonly tokenId = '',
   ) {
     this.connectedAt = now;
     this.lastHeartbeatAt = now;

@@ -42,6 +42,8 @@ export type { PipelineInfo, PipelineParam } from './pipelines.js';
 export { bestWorker, canRun, canTakeNow, describeRequirements, explainWaiting, formatBytes, freeVram, pickGpu, rankWorkers } from './placement.js';
 export type { Fit, WorkerCapability } from './placement.js';
 export { retryPlan } from './retry-plan.js';
+export { isRole, ROLES, TOKEN_PREFIX } from './roles.js';
+export type { Role } from './roles.js';
 export { plan } from './planner.js';
 export type { FusionParams, PlanInput, PlanRequest } from './planner.js';
 export { DEFAULT_RETRY_POLICY, retryDelayMs, shouldRetry, validateRetryPolicy } from './retry-policy.js';

@@ -14,11 +14,18 @@
 export {
   AdminServiceClient,
   AdminServiceService,
+  CreateTokenRequest,
+  CreateTokenResponse,
   GetQueueStatsRequest,
   GetQueueStatsResponse,
   ListWorkersRequest,
+  ListTokensRequest,
+  ListTokensResponse,
   ListWorkersResponse,
   QueueStats,
+  RevokeTokenRequest,
+  RevokeTokenResponse,
+  TokenInfo,
   WorkerSlots,
   WorkerView,
 } from './gen/mmgrid/v1/admin.js';

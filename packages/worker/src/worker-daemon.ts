@@ -85,6 +85,8 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
   private announcedMaxBytes = 0;
   /** Why the worker is not connected now (shown by /healthz). */
   private notConnectedReason = 'not started';
+  /** The last stream ended because the coordinator refused this worker's token. */
+  private refused: 'UNAUTHENTICATED' | 'PERMISSION_DENIED' | undefined;
   /** This worker's Prometheus metrics (served by the metrics server, when there is one). */
   readonly metrics: WorkerMetrics;
 
@@ -188,6 +190,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
     let attempt = 0;
     while (!this.stopped) {
       let reason: string;
+      this.refused = undefined;
       try {
         reason = await this.session();
       } catch (err) {
@@ -205,8 +208,16 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
       this.emit('disconnected', reason);
       if (this.stopped) break;
       attempt += 1;
-      const wait = retryDelayMs(policy, attempt, Math.random);
-      this.logger.warn(`${reason}; retrying in ${(wait / 1000).toFixed(1)} s`);
+      // A refused token will not work sooner for asking often: wait the longest pause.
+      const wait = this.refused ? retryDelayMs(policy, Number.MAX_SAFE_INTEGER, Math.random) : retryDelayMs(policy, attempt, Math.random);
+      if (this.refused) {
+        this.logger.error(
+          { code: this.refused, coordinator: this.conn.address },
+          `the coordinator refused this worker's token: ${reason}. Check --token (MMGRID_TOKEN): it needs a worker token (an admin makes one with: mmgrid token create --role worker); retrying in ${(wait / 1000).toFixed(1)} s`,
+        );
+      } else {
+        this.logger.warn(`${reason}; retrying in ${(wait / 1000).toFixed(1)} s`);
+      }
       await new Promise<void>((resolve) => {
         this.wakeLoop = resolve;
         void delay(wait).then(resolve);
@@ -312,7 +323,11 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
             return;
         }
       });
-      call.on('error', (err: Error) => end(toClientError(err, this.conn.address).message));
+      call.on('error', (err: Error) => {
+        const e = toClientError(err, this.conn.address);
+        if (e.code === 'UNAUTHENTICATED' || e.code === 'PERMISSION_DENIED') this.refused = e.code;
+        end(e.message);
+      });
       call.on('end', () => end(`coordinator at ${this.conn.address} closed the stream`));
 
       call.write({

@@ -23,6 +23,8 @@ const DEFAULTS: ResolvedCoordinatorOptions = {
   maxShards: 20_000,
   coordinatorId: 'host-123',
   metricsListen: { host: '0.0.0.0', port: 9464 },
+  auth: 'open',
+  adminToken: '',
 };
 
 function refusal(fn: () => unknown): InvalidOptionError {
@@ -58,6 +60,8 @@ describe('resolveCoordinatorOptions defaults', () => {
       maxShards: 20_000,
       coordinatorId: 'host-123',
       metricsListen: '0.0.0.0:9464',
+      auth: 'open',
+      adminToken: '',
     });
     expect(withDefaults({ keyPrefix: '' }, 'x').keyPrefix).toBe('');
   });
@@ -80,6 +84,8 @@ describe('resolveCoordinatorOptions defaults', () => {
       maxShards: 1,
       coordinatorId: 'replica-a',
       metricsListen: '127.0.0.1:0',
+      auth: 'tokens',
+      adminToken: 'a'.repeat(24),
     };
     expect(resolveCoordinatorOptions(options, 'unused')).toEqual({
       redisUrl: 'rediss://redis.example.com:6380/2',
@@ -99,6 +105,8 @@ describe('resolveCoordinatorOptions defaults', () => {
       maxShards: 1,
       coordinatorId: 'replica-a',
       metricsListen: { host: '127.0.0.1', port: 0 },
+      auth: 'tokens',
+      adminToken: 'a'.repeat(24),
     });
   });
 
@@ -236,5 +244,32 @@ describe('resolveCoordinatorOptions refusals', () => {
   it('accepts a heartbeat of exactly half the lease', () => {
     const resolved = resolveCoordinatorOptions({ leaseMs: 10_000, heartbeatIntervalMs: 5_000 }, 'id');
     expect(resolved.heartbeatIntervalMs).toBe(5_000);
+  });
+});
+
+describe('resolveCoordinatorOptions auth', () => {
+  const cases: { name: string; options: CoordinatorOptions; option: string; allowed: string }[] = [
+    { name: 'an unknown mode', options: { auth: 'ldap' as 'open' }, option: 'auth', allowed: 'one of open, tokens' },
+    { name: 'an admin token on an open grid', options: { adminToken: 'x'.repeat(32) }, option: 'adminToken', allowed: 'only applies with auth "tokens"' },
+    { name: 'a short admin token', options: { auth: 'tokens', adminToken: 'short' }, option: 'adminToken', allowed: 'at least 24 characters' },
+    { name: 'an admin token with spaces', options: { auth: 'tokens', adminToken: `${'x'.repeat(20)} ${'y'.repeat(20)}` }, option: 'adminToken', allowed: 'without spaces' },
+  ];
+  for (const c of cases) {
+    it(`refuses ${c.name}, naming the option`, () => {
+      const err = refusal(() => resolveCoordinatorOptions(c.options, 'id'));
+      expect(err.option).toBe(c.option);
+      expect(err.message).toContain(c.allowed);
+    });
+  }
+
+  it('never puts the admin token in an error', () => {
+    const secret = 'SECRET-not-long';
+    const err = refusal(() => resolveCoordinatorOptions({ auth: 'tokens', adminToken: secret }, 'id'));
+    expect(err.message).not.toContain(secret);
+  });
+
+  it('takes tokens mode with or without a bootstrap token', () => {
+    expect(resolveCoordinatorOptions({ auth: 'tokens' }, 'id')).toMatchObject({ auth: 'tokens', adminToken: '' });
+    expect(resolveCoordinatorOptions({ auth: 'tokens', adminToken: 'z'.repeat(44) }, 'id').adminToken).toBe('z'.repeat(44));
   });
 });

@@ -1,27 +1,50 @@
 import type { ServerUnaryCall, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type {
   AdminServiceServer,
+  CreateTokenRequest,
+  CreateTokenResponse,
   GetQueueStatsRequest,
   GetQueueStatsResponse,
   ListWorkersRequest,
+  ListTokensRequest,
+  ListTokensResponse,
   ListWorkersResponse,
   QueueStats,
+  RevokeTokenRequest,
+  RevokeTokenResponse,
+  TokenInfo,
 } from '@mmgrid/proto';
 import type { Authenticator } from '../auth.js';
+import type { EventHub } from '../event-hub.js';
 import { unary } from '../grpc-errors.js';
 import type { Logger } from '../logger.js';
 import type { TaskQueues } from '../task-queues.js';
+import type { TokenRecord, TokenStore } from '../token-store.js';
 import type { WorkerDirectory } from '../worker-directory.js';
 
 export interface AdminServiceDeps {
   readonly auth: Authenticator;
   readonly directory: WorkerDirectory;
   readonly queues: TaskQueues;
+  readonly tokens: TokenStore;
+  readonly hub: EventHub;
   readonly logger: Logger;
   readonly now: () => number;
 }
 
-/** Operators' fleet views: workers across every replica, and per-kind queue depth. */
+function tokenInfo(record: TokenRecord): TokenInfo {
+  return {
+    id: record.id,
+    role: record.role,
+    tenant: record.tenant,
+    name: record.name,
+    createdAtMs: record.createdAt,
+    expiresAtMs: record.expiresAt,
+    revokedAtMs: record.revokedAt,
+  };
+}
+
+/** Operators' fleet views (workers across every replica, per-kind queue depth) and tokens. */
 export class AdminServiceImpl {
   constructor(private readonly deps: AdminServiceDeps) {}
 
@@ -30,7 +53,33 @@ export class AdminServiceImpl {
     return {
       listWorkers: unary(logger, 'ListWorkers', (call: ServerUnaryCall<ListWorkersRequest, ListWorkersResponse>) => this.listWorkers(call)),
       getQueueStats: unary(logger, 'GetQueueStats', (call: ServerUnaryCall<GetQueueStatsRequest, GetQueueStatsResponse>) => this.queueStats(call)),
+      createToken: unary(logger, 'CreateToken', (call: ServerUnaryCall<CreateTokenRequest, CreateTokenResponse>) => this.createToken(call)),
+      listTokens: unary(logger, 'ListTokens', (call: ServerUnaryCall<ListTokensRequest, ListTokensResponse>) => this.listTokens(call)),
+      revokeToken: unary(logger, 'RevokeToken', (call: ServerUnaryCall<RevokeTokenRequest, RevokeTokenResponse>) => this.revokeToken(call)),
     };
+  }
+
+  private async createToken(call: ServerUnaryCall<CreateTokenRequest, CreateTokenResponse>): Promise<CreateTokenResponse> {
+    const principal = await this.deps.auth.authenticate(call.metadata, 'admin');
+    const { role, tenant, name, expiresInMs } = call.request;
+    const { token, record } = await this.deps.tokens.create({ role, tenant, name, expiresInMs });
+    // An audit line: who made which token (never the token itself).
+    this.deps.logger.info({ tokenId: record.id, role: record.role, tenant: record.tenant, name: record.name, expiresAt: record.expiresAt, by: principal.subject }, 'token created');
+    return { info: tokenInfo(record), token };
+  }
+
+  private async listTokens(call: ServerUnaryCall<ListTokensRequest, ListTokensResponse>): Promise<ListTokensResponse> {
+    await this.deps.auth.authenticate(call.metadata, 'admin');
+    return { tokens: (await this.deps.tokens.list(call.request.includeRevoked)).map(tokenInfo) };
+  }
+
+  private async revokeToken(call: ServerUnaryCall<RevokeTokenRequest, RevokeTokenResponse>): Promise<RevokeTokenResponse> {
+    const principal = await this.deps.auth.authenticate(call.metadata, 'admin');
+    const record = await this.deps.tokens.revoke(call.request.id.trim());
+    // Every replica (this one included) drops it from its cache and disconnects its workers.
+    await this.deps.hub.broadcast({ type: 'token-revoked', tokenId: record.id });
+    this.deps.logger.info({ tokenId: record.id, role: record.role, tenant: record.tenant, name: record.name, by: principal.subject }, 'token revoked');
+    return { info: tokenInfo(record) };
   }
 
   private async listWorkers(call: ServerUnaryCall<ListWorkersRequest, ListWorkersResponse>): Promise<ListWorkersResponse> {

@@ -17,7 +17,8 @@ import type {
   PutBlobRequest,
   PutBlobResponse,
 } from '@mmgrid/proto';
-import type { Authenticator } from '../auth.js';
+import { blobTenantOf, type Authenticator, type Principal } from '../auth.js';
+import type { BlobGrants } from '../blob-grants.js';
 import type { BlobStore } from '../blob-store.js';
 import { BadRequestError, BlobNotFoundError, LimitExceededError } from '../errors.js';
 import { toServiceError, unary } from '../grpc-errors.js';
@@ -33,6 +34,11 @@ export interface BlobServiceDeps {
   readonly chunkBytes?: number;
   /** Counts the bytes received and sent, and deduplicated uploads. @default none */
   readonly metrics?: Metrics;
+  /**
+   * Which tenants may read which blobs. Without it every caller reads every blob (a server
+   * with one tenant, such as a benchmark's). @default none
+   */
+  readonly grants?: BlobGrants;
 }
 
 const MAX_HAS_BLOBS = 1000;
@@ -62,8 +68,19 @@ export class BlobServiceImpl {
     };
   }
 
+  /**
+   * Whether the principal may read the blob. Another tenant's blob is answered as if absent,
+   * so its existence is not given away.
+   */
+  private async mayRead(principal: Principal, sha256: string): Promise<boolean> {
+    const tenant = blobTenantOf(principal);
+    if (tenant === undefined || !this.deps.grants) return true;
+    return this.deps.grants.holds(tenant, sha256);
+  }
+
   private async put(call: ServerReadableStream<PutBlobRequest, PutBlobResponse>): Promise<PutBlobResponse> {
-    await this.deps.auth.authenticate(call.metadata, 'submitter');
+    // Workers upload their tasks' outputs; submitters their jobs' inputs.
+    const principal = await this.deps.auth.authenticate(call.metadata, ['submitter', 'worker']);
     const iterator = (call as AsyncIterable<PutBlobRequest>)[Symbol.asyncIterator]();
     const first = await iterator.next();
     const header: PutBlobHeader | undefined = !first.done && first.value.part?.$case === 'header' ? first.value.part.header : undefined;
@@ -83,15 +100,22 @@ export class BlobServiceImpl {
         yield part.chunk;
       }
     }
+    const tenant = blobTenantOf(principal);
+    const grants = this.deps.grants;
+    const heldBefore = tenant !== undefined && grants ? await grants.holds(tenant, header.sha256) : true;
     const { stat, deduplicated } = await this.deps.blobs.put({ sha256: header.sha256, size: header.size }, chunks());
     if (deduplicated) metrics?.blobDeduplicated();
-    return { blob: { sha256: stat.sha256, size: stat.size, mediaType: header.mediaType, name: header.name }, deduplicated };
+    // The bytes arrived and matched their hash: the tenant has shown it holds them.
+    if (principal.roles.includes('submitter') && grants) await grants.grant(principal.tenant, [stat.sha256]);
+    // Whether another tenant uploaded the same bytes is not this caller's business.
+    return { blob: { sha256: stat.sha256, size: stat.size, mediaType: header.mediaType, name: header.name }, deduplicated: deduplicated && heldBefore };
   }
 
   private async get(call: ServerWritableStream<GetBlobRequest, GetBlobResponse>): Promise<void> {
-    await this.deps.auth.authenticate(call.metadata, 'submitter');
+    const principal = await this.deps.auth.authenticate(call.metadata, ['submitter', 'worker']);
     const { sha256, offset } = call.request;
-    const stat = await this.deps.blobs.stat(sha256);
+    if (!isSha256(sha256)) throw new BadRequestError(`sha256 "${sha256}" is not a SHA-256 (64 lower-case hex characters)`);
+    const stat = (await this.mayRead(principal, sha256)) ? await this.deps.blobs.stat(sha256) : undefined;
     if (!stat) throw new BlobNotFoundError(sha256);
     call.write({ part: { $case: 'info', info: { sha256, size: stat.size, mediaType: '', name: '' } } });
     // Stores read in pieces of their own size; messages are cut to the measured size.
@@ -104,12 +128,16 @@ export class BlobServiceImpl {
   }
 
   private async has(call: ServerUnaryCall<HasBlobsRequest, HasBlobsResponse>): Promise<HasBlobsResponse> {
-    await this.deps.auth.authenticate(call.metadata, 'submitter');
+    const principal = await this.deps.auth.authenticate(call.metadata, ['submitter', 'worker']);
     const wanted = call.request.sha256;
     if (wanted.length > MAX_HAS_BLOBS) throw new BadRequestError(`HasBlobs takes at most ${MAX_HAS_BLOBS} hashes (got ${wanted.length})`);
+    const valid = wanted.filter((sha) => isSha256(sha));
+    const tenant = blobTenantOf(principal);
+    // A tenant is told only of the blobs it may read: it uploads the others' bytes itself.
+    const readable = tenant !== undefined && this.deps.grants ? await this.deps.grants.held(tenant, valid) : new Set(valid);
     const present: string[] = [];
-    for (const sha of wanted) {
-      if (isSha256(sha) && (await this.deps.blobs.stat(sha))) present.push(sha);
+    for (const sha of valid) {
+      if (readable.has(sha) && (await this.deps.blobs.stat(sha))) present.push(sha);
     }
     return { present };
   }

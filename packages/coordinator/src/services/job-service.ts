@@ -33,7 +33,8 @@ import {
   type SubmitJobResponse,
   type WatchJobRequest,
 } from '@mmgrid/proto';
-import type { Authenticator, Principal } from '../auth.js';
+import { blobTenantOf, type Authenticator, type Principal } from '../auth.js';
+import type { BlobGrants } from '../blob-grants.js';
 import type { BlobStore } from '../blob-store.js';
 import { BadRequestError, CoordinatorError, JobNotFoundError } from '../errors.js';
 import type { EventHub } from '../event-hub.js';
@@ -63,6 +64,8 @@ export interface JobServiceDeps {
   readonly dispatcher: Dispatcher;
   readonly directory: WorkerDirectory;
   readonly metrics: Metrics;
+  /** Which tenants may use which blobs as inputs. */
+  readonly grants: BlobGrants;
 }
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -110,7 +113,7 @@ export class JobServiceImpl {
     const knownId = await jobs.jobOfIdempotencyKey(principal.tenant, key);
     const known = knownId === undefined ? undefined : await jobs.get(knownId);
     if (known) return { job: await this.resubmitted(known, principal) };
-    const { resolved, planInputs } = await this.resolveInputs(spec);
+    const { resolved, planInputs } = await this.resolveInputs(spec, principal);
     const offered = await this.deps.directory.offeredKinds();
     const graph = plan({ pipeline: spec.pipeline, inputs: planInputs, prompt: spec.prompt, params: spec.params, steps: spec.steps, offered });
     const id = this.deps.newJobId();
@@ -152,8 +155,12 @@ export class JobServiceImpl {
   }
 
   /** Checks every blob input exists, detects its media type from its bytes, and fixes its size. */
-  private async resolveInputs(spec: JobSpec): Promise<{ resolved: JobSpec; planInputs: PlanInput[] }> {
+  private async resolveInputs(spec: JobSpec, principal: Principal): Promise<{ resolved: JobSpec; planInputs: PlanInput[] }> {
     const { blobs } = this.deps;
+    // A blob another tenant uploaded is, to this one, a blob not uploaded.
+    const tenant = blobTenantOf(principal);
+    const shas = spec.inputs.flatMap((i) => (i.source.type === 'blob' ? [i.source.blob.sha256] : []));
+    const readable = tenant === undefined ? undefined : await this.deps.grants.held(tenant, shas);
     const inputs: JobInputSpec[] = [];
     const planInputs: PlanInput[] = [];
     for (const [i, input] of spec.inputs.entries()) {
@@ -163,7 +170,7 @@ export class JobServiceImpl {
         continue;
       }
       const declared = input.source.blob;
-      const stat = await blobs.stat(declared.sha256);
+      const stat = readable === undefined || readable.has(declared.sha256) ? await blobs.stat(declared.sha256) : undefined;
       if (!stat) {
         throw new CoordinatorError('FAILED_PRECONDITION', `inputs[${i}] "${input.name}": blob ${declared.sha256} is not uploaded; upload it with BlobService.PutBlob first`);
       }
@@ -265,7 +272,8 @@ export class JobServiceImpl {
     if (!Number.isInteger(offset) || offset < 0) throw new BadRequestError('page_token is not one this server issued');
     let tenant: string | undefined = principal.tenant;
     if (req.tenant !== '' && req.tenant !== principal.tenant) {
-      if (!principal.roles.includes('admin')) throw new JobNotFoundError(`tenant ${req.tenant}`);
+      // The same answer whether or not the tenant exists.
+      if (!principal.roles.includes('admin')) throw new CoordinatorError('NOT_FOUND', `tenant ${req.tenant} not found`);
       tenant = req.tenant;
     }
     const states = new Set(req.states.map((s: JobState) => jobStateFromProto(s)));

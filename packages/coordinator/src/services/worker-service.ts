@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ServerDuplexStream, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { TASK_KIND_PATTERN, taskKindInfo } from '@mmgrid/core';
 import type { CoordinatorMessage, Hello, WorkerMessage, WorkerServiceServer } from '@mmgrid/proto';
-import type { Authenticator } from '../auth.js';
+import type { Authenticator, Principal } from '../auth.js';
 import type { Dispatcher } from '../dispatcher.js';
 import { CoordinatorError } from '../errors.js';
 import { toServiceError } from '../grpc-errors.js';
@@ -130,7 +130,16 @@ export class WorkerServiceImpl {
   /** Checks the hello, registers the session, adopts the worker's leases, and welcomes it. */
   private async open(call: WorkerCall, first: WorkerMessage, kick: (err: unknown) => void): Promise<WorkerSession> {
     const { auth, registry, dispatcher, directory, logger, now } = this.deps;
-    await auth.authenticate(call.metadata, 'worker');
+    let principal: Principal;
+    try {
+      principal = await auth.authenticate(call.metadata, 'worker');
+    } catch (err) {
+      if (err instanceof CoordinatorError && (err.code === 'UNAUTHENTICATED' || err.code === 'PERMISSION_DENIED')) {
+        const hello = first.msg?.$case === 'hello' ? first.msg.hello : undefined;
+        logger.warn({ code: err.code, peer: call.getPeer(), worker: hello?.name.slice(0, 128), workerId: hello?.workerId.slice(0, 128) }, `worker refused: ${err.message}`);
+      }
+      throw err;
+    }
     if (first.msg?.$case !== 'hello') {
       throw new CoordinatorError('INVALID_ARGUMENT', `the first message on Connect must be a hello, not ${first.msg?.$case ?? 'an empty message'}`);
     }
@@ -138,7 +147,7 @@ export class WorkerServiceImpl {
     const problem = helloProblem(hello);
     if (problem) throw new CoordinatorError('INVALID_ARGUMENT', `bad hello from worker: ${problem}`);
 
-    const session = new WorkerSession(randomUUID(), hello, call, now(), (reason) => kick(new CoordinatorError('UNAVAILABLE', reason)));
+    const session = new WorkerSession(randomUUID(), hello, call, now(), (reason, code = 'UNAVAILABLE') => kick(new CoordinatorError(code, reason)), principal.tokenId ?? '');
     // A worker has one stream: an older one from the same worker (a half-open connection
     // the worker gave up on) must not keep phantom slots here.
     for (const old of registry.byWorkerId(hello.workerId)) old.kick('replaced by a newer connection from the same worker');
@@ -167,7 +176,7 @@ export class WorkerServiceImpl {
       },
     });
     logger.info(
-      { worker: session.name, workerId: session.workerId, session: session.sessionId, kinds: hello.kinds.map((k) => `${k.kind}×${k.slots}`).join(' '), adopted: hello.running.length - lost.length },
+      { worker: session.name, workerId: session.workerId, session: session.sessionId, token: principal.tokenId, kinds: hello.kinds.map((k) => `${k.kind}×${k.slots}`).join(' '), adopted: hello.running.length - lost.length },
       'worker connected',
     );
     return session;

@@ -80,6 +80,57 @@ export interface GetQueueStatsResponse {
   queues: QueueStats[];
 }
 
+/** A token as the coordinator records it (never the token itself). */
+export interface TokenInfo {
+  /** Public id, for listing and revoking ("tok_…"). */
+  id: string;
+  /** "submitter", "worker" or "admin". */
+  role: string;
+  /** The tenant a submitter token acts for; empty for other roles. */
+  tenant: string;
+  name: string;
+  createdAtMs: number;
+  /** 0: never expires. */
+  expiresAtMs: number;
+  /** 0: not revoked. */
+  revokedAtMs: number;
+}
+
+export interface CreateTokenRequest {
+  role: string;
+  /** Submitter tokens only; empty: the default tenant. */
+  tenant: string;
+  /** A label for people ("gpu-box-3", "ci"), up to 128 characters. */
+  name: string;
+  /** How long the token is valid; 0: it never expires. */
+  expiresInMs: number;
+}
+
+export interface CreateTokenResponse {
+  info?:
+    | TokenInfo
+    | undefined;
+  /** The bearer token, shown this once. */
+  token: string;
+}
+
+export interface ListTokensRequest {
+  /** Also list revoked tokens. */
+  includeRevoked: boolean;
+}
+
+export interface ListTokensResponse {
+  tokens: TokenInfo[];
+}
+
+export interface RevokeTokenRequest {
+  id: string;
+}
+
+export interface RevokeTokenResponse {
+  info?: TokenInfo | undefined;
+}
+
 function createBaseListWorkersRequest(): ListWorkersRequest {
   return {};
 }
@@ -686,7 +737,432 @@ export const GetQueueStatsResponse = {
   },
 };
 
-/** Operators' fleet views. */
+function createBaseTokenInfo(): TokenInfo {
+  return { id: "", role: "", tenant: "", name: "", createdAtMs: 0, expiresAtMs: 0, revokedAtMs: 0 };
+}
+
+export const TokenInfo = {
+  encode(message: TokenInfo, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.role !== "") {
+      writer.uint32(18).string(message.role);
+    }
+    if (message.tenant !== "") {
+      writer.uint32(26).string(message.tenant);
+    }
+    if (message.name !== "") {
+      writer.uint32(34).string(message.name);
+    }
+    if (message.createdAtMs !== 0) {
+      writer.uint32(40).int64(message.createdAtMs);
+    }
+    if (message.expiresAtMs !== 0) {
+      writer.uint32(48).int64(message.expiresAtMs);
+    }
+    if (message.revokedAtMs !== 0) {
+      writer.uint32(56).int64(message.revokedAtMs);
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): TokenInfo {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseTokenInfo();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 10) {
+            break;
+          }
+
+          message.id = reader.string();
+          continue;
+        case 2:
+          if (tag !== 18) {
+            break;
+          }
+
+          message.role = reader.string();
+          continue;
+        case 3:
+          if (tag !== 26) {
+            break;
+          }
+
+          message.tenant = reader.string();
+          continue;
+        case 4:
+          if (tag !== 34) {
+            break;
+          }
+
+          message.name = reader.string();
+          continue;
+        case 5:
+          if (tag !== 40) {
+            break;
+          }
+
+          message.createdAtMs = longToNumber(reader.int64() as Long);
+          continue;
+        case 6:
+          if (tag !== 48) {
+            break;
+          }
+
+          message.expiresAtMs = longToNumber(reader.int64() as Long);
+          continue;
+        case 7:
+          if (tag !== 56) {
+            break;
+          }
+
+          message.revokedAtMs = longToNumber(reader.int64() as Long);
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<TokenInfo>, I>>(base?: I): TokenInfo {
+    return TokenInfo.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TokenInfo>, I>>(object: I): TokenInfo {
+    const message = createBaseTokenInfo();
+    message.id = object.id ?? "";
+    message.role = object.role ?? "";
+    message.tenant = object.tenant ?? "";
+    message.name = object.name ?? "";
+    message.createdAtMs = object.createdAtMs ?? 0;
+    message.expiresAtMs = object.expiresAtMs ?? 0;
+    message.revokedAtMs = object.revokedAtMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseCreateTokenRequest(): CreateTokenRequest {
+  return { role: "", tenant: "", name: "", expiresInMs: 0 };
+}
+
+export const CreateTokenRequest = {
+  encode(message: CreateTokenRequest, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.role !== "") {
+      writer.uint32(10).string(message.role);
+    }
+    if (message.tenant !== "") {
+      writer.uint32(18).string(message.tenant);
+    }
+    if (message.name !== "") {
+      writer.uint32(26).string(message.name);
+    }
+    if (message.expiresInMs !== 0) {
+      writer.uint32(32).int64(message.expiresInMs);
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): CreateTokenRequest {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseCreateTokenRequest();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 10) {
+            break;
+          }
+
+          message.role = reader.string();
+          continue;
+        case 2:
+          if (tag !== 18) {
+            break;
+          }
+
+          message.tenant = reader.string();
+          continue;
+        case 3:
+          if (tag !== 26) {
+            break;
+          }
+
+          message.name = reader.string();
+          continue;
+        case 4:
+          if (tag !== 32) {
+            break;
+          }
+
+          message.expiresInMs = longToNumber(reader.int64() as Long);
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<CreateTokenRequest>, I>>(base?: I): CreateTokenRequest {
+    return CreateTokenRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateTokenRequest>, I>>(object: I): CreateTokenRequest {
+    const message = createBaseCreateTokenRequest();
+    message.role = object.role ?? "";
+    message.tenant = object.tenant ?? "";
+    message.name = object.name ?? "";
+    message.expiresInMs = object.expiresInMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseCreateTokenResponse(): CreateTokenResponse {
+  return { info: undefined, token: "" };
+}
+
+export const CreateTokenResponse = {
+  encode(message: CreateTokenResponse, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.info !== undefined) {
+      TokenInfo.encode(message.info, writer.uint32(10).fork()).ldelim();
+    }
+    if (message.token !== "") {
+      writer.uint32(18).string(message.token);
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): CreateTokenResponse {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseCreateTokenResponse();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 10) {
+            break;
+          }
+
+          message.info = TokenInfo.decode(reader, reader.uint32());
+          continue;
+        case 2:
+          if (tag !== 18) {
+            break;
+          }
+
+          message.token = reader.string();
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<CreateTokenResponse>, I>>(base?: I): CreateTokenResponse {
+    return CreateTokenResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<CreateTokenResponse>, I>>(object: I): CreateTokenResponse {
+    const message = createBaseCreateTokenResponse();
+    message.info = (object.info !== undefined && object.info !== null) ? TokenInfo.fromPartial(object.info) : undefined;
+    message.token = object.token ?? "";
+    return message;
+  },
+};
+
+function createBaseListTokensRequest(): ListTokensRequest {
+  return { includeRevoked: false };
+}
+
+export const ListTokensRequest = {
+  encode(message: ListTokensRequest, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.includeRevoked !== false) {
+      writer.uint32(8).bool(message.includeRevoked);
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): ListTokensRequest {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseListTokensRequest();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 8) {
+            break;
+          }
+
+          message.includeRevoked = reader.bool();
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<ListTokensRequest>, I>>(base?: I): ListTokensRequest {
+    return ListTokensRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListTokensRequest>, I>>(object: I): ListTokensRequest {
+    const message = createBaseListTokensRequest();
+    message.includeRevoked = object.includeRevoked ?? false;
+    return message;
+  },
+};
+
+function createBaseListTokensResponse(): ListTokensResponse {
+  return { tokens: [] };
+}
+
+export const ListTokensResponse = {
+  encode(message: ListTokensResponse, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    for (const v of message.tokens) {
+      TokenInfo.encode(v!, writer.uint32(10).fork()).ldelim();
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): ListTokensResponse {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseListTokensResponse();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 10) {
+            break;
+          }
+
+          message.tokens.push(TokenInfo.decode(reader, reader.uint32()));
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<ListTokensResponse>, I>>(base?: I): ListTokensResponse {
+    return ListTokensResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListTokensResponse>, I>>(object: I): ListTokensResponse {
+    const message = createBaseListTokensResponse();
+    message.tokens = object.tokens?.map((e) => TokenInfo.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseRevokeTokenRequest(): RevokeTokenRequest {
+  return { id: "" };
+}
+
+export const RevokeTokenRequest = {
+  encode(message: RevokeTokenRequest, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): RevokeTokenRequest {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseRevokeTokenRequest();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 10) {
+            break;
+          }
+
+          message.id = reader.string();
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeTokenRequest>, I>>(base?: I): RevokeTokenRequest {
+    return RevokeTokenRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeTokenRequest>, I>>(object: I): RevokeTokenRequest {
+    const message = createBaseRevokeTokenRequest();
+    message.id = object.id ?? "";
+    return message;
+  },
+};
+
+function createBaseRevokeTokenResponse(): RevokeTokenResponse {
+  return { info: undefined };
+}
+
+export const RevokeTokenResponse = {
+  encode(message: RevokeTokenResponse, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.info !== undefined) {
+      TokenInfo.encode(message.info, writer.uint32(10).fork()).ldelim();
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): RevokeTokenResponse {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseRevokeTokenResponse();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 10) {
+            break;
+          }
+
+          message.info = TokenInfo.decode(reader, reader.uint32());
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<RevokeTokenResponse>, I>>(base?: I): RevokeTokenResponse {
+    return RevokeTokenResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RevokeTokenResponse>, I>>(object: I): RevokeTokenResponse {
+    const message = createBaseRevokeTokenResponse();
+    message.info = (object.info !== undefined && object.info !== null) ? TokenInfo.fromPartial(object.info) : undefined;
+    return message;
+  },
+};
+
+/** Operators' fleet views, and the grid's tokens. Every call needs the admin role. */
 export type AdminServiceService = typeof AdminServiceService;
 export const AdminServiceService = {
   listWorkers: {
@@ -707,11 +1183,51 @@ export const AdminServiceService = {
     responseSerialize: (value: GetQueueStatsResponse) => asBuffer(GetQueueStatsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer) => GetQueueStatsResponse.decode(value),
   },
+  /** Issues a token. The token itself is in this answer only: the coordinator keeps its hash. */
+  createToken: {
+    path: "/mmgrid.v1.AdminService/CreateToken",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (value: CreateTokenRequest) => asBuffer(CreateTokenRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer) => CreateTokenRequest.decode(value),
+    responseSerialize: (value: CreateTokenResponse) => asBuffer(CreateTokenResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer) => CreateTokenResponse.decode(value),
+  },
+  listTokens: {
+    path: "/mmgrid.v1.AdminService/ListTokens",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (value: ListTokensRequest) => asBuffer(ListTokensRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer) => ListTokensRequest.decode(value),
+    responseSerialize: (value: ListTokensResponse) => asBuffer(ListTokensResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer) => ListTokensResponse.decode(value),
+  },
+  /**
+   * Revokes a token at once: calls with it are refused, and workers connected with it are
+   * disconnected (their running tasks go back to their queues).
+   */
+  revokeToken: {
+    path: "/mmgrid.v1.AdminService/RevokeToken",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (value: RevokeTokenRequest) => asBuffer(RevokeTokenRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer) => RevokeTokenRequest.decode(value),
+    responseSerialize: (value: RevokeTokenResponse) => asBuffer(RevokeTokenResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer) => RevokeTokenResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
   listWorkers: handleUnaryCall<ListWorkersRequest, ListWorkersResponse>;
   getQueueStats: handleUnaryCall<GetQueueStatsRequest, GetQueueStatsResponse>;
+  /** Issues a token. The token itself is in this answer only: the coordinator keeps its hash. */
+  createToken: handleUnaryCall<CreateTokenRequest, CreateTokenResponse>;
+  listTokens: handleUnaryCall<ListTokensRequest, ListTokensResponse>;
+  /**
+   * Revokes a token at once: calls with it are refused, and workers connected with it are
+   * disconnected (their running tasks go back to their queues).
+   */
+  revokeToken: handleUnaryCall<RevokeTokenRequest, RevokeTokenResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -744,6 +1260,56 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetQueueStatsResponse) => void,
+  ): ClientUnaryCall;
+  /** Issues a token. The token itself is in this answer only: the coordinator keeps its hash. */
+  createToken(
+    request: CreateTokenRequest,
+    callback: (error: ServiceError | null, response: CreateTokenResponse) => void,
+  ): ClientUnaryCall;
+  createToken(
+    request: CreateTokenRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: CreateTokenResponse) => void,
+  ): ClientUnaryCall;
+  createToken(
+    request: CreateTokenRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: CreateTokenResponse) => void,
+  ): ClientUnaryCall;
+  listTokens(
+    request: ListTokensRequest,
+    callback: (error: ServiceError | null, response: ListTokensResponse) => void,
+  ): ClientUnaryCall;
+  listTokens(
+    request: ListTokensRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListTokensResponse) => void,
+  ): ClientUnaryCall;
+  listTokens(
+    request: ListTokensRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListTokensResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Revokes a token at once: calls with it are refused, and workers connected with it are
+   * disconnected (their running tasks go back to their queues).
+   */
+  revokeToken(
+    request: RevokeTokenRequest,
+    callback: (error: ServiceError | null, response: RevokeTokenResponse) => void,
+  ): ClientUnaryCall;
+  revokeToken(
+    request: RevokeTokenRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RevokeTokenResponse) => void,
+  ): ClientUnaryCall;
+  revokeToken(
+    request: RevokeTokenRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RevokeTokenResponse) => void,
   ): ClientUnaryCall;
 }
 
