@@ -1,10 +1,19 @@
-import { MmgridClient } from '@mmgrid/client';
+import { MmgridClient, type ConnectionOptions } from '@mmgrid/client';
+import { booleanEnv } from '@mmgrid/core';
+import { ExitCode } from './exit-codes.js';
+import { CliError } from './errors.js';
 
 /** Options every command shares (from flags, then the environment). */
 export interface GlobalOptions {
   readonly coordinator: string;
   readonly token?: string;
   readonly tenant?: string;
+  readonly tls?: boolean;
+  readonly insecure?: boolean;
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly tlsServerName?: string;
   readonly json: boolean;
   readonly quiet: boolean;
   readonly debug: boolean;
@@ -24,8 +33,24 @@ export class CommandContext {
       address: this.options.coordinator,
       ...(this.options.token !== undefined ? { token: this.options.token } : {}),
       ...(this.options.tenant !== undefined ? { tenant: this.options.tenant } : {}),
+      ...this.transport(),
     });
     return this.client;
+  }
+
+  /** TLS or plaintext, and the TLS files: from the flags, then MMGRID_TLS / MMGRID_INSECURE. */
+  transport(): Pick<ConnectionOptions, 'tls' | 'caFile' | 'certFile' | 'keyFile' | 'serverName'> {
+    const o = this.options;
+    const tls = o.tls ?? booleanEnv('MMGRID_TLS', process.env['MMGRID_TLS']);
+    const insecure = o.insecure ?? booleanEnv('MMGRID_INSECURE', process.env['MMGRID_INSECURE']);
+    if (tls === true && insecure === true) throw new CliError('--tls and --insecure (or MMGRID_TLS and MMGRID_INSECURE) contradict each other; give one', ExitCode.USAGE);
+    return {
+      ...(insecure === true ? { tls: false } : tls === true ? { tls: true } : {}),
+      ...(o.ca !== undefined ? { caFile: o.ca } : {}),
+      ...(o.cert !== undefined ? { certFile: o.cert } : {}),
+      ...(o.key !== undefined ? { keyFile: o.key } : {}),
+      ...(o.tlsServerName !== undefined ? { serverName: o.tlsServerName } : {}),
+    };
   }
 
   /** Data for people, on stdout. */

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { InvalidOptionError } from '@mmgrid/core';
+import { booleanEnv, InvalidOptionError } from '@mmgrid/core';
 import { Coordinator } from './coordinator.js';
 import type { CoordinatorOptions } from './coordinator-options.js';
+import { TlsConfigError } from './errors.js';
 
 function integer(name: string): (value: string) => number {
   return (value) => {
@@ -31,6 +32,15 @@ const program = new Command('mmgrid coordinator')
       .env('MMGRID_METRICS_LISTEN')
       .default('0.0.0.0:9464'),
   )
+  .addOption(new Option('--tls-cert <file>', "PEM certificate (chain) of the gRPC listener: serve TLS (see docs/security.md)").env('MMGRID_TLS_CERT'))
+  .addOption(new Option('--tls-key <file>', "PEM private key of --tls-cert").env('MMGRID_TLS_KEY'))
+  .addOption(
+    new Option('--tls-client-ca <file>', 'PEM CA certificates: every caller (workers and submitters) must present a certificate they signed (mutual TLS)').env(
+      'MMGRID_TLS_CLIENT_CA',
+    ),
+  )
+  // Not .env(): commander would take MMGRID_INSECURE=false as true; read below instead.
+  .option('--insecure', 'serve plaintext gRPC on an address other machines can reach (env: MMGRID_INSECURE=true); without TLS files a coordinator listens in plaintext on loopback addresses only')
   .showHelpAfterError();
 
 program.parse();
@@ -48,7 +58,24 @@ const flags = program.opts<{
   maxStalledCount?: number;
   id?: string;
   metricsListen: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+  insecure?: boolean;
 }>();
+
+function usage(message: string): never {
+  process.stderr.write(`mmgrid coordinator: ${message}\n`);
+  process.exit(2);
+}
+
+let insecure: boolean;
+try {
+  insecure = flags.insecure ?? booleanEnv('MMGRID_INSECURE', process.env['MMGRID_INSECURE']) ?? false;
+} catch (err) {
+  if (err instanceof InvalidOptionError) usage(err.message);
+  throw err;
+}
 
 const options: CoordinatorOptions = {
   listen: flags.listen,
@@ -64,16 +91,17 @@ const options: CoordinatorOptions = {
   ...(flags.maxStalledCount !== undefined ? { maxStalledCount: flags.maxStalledCount } : {}),
   ...(flags.id !== undefined ? { coordinatorId: flags.id } : {}),
   metricsListen: flags.metricsListen,
+  ...(flags.tlsCert !== undefined ? { tlsCertFile: flags.tlsCert } : {}),
+  ...(flags.tlsKey !== undefined ? { tlsKeyFile: flags.tlsKey } : {}),
+  ...(flags.tlsClientCa !== undefined ? { tlsClientCaFile: flags.tlsClientCa } : {}),
+  insecure,
 };
 
 let coordinator: Coordinator;
 try {
   coordinator = new Coordinator(options);
 } catch (err) {
-  if (err instanceof InvalidOptionError) {
-    process.stderr.write(`mmgrid coordinator: ${err.message}\n`);
-    process.exit(2);
-  }
+  if (err instanceof InvalidOptionError || err instanceof TlsConfigError) usage(err.message);
   throw err;
 }
 
