@@ -12,7 +12,7 @@ import { makeTestCertificates, type TestCertificates } from '../helpers/certs.js
 import { mmgridBin, runCli } from '../helpers/cli.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { writeTextPng } from '../helpers/media.js';
-import { exited } from '../helpers/process.js';
+import { eventually, exited } from '../helpers/process.js';
 
 const GRID_ARGS = ['--lease-ms', '4000', '--heartbeat-ms', '500', '--stalled-check-ms', '1000'];
 const WORKER_ARGS = ['--slots', 'selftest.sleep=2'];
@@ -62,6 +62,7 @@ function spawnWorker(address: string, stateDir: string, args: readonly string[])
   return spawn(process.execPath, [binOf('@mmgrid/worker'), '--coordinator', address, '--state-dir', stateDir, '--metrics-listen', 'off', '--cpu-only', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: childEnv(),
+    cwd: tmpdir(),
   });
 }
 
@@ -187,6 +188,40 @@ describe('a coordinator requiring mutual TLS', () => {
     expect(cli.stderr).toMatch(/--cert and --key/);
     const withCert = await runCli(['--ca', certs.ca, '--cert', certs.clientCert, '--key', certs.clientKey, 'status', 'nope'], cleanEnv({ MMGRID_COORDINATOR: tg.grid.address }));
     expect(withCert.code).toBe(3); // reached the coordinator: no such job
+  });
+
+  it('takes the TLS files from a worker config file, relative to that file', async () => {
+    const config = path.join(path.dirname(certs.ca), 'worker.yaml');
+    await writeFile(config, `ca: ${path.basename(certs.ca)}\ncert: ${path.basename(certs.clientCert)}\nkey: ${path.basename(certs.clientKey)}\n`);
+    // Started in another folder, so only the config file's own folder makes the paths work.
+    const worker = spawnWorker(tg.grid.address, path.join(dir, 'state-config'), ['--config', config]);
+    try {
+      await outputMatching(worker, /"connected to coordinator"/);
+      await eventually(async () => (await tg.client.listWorkers()).workers.length === 2, 'the second worker is listed');
+    } finally {
+      worker.kill('SIGTERM');
+      await exited(worker);
+    }
+  });
+});
+
+describe('a coordinator asked to serve plaintext on every interface', () => {
+  let tg: TestGrid;
+
+  beforeAll(async () => {
+    tg = await startTestGrid({ workers: 1, listen: '0.0.0.0:0', coordinatorArgs: [...GRID_ARGS, '--insecure'], workerArgs: WORKER_ARGS, env: { MMGRID_LOG_FORMAT: 'json' } });
+  });
+
+  afterAll(async () => {
+    await tg?.stop();
+  });
+
+  it('serves, and warns that it does so in plaintext', async () => {
+    const job = await tg.client.submit([], { pipeline: 'selftest', params: { tasks: '1', taskMs: '10' } });
+    expect((await tg.client.waitForJob(job.id)).state).toBe('completed');
+    const log = await tg.log('coordinator');
+    expect(log).toMatch(/"level":40[^\n]*serving plaintext gRPC on 0\.0\.0\.0:\d+ \(--insecure\)/);
+    expect(log).toMatch(/"transport":"plaintext"/);
   });
 });
 

@@ -1,5 +1,5 @@
-import { MmgridClient, type ConnectionOptions } from '@mmgrid/client';
-import { booleanEnv } from '@mmgrid/core';
+import { MmgridClient, resolveTransport, type ConnectionOptions } from '@mmgrid/client';
+import { booleanEnv, isLoopbackHost, parseCoordinatorAddress } from '@mmgrid/core';
 import { ExitCode } from './exit-codes.js';
 import { CliError } from './errors.js';
 
@@ -29,12 +29,18 @@ export class CommandContext {
   }
 
   connect(): MmgridClient {
-    this.client ??= new MmgridClient({
+    if (this.client) return this.client;
+    const options: ConnectionOptions = {
       address: this.options.coordinator,
       ...(this.options.token !== undefined ? { token: this.options.token } : {}),
       ...(this.options.tenant !== undefined ? { tenant: this.options.tenant } : {}),
       ...this.transport(),
-    });
+    };
+    const { address, transport } = resolveTransport(options);
+    if (transport === 'plaintext' && !isLoopbackHost(parseCoordinatorAddress('coordinator', address).host)) {
+      this.note(`mmgrid: talking to ${address} in plaintext (--insecure): the token, inputs and results cross the network unencrypted`);
+    }
+    this.client = new MmgridClient(options);
     return this.client;
   }
 

@@ -6,7 +6,14 @@
  * ```ts
  * import { Coordinator } from '@mmgrid/coordinator';
  *
- * const coordinator = new Coordinator({ redisUrl: process.env.REDIS_URL, listen: '0.0.0.0:7070', metricsListen: '0.0.0.0:9464' });
+ * const coordinator = new Coordinator({
+ *   redisUrl: process.env.REDIS_URL,
+ *   listen: '0.0.0.0:7070',
+ *   // TLS (plaintext is served on a loopback address, or elsewhere with insecure: true).
+ *   tlsCertFile: 'server.pem',
+ *   tlsKeyFile: 'server.key',
+ *   metricsListen: '0.0.0.0:9464',
+ * });
  * const { metricsAddress } = await coordinator.start(); // GET /metrics, GET /healthz
  * process.on('SIGTERM', () => void coordinator.stop());
  * ```
