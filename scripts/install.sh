@@ -17,7 +17,8 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # command → Debian package (espeak-ng makes the speech the tests transcribe and analyse;
-# promtool checks deploy/prometheus, docker-compose reads deploy/compose without an engine)
+# promtool checks deploy/prometheus, docker-compose reads deploy/compose without an engine,
+# openssl makes the certificates of the TLS tests)
 declare -A tools=(
   [redis-server]=redis-server
   [ffmpeg]=ffmpeg
@@ -28,6 +29,7 @@ declare -A tools=(
   [promtool]=prometheus
   [docker-compose]=docker-compose
   [unzip]=unzip
+  [openssl]=openssl
 )
 missing=()
 for cmd in "${!tools[@]}"; do

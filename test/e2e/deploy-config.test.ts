@@ -173,6 +173,28 @@ describe('the compose file', () => {
     expect(config.services['worker']?.depends_on).toEqual({ 'coordinator-1': { condition: 'service_healthy' }, 'coordinator-2': { condition: 'service_healthy' } });
   });
 
+  it('serves plaintext gRPC only when asked for, and TLS with deploy/compose/tls.yaml', async () => {
+    for (const name of ['coordinator-1', 'coordinator-2', 'worker', 'worker-gpu']) expect(config.services[name]?.environment?.['MMGRID_INSECURE'], name).toBe('true');
+    const result = await tool('docker-compose', ['-f', COMPOSE, '-f', 'deploy/compose/tls.yaml', '--profile', 'gpu', 'config']);
+    expect(result.code, result.output).toBe(0);
+    const tls = parse(result.stdout) as ComposeConfig;
+    const known = await knownEnv();
+    for (const name of ['coordinator-1', 'coordinator-2']) {
+      const env = tls.services[name]?.environment ?? {};
+      expect(env['MMGRID_INSECURE'], name).toBe('false');
+      expect(mounts(tls.services[name]).get(path.dirname(env['MMGRID_TLS_CERT'] ?? ''))).toBe('tls');
+      expect(env['MMGRID_TLS_KEY']).toBe('/etc/mmgrid/tls/server.key');
+      expect(mounts(tls.services[name]).get('/var/lib/mmgrid/blobs')).toBe('blobs');
+    }
+    for (const name of ['worker', 'worker-gpu']) {
+      const env = tls.services[name]?.environment ?? {};
+      expect(env['MMGRID_INSECURE'], name).toBe('false');
+      expect(mounts(tls.services[name]).get(path.dirname(env['MMGRID_CA'] ?? ''))).toBe('tls');
+    }
+    const used = Object.values(tls.services).flatMap((svc) => Object.keys(svc.environment ?? {}).filter(isGridEnv));
+    for (const name of used) expect(known, name).toContain(name);
+  });
+
   it('sets only environment variables the programs read', async () => {
     const known = await knownEnv();
     const used = Object.values(config.services).flatMap((s) => Object.keys(s.environment ?? {}).filter(isGridEnv));
@@ -386,7 +408,7 @@ interface PodSpec {
   initContainers?: (Container & { command?: string[]; securityContext?: { runAsUser?: number; capabilities?: { add?: string[]; drop?: string[] } } })[];
   nodeSelector?: Record<string, string>;
   tolerations?: { key: string }[];
-  volumes?: { name: string; persistentVolumeClaim?: { claimName: string }; configMap?: { name: string } }[];
+  volumes?: { name: string; persistentVolumeClaim?: { claimName: string }; configMap?: { name: string }; secret?: { secretName: string } }[];
 }
 
 /** Renders the chart as release "grid" in namespace "mmgrid" with these --set values. */
@@ -457,6 +479,45 @@ describe('the Helm chart, rendered', () => {
     expect(envOf(c).get('MMGRID_WORKER_METRICS_LISTEN')).toBe('0.0.0.0:9465');
     expect(c?.readinessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
     expect(spec.initContainers).toBeUndefined();
+  });
+
+  it('asks for plaintext explicitly by default, and serves TLS and mutual TLS from Secrets when told', async () => {
+    const plainCoordinator = envOf(pod(find(defaults, 'Deployment', 'grid-mmgrid-coordinator')).containers[0]);
+    const plainWorker = envOf(pod(find(defaults, 'DaemonSet', 'grid-mmgrid-worker')).containers[0]);
+    expect(plainCoordinator.get('MMGRID_INSECURE')).toBe('true');
+    expect(plainCoordinator.has('MMGRID_TLS_CERT')).toBe(false);
+    expect(plainWorker.get('MMGRID_INSECURE')).toBe('true');
+
+    const tls = await render('coordinator.tls.secretName=grid-tls', 'coordinator.tls.clientCaSecretName=grid-ca', 'worker.tls.caSecretName=grid-ca', 'worker.tls.clientCertSecretName=worker-tls', 'worker.tls.serverName=grid.example.org');
+    const coordinator = pod(find(tls, 'Deployment', 'grid-mmgrid-coordinator'));
+    const c = coordinator.containers[0];
+    const env = envOf(c);
+    expect(env.has('MMGRID_INSECURE')).toBe(false);
+    const mountOf = (spec: PodSpec, file: string | undefined): string | undefined => {
+      const mount = spec.containers[0]?.volumeMounts?.find((m) => (file ?? '').startsWith(`${m.mountPath}/`));
+      const volume = (spec.volumes ?? []).find((v) => v.name === mount?.name);
+      return volume?.secret?.secretName;
+    };
+    expect(mountOf(coordinator, env.get('MMGRID_TLS_CERT'))).toBe('grid-tls');
+    expect(mountOf(coordinator, env.get('MMGRID_TLS_KEY'))).toBe('grid-tls');
+    expect(env.get('MMGRID_TLS_CERT')).toMatch(/\/tls\.crt$/);
+    expect(mountOf(coordinator, env.get('MMGRID_TLS_CLIENT_CA'))).toBe('grid-ca');
+    expect(env.get('MMGRID_TLS_CLIENT_CA')).toMatch(/\/ca\.crt$/);
+    const worker = pod(find(tls, 'DaemonSet', 'grid-mmgrid-worker'));
+    const wenv = envOf(worker.containers[0]);
+    expect(wenv.has('MMGRID_INSECURE')).toBe(false);
+    expect(mountOf(worker, wenv.get('MMGRID_CA'))).toBe('grid-ca');
+    expect(mountOf(worker, wenv.get('MMGRID_CERT'))).toBe('worker-tls');
+    expect(mountOf(worker, wenv.get('MMGRID_CERT_KEY'))).toBe('worker-tls');
+    expect(wenv.get('MMGRID_TLS_SERVER_NAME')).toBe('grid.example.org');
+    const known = await knownEnv();
+    for (const name of [...env.keys(), ...wenv.keys()].filter(isGridEnv)) expect(known, name).toContain(name);
+
+    const lint = await tool('helm', ['lint', '--strict', CHART, '--set', 'coordinator.tls.secretName=grid-tls,coordinator.tls.clientCaSecretName=grid-ca,worker.tls.caSecretName=grid-ca,worker.tls.clientCertSecretName=worker-tls']);
+    expect(lint.code, lint.output).toBe(0);
+    const caOnly = await tool('helm', ['template', 'grid', CHART, '--set', 'coordinator.tls.clientCaSecretName=grid-ca']);
+    expect(caOnly.code).not.toBe(0);
+    expect(caOnly.output).toMatch(/clientCaSecretName \(mutual TLS\) needs coordinator\.tls\.secretName/);
   });
 
   it('hands a host-path state folder to the worker’s user before the worker starts', async () => {

@@ -50,6 +50,8 @@ describe('starting a worker', () => {
     ['an exec kind without its prefix', 'backends:\n  exec:\n    - kind: torch\n      command: [python3, run.py]\n', /bad\.yaml:3:7: backends\.exec\[0\]\.kind: must be exec\.NAME/],
     ['a size that is not one', 'vramBudget: lots\n', /bad\.yaml:1:1: vramBudget: "lots" is not a size/],
     ['not YAML', 'backends: [\n', /bad\.yaml:\d+:\d+: not valid YAML/],
+    ['TLS and plaintext together', 'tls: true\ninsecure: true\n', /bad\.yaml:2:\d+: insecure: true \(plaintext\) does not go with tls: true/],
+    ['a TLS setting that is not one', 'tls: sometimes\n', /bad\.yaml:1:\d+: tls: /],
   ])('refuses a config file with %s, at its line (exit 2)', async (_name, yaml, expected) => {
     const file = path.join(dir, 'bad.yaml');
     await writeFile(file, yaml);

@@ -17,10 +17,15 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs `mmgrid ARGS…` as a user would, in a subprocess, and collects what it prints. */
-export function runCli(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<CliResult> {
+/**
+ * Runs `mmgrid ARGS…` as a user would, in a subprocess, and collects what it prints. `env` is
+ * added to this process's environment; a variable set to undefined there is left out.
+ */
+export function runCli(args: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [mmgridBin(), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const merged: NodeJS.ProcessEnv = { ...process.env, ...env };
+    for (const [name, value] of Object.entries(env)) if (value === undefined) delete merged[name];
+    const child = spawn(process.execPath, [mmgridBin(), ...args], { env: merged, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

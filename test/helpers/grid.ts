@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LocalGrid, type LocalGridOptions } from '@mmgrid/cli';
-import { MmgridClient } from '@mmgrid/client';
+import { MmgridClient, type ConnectionOptions } from '@mmgrid/client';
 
 export interface TestGrid {
   readonly grid: LocalGrid;
@@ -25,7 +25,7 @@ export interface TestGrid {
  * A real grid for one test file: a private redis-server, a coordinator process and worker
  * processes, all on free ports, with logs under the data folder.
  */
-export async function startTestGrid(options: Partial<LocalGridOptions> = {}): Promise<TestGrid> {
+export async function startTestGrid(options: Partial<LocalGridOptions> = {}, clientOptions: Omit<ConnectionOptions, 'address'> = {}): Promise<TestGrid> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'mmgrid-test-'));
   const grid = await LocalGrid.start({
     dataDir,
@@ -36,7 +36,7 @@ export async function startTestGrid(options: Partial<LocalGridOptions> = {}): Pr
     workerArgs: ['--slots', 'selftest.sleep=4'],
     ...options,
   });
-  const client = new MmgridClient({ address: grid.address });
+  const client = new MmgridClient({ ...clientOptions, address: grid.address });
   return {
     grid,
     client,

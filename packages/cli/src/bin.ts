@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { createRequire } from 'node:module';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_COORDINATOR, MmgridClientError } from '@mmgrid/client';
-import { builtinPipelines, ROLES } from '@mmgrid/core';
+import { DEFAULT_COORDINATOR, hideTlsServerNameIpWarning, MmgridClientError } from '@mmgrid/client';
+import { builtinPipelines, InvalidOptionError, ROLES } from '@mmgrid/core';
 import { cancel, explain, result, retry, status, submit, watch } from './commands/jobs.js';
 import { demo, dev, launch } from './commands/grid.js';
 import { createToken, listTokens, revokeToken } from './commands/tokens.js';
@@ -12,6 +12,7 @@ import { formatPipelines } from './format.js';
 import { ExitCode, exitCodeFor } from './exit-codes.js';
 
 const require = createRequire(import.meta.url);
+hideTlsServerNameIpWarning();
 
 // Run as `pnpm mmgrid …`, file arguments are relative to where the user typed the command.
 if (process.env['npm_lifecycle_event'] === 'mmgrid' && process.env['INIT_CWD']) process.chdir(process.env['INIT_CWD']);
@@ -35,6 +36,13 @@ const program = new Command('mmgrid')
   .addOption(new Option('--coordinator <host:port>', 'coordinator to talk to').env('MMGRID_COORDINATOR').default(DEFAULT_COORDINATOR))
   .addOption(new Option('--token <token>', 'bearer token').env('MMGRID_TOKEN'))
   .addOption(new Option('--tenant <tenant>', 'tenant to act for, on a grid without tokens (or as an admin); the tenant of a new submitter token').env('MMGRID_TENANT'))
+  // --tls and --insecure read MMGRID_TLS and MMGRID_INSECURE in CommandContext (commander would take "false" as true).
+  .option('--tls', 'use TLS even to a loopback address (env: MMGRID_TLS=true); TLS is the default for any other address')
+  .option('--insecure', 'use plaintext even to another machine (env: MMGRID_INSECURE=true)')
+  .addOption(new Option('--ca <file>', "PEM CA certificates to trust for the coordinator's certificate (default: the system's)").env('MMGRID_CA'))
+  .addOption(new Option('--cert <file>', 'PEM client certificate, for a coordinator that requires mutual TLS').env('MMGRID_CERT'))
+  .addOption(new Option('--key <file>', 'PEM private key of --cert').env('MMGRID_CERT_KEY'))
+  .addOption(new Option('--tls-server-name <name>', "name the coordinator's certificate carries, when the address's host is another").env('MMGRID_TLS_SERVER_NAME'))
   .option('--json', 'print data as JSON (stable shapes, see docs/cli.md)', false)
   .option('-q, --quiet', 'print no progress notes on stderr', false)
   .option('--debug', 'print stack traces for errors', false)
@@ -161,7 +169,8 @@ program
   .allowExcessArguments()
   .argument('[args...]')
   .action(async (args: string[]) => {
-    exitCode = await launch('@mmgrid/coordinator', args);
+    // --insecure is also mmgrid's own option (commander hands it to the parent): give it back.
+    exitCode = await launch('@mmgrid/coordinator', [...forwardedTransport(['insecure']), ...args]);
   });
 
 program
@@ -178,6 +187,7 @@ program
     const globals = program.opts<GlobalOptions>();
     if (program.getOptionValueSource('coordinator') === 'cli') forwarded.push('--coordinator', globals.coordinator);
     if (program.getOptionValueSource('token') === 'cli' && globals.token !== undefined) forwarded.push('--token', globals.token);
+    forwarded.push(...forwardedTransport(['tls', 'insecure', 'ca', 'cert', 'key', 'tlsServerName']));
     exitCode = await launch('@mmgrid/worker', [...forwarded, ...args]);
   });
 
@@ -196,12 +206,29 @@ try {
 }
 process.exitCode = exitCode;
 
+/** The transport options given on the command line (not from the environment), as flags again. */
+function forwardedTransport(names: readonly ('tls' | 'insecure' | 'ca' | 'cert' | 'key' | 'tlsServerName')[]): string[] {
+  const flags: Record<string, string> = { tls: '--tls', insecure: '--insecure', ca: '--ca', cert: '--cert', key: '--key', tlsServerName: '--tls-server-name' };
+  const values = program.opts<Record<string, string | boolean | undefined>>();
+  const out: string[] = [];
+  for (const name of names) {
+    const value = values[name];
+    if (program.getOptionValueSource(name) !== 'cli' || value === undefined || value === false) continue;
+    out.push(flags[name] ?? '', ...(typeof value === 'string' ? [value] : []));
+  }
+  return out;
+}
+
 /** The one place where errors become a sentence and an exit code. */
 function report(err: unknown): number {
   const debug = program.opts<GlobalOptions>().debug;
   if (err instanceof CommanderError) {
     // Commander has already printed the usage error (or help/version output).
     return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+  }
+  if (err instanceof InvalidOptionError) {
+    process.stderr.write(`mmgrid: ${err.message}\n`);
+    return ExitCode.USAGE;
   }
   if (err instanceof CliError || err instanceof MmgridClientError) {
     process.stderr.write(`mmgrid: ${err.message}\n`);

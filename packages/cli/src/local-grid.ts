@@ -46,6 +46,9 @@ export interface LocalGridOptions {
   readonly env?: Readonly<Record<string, string>>;
 }
 
+/** The environment variables that choose TLS or plaintext, and the TLS files, of the programs. */
+const TRANSPORT_ENV = ['MMGRID_TLS', 'MMGRID_INSECURE', 'MMGRID_CA', 'MMGRID_CERT', 'MMGRID_CERT_KEY', 'MMGRID_TLS_SERVER_NAME', 'MMGRID_TLS_CERT', 'MMGRID_TLS_KEY', 'MMGRID_TLS_CLIENT_CA'] as const;
+
 interface ChildMessage {
   readonly type?: string;
   readonly address?: string;
@@ -116,8 +119,15 @@ export class LocalGrid {
     return ['ignore', fd, fd, 'ipc'];
   }
 
+  /**
+   * This process's environment without the TLS settings a user's shell may hold for another
+   * grid (a CA, a client certificate, MMGRID_INSECURE…): the local grid's coordinators and
+   * workers agree on their transport through the arguments given here.
+   */
   private static env(options: LocalGridOptions): NodeJS.ProcessEnv {
-    return { ...process.env, ...(options.env ?? {}) };
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const name of TRANSPORT_ENV) delete env[name];
+    return { ...env, ...(options.env ?? {}) };
   }
 
   /** `metricsListen` applies unless the grid's coordinatorArgs name a metrics address. */

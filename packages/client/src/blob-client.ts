@@ -53,7 +53,7 @@ export class BlobClient {
   async has(sha256s: readonly string[]): Promise<Set<string>> {
     return new Promise((resolve, reject) => {
       this.client.hasBlobs({ sha256: [...sha256s] }, this.conn.metadata(), (err, res) => {
-        if (err) reject(toClientError(err, this.conn.address));
+        if (err) reject(toClientError(err, this.conn));
         else resolve(new Set(res.present));
       });
     });
@@ -91,7 +91,7 @@ export class BlobClient {
       const call = this.client.putBlob(this.conn.metadata(), (err, res) => {
         settled = true;
         onSettled();
-        if (err) reject(toClientError(err, this.conn.address));
+        if (err) reject(toClientError(err, this.conn));
         else resolve(res);
       });
       const send = async (): Promise<void> => {
@@ -111,7 +111,7 @@ export class BlobClient {
       };
       send().catch((err: unknown) => {
         call.cancel();
-        if (!settled) reject(toClientError(err, this.conn.address));
+        if (!settled) reject(toClientError(err, this.conn));
       });
     });
   }
@@ -144,7 +144,7 @@ export class BlobClient {
     } catch (err) {
       await handle.close();
       await rm(tmp, { force: true });
-      throw toClientError(err, this.conn.address);
+      throw toClientError(err, this.conn);
     }
     await handle.close();
     await rename(tmp, file);
@@ -168,7 +168,7 @@ export class BlobClient {
         total += chunk.length;
       }
     } catch (err) {
-      throw toClientError(err, this.conn.address);
+      throw toClientError(err, this.conn);
     }
     const bytes = Buffer.concat(parts, total);
     const actual = hash.digest('hex');

@@ -46,20 +46,72 @@ function isServiceError(err: unknown): err is ServiceError {
   return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number';
 }
 
+/** Whether a connection goes over TLS or in plaintext. */
+export type Transport = 'tls' | 'plaintext';
+
+/** The coordinator a call went to: its address, and how it was reached when that is known. */
+export interface CallTarget {
+  readonly address: string;
+  readonly transport?: Transport;
+}
+
+// What the TLS layer (OpenSSL, through Node) says in the details of an UNAVAILABLE status.
+const CLIENT_CERT_REFUSED = /certificate required|alert bad certificate|alert unknown ca|alert certificate|alert number 4[0-9]|alert number 116|peer did not return a certificate/i;
+const SERVER_CERT_UNTRUSTED =
+  /self[- ]signed certificate|unable to (get|verify)|certificate (has expired|is not yet valid|signature failure)|Hostname\/IP does not match|does not match certificate|ERR_TLS_CERT|UNABLE_TO_VERIFY|DEPTH_ZERO_SELF_SIGNED|CERT_HAS_EXPIRED|IP: [^ ]+ is not in the cert/i;
+const UNRELATED_TO_TLS = /ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|DNS resolution|Name resolution|timed out/i;
+const NOT_TLS = /wrong version number|packet length too long|unknown protocol|record layer failure|http request|WRONG_VERSION_NUMBER/i;
+
+/**
+ * grpc-js's details, without its framing ("No connection established. Last error: …
+ * (time). Resolution note: ") and with an OpenSSL error line cut to its reason.
+ */
+export function tidyDetails(details: string): string {
+  return details
+    .replace(/^No connection established\. Last error: /, '')
+    .replace(/\s*\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/g, '')
+    .replace(/\.?\s*Resolution note:\s*$/, '')
+    .replace(/^Error: /, '')
+    .replace(/(?:[0-9A-F]+:)?error:[0-9A-F]+:SSL routines:[^:]*:([^:]+):\S+:\d+:?(?:SSL alert number \d+)?/g, '$1')
+    .trim();
+}
+
+/** The sentence for a call that could not reach the coordinator, naming TLS causes it recognises. */
+function unavailableMessage(raw: string, address: string, transport: Transport | undefined): string {
+  const details = tidyDetails(raw);
+  if (CLIENT_CERT_REFUSED.test(details)) {
+    return `the coordinator at ${address} refused the TLS connection because of this client's certificate (${details}). It requires mutual TLS: give a certificate signed by the CA it trusts with --cert and --key (MMGRID_CERT, MMGRID_CERT_KEY).`;
+  }
+  if (SERVER_CERT_UNTRUSTED.test(details)) {
+    return `cannot verify the TLS certificate of the coordinator at ${address} (${details}). Give the CA that signed it with --ca (MMGRID_CA), or --tls-server-name if its certificate names another host than the address.`;
+  }
+  if (transport === 'tls' && NOT_TLS.test(details)) {
+    return `the coordinator at ${address} did not answer in TLS (${details}): it may serve plaintext (started with --insecure). Connect with --insecure (or a grpc:// address), or give the coordinator --tls-cert and --tls-key.`;
+  }
+  const why = /ECONNREFUSED|Connection refused/i.test(details) ? 'connection refused' : details || 'unavailable';
+  const base = `cannot reach coordinator at ${address} (${why}). Is it running? Set --coordinator or MMGRID_COORDINATOR.`;
+  if (transport === 'plaintext' && why !== 'connection refused') {
+    // A TLS listener drops a plaintext HTTP/2 preface without saying why.
+    return `${base} If it serves TLS, connect with --tls (and --ca for a private CA), or a grpcs:// address.`;
+  }
+  if (transport === 'tls' && why !== 'connection refused' && !UNRELATED_TO_TLS.test(why)) {
+    // After a TLS 1.3 handshake the server checks the client's certificate, and a refusal then
+    // often reaches the client as a closed connection without the reason.
+    return `${base} The TLS connection failed: if the coordinator requires mutual TLS, give a client certificate signed by its CA with --cert and --key (MMGRID_CERT, MMGRID_CERT_KEY); check --ca too.`;
+  }
+  return base;
+}
+
 /** The one place where gRPC statuses become typed client errors. */
-export function toClientError(err: unknown, address: string): MmgridClientError {
+export function toClientError(err: unknown, target: string | CallTarget): MmgridClientError {
   if (err instanceof MmgridClientError) return err;
+  const { address, transport } = typeof target === 'string' ? { address: target, transport: undefined } : target;
   if (!isServiceError(err)) {
     return new MmgridClientError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
   }
   const code = codes[err.code] ?? 'INTERNAL';
   if (code === 'UNAVAILABLE') {
-    const why = /ECONNREFUSED|Connection refused/i.test(err.details) ? 'connection refused' : err.details || 'unavailable';
-    return new MmgridClientError(
-      code,
-      `cannot reach coordinator at ${address} (${why}). Is it running? Set --coordinator or MMGRID_COORDINATOR.`,
-      { cause: err },
-    );
+    return new MmgridClientError(code, unavailableMessage(err.details, address, transport), { cause: err });
   }
   if (code === 'DEADLINE_EXCEEDED') {
     return new MmgridClientError(code, `the coordinator at ${address} did not answer in time`, { cause: err });

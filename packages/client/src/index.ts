@@ -15,11 +15,14 @@
  */
 export { BLOB_CHUNK_BYTES, BlobClient } from './blob-client.js';
 export type { ProgressCallback, UploadResult } from './blob-client.js';
-export { DEFAULT_COORDINATOR, resolveConnection } from './connection.js';
+export { DEFAULT_COORDINATOR, resolveConnection, resolveTransport } from './connection.js';
 export type { ConnectionOptions, ResolvedConnection } from './connection.js';
 export { MmgridClientError, toClientError } from './errors.js';
-export type { ClientErrorCode } from './errors.js';
+export type { CallTarget, ClientErrorCode, Transport } from './errors.js';
+export { loadClientTlsFiles, TlsFileError } from './tls-files.js';
+export type { ClientTlsFiles, ClientTlsMaterial } from './tls-files.js';
 export { MmgridClient } from './mmgrid-client.js';
+export { hideTlsServerNameIpWarning } from './node-warnings.js';
 export type { CreateTokenOptions, ListOptions, SubmitInput, SubmitOptions } from './mmgrid-client.js';
 export { isTerminal, jobStateName, toEventView, toExplanationView, toJobView, toTokenView } from './views.js';
 export type { ErrorView, ExplanationView, InputView, JobEventView, JobView, RequirementsView, ResultView, TaskView, TokenView } from './views.js';

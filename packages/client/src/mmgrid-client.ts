@@ -171,7 +171,7 @@ export class MmgridClient {
         }
         return;
       } catch (err) {
-        const e = toClientError(err, this.conn.address);
+        const e = toClientError(err, this.conn);
         if (e.code !== 'UNAVAILABLE' || retries >= WATCH_RETRIES) throw e;
         retries += 1;
         await delay(200 * 2 ** retries);
@@ -244,7 +244,7 @@ export class MmgridClient {
   private call<T>(invoke: (cb: (err: Error | null, res: T | undefined) => void) => void): Promise<T> {
     return new Promise((resolve, reject) => {
       invoke((err, res) => {
-        if (err) reject(toClientError(err, this.conn.address));
+        if (err) reject(toClientError(err, this.conn));
         else if (res === undefined) reject(new MmgridClientError('INTERNAL', 'the coordinator sent an empty answer'));
         else resolve(res);
       });

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { InvalidOptionError } from '@mmgrid/core';
+import { booleanEnv, InvalidOptionError } from '@mmgrid/core';
 import { Coordinator } from './coordinator.js';
 import { AUTH_MODES, type AuthMode, type CoordinatorOptions } from './coordinator-options.js';
+import { TlsConfigError } from './errors.js';
 
 function integer(name: string): (value: string) => number {
   return (value) => {
@@ -40,6 +41,15 @@ const program = new Command('mmgrid coordinator')
   // The bootstrap admin token is read from the environment only (MMGRID_ADMIN_TOKEN), never
   // from the command line, where other users of the machine could read it.
   .addHelpText('after', '\nEnvironment:\n  MMGRID_ADMIN_TOKEN  a bootstrap admin token (--auth tokens), at least 24 characters, e.g. from: openssl rand -base64 32')
+  .addOption(new Option('--tls-cert <file>', "PEM certificate (chain) of the gRPC listener: serve TLS (see docs/security.md)").env('MMGRID_TLS_CERT'))
+  .addOption(new Option('--tls-key <file>', "PEM private key of --tls-cert").env('MMGRID_TLS_KEY'))
+  .addOption(
+    new Option('--tls-client-ca <file>', 'PEM CA certificates: every caller (workers and submitters) must present a certificate they signed (mutual TLS)').env(
+      'MMGRID_TLS_CLIENT_CA',
+    ),
+  )
+  // Not .env(): commander would take MMGRID_INSECURE=false as true; read below instead.
+  .option('--insecure', 'serve plaintext gRPC on an address other machines can reach (env: MMGRID_INSECURE=true); without TLS files a coordinator listens in plaintext on loopback addresses only')
   .showHelpAfterError();
 
 program.parse();
@@ -58,8 +68,25 @@ const flags = program.opts<{
   id?: string;
   metricsListen: string;
   auth: AuthMode;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsClientCa?: string;
+  insecure?: boolean;
 }>();
 const adminToken = process.env['MMGRID_ADMIN_TOKEN'] ?? '';
+
+function usage(message: string): never {
+  process.stderr.write(`mmgrid coordinator: ${message}\n`);
+  process.exit(2);
+}
+
+let insecure: boolean;
+try {
+  insecure = flags.insecure ?? booleanEnv('MMGRID_INSECURE', process.env['MMGRID_INSECURE']) ?? false;
+} catch (err) {
+  if (err instanceof InvalidOptionError) usage(err.message);
+  throw err;
+}
 
 const options: CoordinatorOptions = {
   listen: flags.listen,
@@ -77,6 +104,10 @@ const options: CoordinatorOptions = {
   metricsListen: flags.metricsListen,
   auth: flags.auth,
   ...(adminToken !== '' ? { adminToken } : {}),
+  ...(flags.tlsCert !== undefined ? { tlsCertFile: flags.tlsCert } : {}),
+  ...(flags.tlsKey !== undefined ? { tlsKeyFile: flags.tlsKey } : {}),
+  ...(flags.tlsClientCa !== undefined ? { tlsClientCaFile: flags.tlsClientCa } : {}),
+  insecure,
 };
 
 let coordinator: Coordinator;
@@ -85,10 +116,9 @@ try {
 } catch (err) {
   if (err instanceof InvalidOptionError) {
     // Named as a person sets it: MMGRID_ADMIN_TOKEN, not the option's field.
-    const message = err.option === 'adminToken' ? `MMGRID_ADMIN_TOKEN must be ${err.allowed}` : err.message;
-    process.stderr.write(`mmgrid coordinator: ${message}\n`);
-    process.exit(2);
+    usage(err.option === 'adminToken' ? `MMGRID_ADMIN_TOKEN must be ${err.allowed}` : err.message);
   }
+  if (err instanceof TlsConfigError) usage(err.message);
   throw err;
 }
 

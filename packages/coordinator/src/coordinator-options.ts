@@ -1,4 +1,5 @@
-import { durationOption, intOption, InvalidOptionError, nonEmptyOption, parseHostPort } from '@mmgrid/core';
+import { durationOption, intOption, InvalidOptionError, isLoopbackHost, nonEmptyOption, parseHostPort } from '@mmgrid/core';
+import { TlsConfigError } from './errors.js';
 
 /** Options for a coordinator replica. Every field is optional; see each default. */
 export interface CoordinatorOptions {
@@ -52,6 +53,32 @@ export interface CoordinatorOptions {
    * so the first tokens can be made; at least 24 characters. @default none
    */
   adminToken?: string;
+  /**
+   * PEM file of the gRPC listener's certificate (the server's first, then any intermediates):
+   * the listener serves TLS. With tlsKeyFile. @default none
+   */
+  tlsCertFile?: string;
+  /** PEM file of that certificate's private key. @default none */
+  tlsKeyFile?: string;
+  /**
+   * PEM file of CA certificates: every caller of the listener (workers and submitters alike)
+   * must present a client certificate signed by one of them (mutual TLS). Needs tlsCertFile.
+   * @default none: no client certificate is asked for
+   */
+  tlsClientCaFile?: string;
+  /**
+   * Serve plaintext gRPC on an address other than a loopback one. Without TLS files a
+   * coordinator refuses to listen on such an address unless this is set. @default false
+   */
+  insecure?: boolean;
+}
+
+/** The TLS files of the gRPC listener. */
+export interface ListenerTlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** Set: callers must present a certificate signed by one of these CAs. */
+  readonly clientCaFile: string | undefined;
 }
 
 export const AUTH_MODES = ['open', 'tokens'] as const;
@@ -82,13 +109,19 @@ export interface ResolvedCoordinatorOptions {
   readonly auth: AuthMode;
   /** "" for none. */
   readonly adminToken: string;
+  /** The listener's TLS files; undefined: plaintext (on a loopback address, or with insecure). */
+  readonly tls: ListenerTlsFiles | undefined;
+  readonly insecure: boolean;
 }
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
+/** Options that stay undefined when not given (no TLS unless files are named). */
+type Unset = 'tlsCertFile' | 'tlsKeyFile' | 'tlsClientCaFile';
+
 /** Fills defaults. Pure; validation is separate so defaults can be shown in --help. */
-export function withDefaults(options: CoordinatorOptions, defaultId: string): Required<CoordinatorOptions> {
+export function withDefaults(options: CoordinatorOptions, defaultId: string): Required<Omit<CoordinatorOptions, Unset>> & { readonly [K in Unset]: string | undefined } {
   return {
     redisUrl: options.redisUrl ?? 'redis://127.0.0.1:6379',
     keyPrefix: options.keyPrefix ?? 'mmgrid',
@@ -108,6 +141,10 @@ export function withDefaults(options: CoordinatorOptions, defaultId: string): Re
     metricsListen: options.metricsListen ?? '0.0.0.0:9464',
     auth: options.auth ?? 'open',
     adminToken: options.adminToken ?? '',
+    tlsCertFile: options.tlsCertFile,
+    tlsKeyFile: options.tlsKeyFile,
+    tlsClientCaFile: options.tlsClientCaFile,
+    insecure: options.insecure ?? false,
   };
 }
 
@@ -144,7 +181,37 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions, defaultId
     coordinatorId: nonEmptyOption('coordinatorId', o.coordinatorId),
     metricsListen: resolveMetricsListen(o.metricsListen),
     ...resolveAuth(o.auth, o.adminToken),
+    tls: resolveListenerTls(o, host),
+    insecure: o.insecure,
   };
+}
+
+/**
+ * TLS files go together; plaintext is served on a loopback address, or elsewhere only when
+ * asked for with insecure (the files themselves are read when the coordinator is made).
+ */
+function resolveListenerTls(o: ReturnType<typeof withDefaults>, host: string): ListenerTlsFiles | undefined {
+  const given = (v: string | undefined): v is string => v !== undefined && v.trim() !== '';
+  const cert = given(o.tlsCertFile) ? o.tlsCertFile : undefined;
+  const key = given(o.tlsKeyFile) ? o.tlsKeyFile : undefined;
+  const clientCa = given(o.tlsClientCaFile) ? o.tlsClientCaFile : undefined;
+  if (cert !== undefined && key === undefined) throw new TlsConfigError('--tls-key', '--tls-cert needs --tls-key (MMGRID_TLS_KEY) too: the certificate\'s private key');
+  if (key !== undefined && cert === undefined) throw new TlsConfigError('--tls-cert', '--tls-key needs --tls-cert (MMGRID_TLS_CERT) too: the certificate it belongs to');
+  if (clientCa !== undefined && cert === undefined) {
+    throw new TlsConfigError('--tls-client-ca', '--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key: client certificates are asked for only over TLS');
+  }
+  if (cert !== undefined && key !== undefined) {
+    if (o.insecure) throw new TlsConfigError('--insecure', '--insecure (plaintext) does not go with --tls-cert and --tls-key (TLS); leave one or the other out (check MMGRID_INSECURE)');
+    return { certFile: cert, keyFile: key, clientCaFile: clientCa };
+  }
+  if (!o.insecure && !isLoopbackHost(host)) {
+    throw new TlsConfigError(
+      '--listen',
+      `refusing to serve plaintext gRPC on ${o.listen}, an address other machines can reach: give --tls-cert and --tls-key (MMGRID_TLS_CERT, MMGRID_TLS_KEY; see docs/security.md), ` +
+        'or --insecure (MMGRID_INSECURE=true) to serve plaintext on a network you trust, or listen on 127.0.0.1',
+    );
+  }
+  return undefined;
 }
 
 function resolveAuth(auth: string, adminToken: string): { auth: AuthMode; adminToken: string } {

@@ -16,6 +16,7 @@ import { EventHub } from './event-hub.js';
 import { FanOutRunner } from './fan-out-runner.js';
 import { grpcMetricsInterceptor } from './grpc-metrics.js';
 import { JobStore } from './job-store.js';
+import { listenerCredentials, type ListenerTlsSummary } from './listener-tls.js';
 import { Keys } from './keys.js';
 import { createLogger, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
@@ -74,6 +75,9 @@ export class Coordinator {
   private readonly ownsBlobs: boolean;
   private readonly now: () => number;
   private readonly metricsServer: MetricsServer;
+  /** The gRPC listener's credentials: TLS, or plaintext (loopback, or asked for with insecure). */
+  private readonly listenerCredentials: ServerCredentials;
+  private readonly tlsSummary: ListenerTlsSummary | undefined;
   private port = 0;
   private boundMetricsAddress: string | undefined;
   private sweeper: NodeJS.Timeout | undefined;
@@ -83,6 +87,10 @@ export class Coordinator {
   constructor(options: CoordinatorOptions = {}, parts: CoordinatorParts = {}) {
     this.options = resolveCoordinatorOptions(options, `${hostname()}-${process.pid}`);
     const o = this.options;
+    // Read before anything connects, so a bad file stops the coordinator at once.
+    const tls = o.tls ? listenerCredentials(o.tls) : undefined;
+    this.listenerCredentials = tls?.credentials ?? ServerCredentials.createInsecure();
+    this.tlsSummary = tls?.summary;
     this.now = parts.now ?? Date.now;
     this.logger = parts.logger ?? createLogger('coordinator', { coordinator: o.coordinatorId });
     // BullMQ needs maxRetriesPerRequest: null so its blocking calls survive Redis restarts.
@@ -252,10 +260,22 @@ export class Coordinator {
     this.sweeper = setInterval(() => void this.sweepUnaccepted(), ACCEPT_SWEEP_MS);
     const host = o.listenHost.includes(':') ? `[${o.listenHost}]` : o.listenHost;
     this.port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(`${host}:${o.listenPort}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+      this.server.bindAsync(`${host}:${o.listenPort}`, this.listenerCredentials, (err, port) => (err ? reject(err) : resolve(port)));
     });
     const address = `${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${this.port}`;
-    this.logger.info({ listen: `${host}:${this.port}`, redis: redact(o.redisUrl), blobs: o.blobStoreUrl !== '' ? redact(o.blobStoreUrl) : o.blobDir }, 'coordinator listening');
+    const transport = this.tlsSummary ? (this.tlsSummary.mutual ? 'mutual TLS' : 'TLS') : 'plaintext';
+    this.logger.info(
+      { listen: `${host}:${this.port}`, transport, redis: redact(o.redisUrl), blobs: o.blobStoreUrl !== '' ? redact(o.blobStoreUrl) : o.blobDir, ...(this.tlsSummary ? { tls: this.tlsSummary } : {}) },
+      'coordinator listening',
+    );
+    if (!this.tlsSummary) {
+      this.logger.warn(
+        { listen: `${host}:${this.port}`, insecure: o.insecure },
+        o.insecure
+          ? `serving plaintext gRPC on ${host}:${this.port} (--insecure): tokens, inputs and results cross the network unencrypted; give --tls-cert and --tls-key for TLS (docs/security.md)`
+          : `serving plaintext gRPC on ${host}:${this.port}, this machine only; give --tls-cert and --tls-key for TLS (docs/security.md)`,
+      );
+    }
     if (o.metricsListen) this.boundMetricsAddress = await this.metricsServer.start(o.metricsListen.host, o.metricsListen.port);
     this.pinger = setInterval(() => void this.pingRedis(), REDIS_PING_MS);
     this.pinger.unref();

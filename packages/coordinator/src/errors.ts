@@ -78,3 +78,19 @@ export class PermissionDeniedError extends CoordinatorError {
     this.name = 'PermissionDeniedError';
   }
 }
+
+/**
+ * The gRPC listener's TLS settings cannot be used: a missing or unreadable file, one that is
+ * not PEM, a key that is not the certificate's, or plaintext where it was not asked for.
+ * `option` is the command-line option at fault. Raised before the coordinator starts.
+ */
+export class TlsConfigError extends Error {
+  constructor(
+    readonly option: string,
+    message: string,
+    readonly file?: string,
+  ) {
+    super(message);
+    this.name = 'TlsConfigError';
+  }
+}

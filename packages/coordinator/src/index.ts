@@ -6,7 +6,14 @@
  * ```ts
  * import { Coordinator } from '@mmgrid/coordinator';
  *
- * const coordinator = new Coordinator({ redisUrl: process.env.REDIS_URL, listen: '0.0.0.0:7070', metricsListen: '0.0.0.0:9464' });
+ * const coordinator = new Coordinator({
+ *   redisUrl: process.env.REDIS_URL,
+ *   listen: '0.0.0.0:7070',
+ *   // TLS (plaintext is served on a loopback address, or elsewhere with insecure: true).
+ *   tlsCertFile: 'server.pem',
+ *   tlsKeyFile: 'server.key',
+ *   metricsListen: '0.0.0.0:9464',
+ * });
  * const { metricsAddress } = await coordinator.start(); // GET /metrics, GET /healthz
  * process.on('SIGTERM', () => void coordinator.stop());
  * ```
@@ -19,8 +26,17 @@ export type { BlobStat, BlobStore, PutBlobResult } from './blob-store.js';
 export { Coordinator } from './coordinator.js';
 export type { CoordinatorParts } from './coordinator.js';
 export { AUTH_MODES, MIN_ADMIN_TOKEN_CHARS, resolveCoordinatorOptions, withDefaults } from './coordinator-options.js';
-export type { AuthMode, CoordinatorOptions, ResolvedCoordinatorOptions } from './coordinator-options.js';
-export { BadRequestError, BlobNotFoundError, CoordinatorError, JobNotFoundError, LimitExceededError, PermissionDeniedError, UnauthenticatedError } from './errors.js';
+export type { AuthMode, CoordinatorOptions, ListenerTlsFiles, ResolvedCoordinatorOptions } from './coordinator-options.js';
+export {
+  BadRequestError,
+  BlobNotFoundError,
+  CoordinatorError,
+  JobNotFoundError,
+  LimitExceededError,
+  PermissionDeniedError,
+  TlsConfigError,
+  UnauthenticatedError,
+} from './errors.js';
 export type { CoordinatorErrorCode } from './errors.js';
 export { Metrics, QUEUE_STATES } from './metrics.js';
 export type { BlobDirection, CoordinatorInstruments, JobOutcome, MetricsOptions, QueueDepth, QueueState, TaskOutcome, WorkerGaugeSource } from './metrics.js';

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { hostname } from 'node:os';
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { formatBytes, InvalidOptionError } from '@mmgrid/core';
+import { hideTlsServerNameIpWarning, loadClientTlsFiles, MmgridClientError, resolveTransport } from '@mmgrid/client';
+import { booleanEnv, formatBytes, InvalidOptionError, isLoopbackHost, parseCoordinatorAddress } from '@mmgrid/core';
 import type { Backend, TaskHandler } from './backends/backend.js';
 import { TranscribeBackend } from './backends/builtin/audio-transcribe.js';
 import { checkBackends, createBackends } from './backends/registry.js';
@@ -29,6 +31,7 @@ function parseList(value: string): string[] {
 }
 
 const cpuKinds = builtinHandlers().map((h) => h.kind);
+hideTlsServerNameIpWarning();
 
 const program = new Command('mmgrid worker')
   .description('Run a worker daemon: connect to a coordinator and run tasks on this machine.')
@@ -37,6 +40,13 @@ const program = new Command('mmgrid worker')
     new Option('--coordinator <host:port,…>', 'coordinator to connect to; several, comma-separated, are tried in turn (default: 127.0.0.1:7070)').env('MMGRID_COORDINATOR'),
   )
   .addOption(new Option('--token <token>', 'worker token from the grid operator').env('MMGRID_TOKEN'))
+  // Not .env(): commander would take MMGRID_TLS=false as true; both are read below instead.
+  .option('--tls', 'connect with TLS even to a loopback address (env: MMGRID_TLS=true); TLS is the default for any other address')
+  .option('--insecure', 'connect in plaintext even to another machine (env: MMGRID_INSECURE=true)')
+  .addOption(new Option('--ca <file>', "PEM CA certificates to trust for the coordinator's certificate (default: the system's)").env('MMGRID_CA'))
+  .addOption(new Option('--cert <file>', "PEM client certificate of this worker, for a coordinator that requires mutual TLS").env('MMGRID_CERT'))
+  .addOption(new Option('--key <file>', 'PEM private key of --cert').env('MMGRID_CERT_KEY'))
+  .addOption(new Option('--tls-server-name <name>', "name the coordinator's certificate carries, when the address's host is another").env('MMGRID_TLS_SERVER_NAME'))
   .addOption(new Option('--name <name>', `name shown in fleet views (default: ${hostname()})`))
   .addOption(new Option('--state-dir <dir>', 'where the worker id and blob cache live').env('MMGRID_WORKER_STATE_DIR'))
   .addOption(new Option('--kinds <list>', `task kinds to run, comma-separated (default: ${cpuKinds.join(', ')}, and those of the backends that pass their check)`).argParser(parseList))
@@ -70,6 +80,12 @@ const flags = program.opts<{
   config?: string;
   coordinator?: string;
   token?: string;
+  tls?: boolean;
+  insecure?: boolean;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  tlsServerName?: string;
   name?: string;
   stateDir?: string;
   kinds?: string[];
@@ -138,9 +154,22 @@ try {
   const kinds = flags.kinds ?? config?.kinds;
   const slots = flags.slots ?? config?.slots;
   const metricsListen = flags.metricsListen ?? config?.metricsListen;
+  // Files named in the config file are relative to it.
+  const fromConfig = (file: string | undefined): string | undefined => (file !== undefined && config ? path.resolve(config.baseDir, file) : file);
+  const caFile = flags.ca ?? fromConfig(config?.ca);
+  const certFile = flags.cert ?? fromConfig(config?.cert);
+  const keyFile = flags.key ?? fromConfig(config?.key);
+  const tlsServerName = flags.tlsServerName ?? config?.tlsServerName;
+  const tls = transportFlag(flags.tls ?? booleanEnv('MMGRID_TLS', process.env['MMGRID_TLS']), flags.insecure ?? booleanEnv('MMGRID_INSECURE', process.env['MMGRID_INSECURE'])) ??
+    transportFlag(config?.tls, config?.insecure);
   options = resolveWorkerOptions(
     {
       coordinator: flags.coordinator ?? config?.coordinator ?? '127.0.0.1:7070',
+      ...(tls !== undefined ? { tls } : {}),
+      ...(caFile !== undefined ? { caFile } : {}),
+      ...(certFile !== undefined ? { certFile } : {}),
+      ...(keyFile !== undefined ? { keyFile } : {}),
+      ...(tlsServerName !== undefined ? { tlsServerName } : {}),
       name: flags.name ?? config?.name ?? hostname(),
       ...(token !== undefined ? { token } : {}),
       ...(stateDir !== undefined ? { stateDir } : {}),
@@ -155,9 +184,29 @@ try {
     handlers.map((h) => h.kind),
     hostname(),
   );
+  // Each address's transport, and the TLS files, checked now so a mistake stops the worker at start.
+  for (const address of options.coordinators) {
+    const { transport } = resolveTransport({ address, ...options.connection });
+    if (transport === 'tls') loadClientTlsFiles(options.connection);
+    else if (!isLoopbackAddress(address)) {
+      logger.warn({ coordinator: address }, `connecting to ${address} in plaintext (--insecure): the token, inputs and results cross the network unencrypted`);
+    }
+  }
 } catch (err) {
-  if (err instanceof InvalidOptionError) usage(err.message);
+  if (err instanceof InvalidOptionError || err instanceof MmgridClientError) usage(err.message);
   throw err;
+}
+
+/** --tls and --insecure (or tls and insecure in the config) as one setting; both is a mistake. */
+function transportFlag(tls: boolean | undefined, insecure: boolean | undefined): boolean | undefined {
+  if (tls === true && insecure === true) usage('--tls and --insecure (or MMGRID_TLS and MMGRID_INSECURE) contradict each other; give one');
+  if (insecure === true) return false;
+  if (tls === true) return true;
+  return undefined;
+}
+
+function isLoopbackAddress(address: string): boolean {
+  return isLoopbackHost(parseCoordinatorAddress('coordinator', address).host);
 }
 
 const daemon = new WorkerDaemon(options, handlers, logger, metrics);

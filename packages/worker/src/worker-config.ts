@@ -152,6 +152,17 @@ export const workerConfigSchema = z
     nvidiaSmi: z.string().min(1).optional(),
     /** "HOST:PORT" for /metrics and /healthz, or "off" (checked with the other options). */
     metricsListen: z.string().min(1).optional(),
+    /** true: TLS to the coordinator (as --tls); the default is TLS to any address but a loopback one. */
+    tls: z.boolean().optional(),
+    /** true: plaintext even to another machine (as --insecure). */
+    insecure: z.boolean().optional(),
+    /** PEM CA certificates to trust (as --ca; relative to the config file). */
+    ca: z.string().min(1).optional(),
+    /** PEM client certificate and its key, for mutual TLS (as --cert and --key; relative to the config file). */
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    /** Name the coordinator's certificate carries, when it is not the address's host (as --tls-server-name). */
+    tlsServerName: z.string().min(1).optional(),
     backends: backendsSchema.default({ transcribe: [], chat: [], onnx: [], kserve: [], exec: [] }),
   })
   .strict();
@@ -177,7 +188,7 @@ export class WorkerConfigError extends Error {
 }
 
 const TAKES: Readonly<Record<string, string>> = {
-  '': 'coordinator, token, name, stateDir, kinds, slots, drainGraceSec, vramBudget, cpuOnly, nvidiaSmi, metricsListen, backends',
+  '': 'coordinator, token, name, stateDir, kinds, slots, drainGraceSec, vramBudget, cpuOnly, nvidiaSmi, metricsListen, tls, insecure, ca, cert, key, tlsServerName, backends',
   backends: 'transcribe, chat, onnx, kserve, exec',
 };
 
@@ -225,6 +236,7 @@ export async function loadWorkerConfig(file: string): Promise<WorkerConfig> {
     throw new WorkerConfigError(issue ? describeIssue(source, issue) : `${file}: not a worker config`);
   }
   const config = parsed.data;
+  if (config.tls === true && config.insecure === true) throw new WorkerConfigError(`${source.where(['insecure'])}: insecure: true (plaintext) does not go with tls: true; leave one out`);
   const kinds = config.backends.exec.map((e) => e.kind);
   const twice = kinds.find((k, i) => kinds.indexOf(k) !== i);
   if (twice !== undefined) throw new WorkerConfigError(`${source.where(['backends', 'exec', kinds.lastIndexOf(twice), 'kind'])}: backends.exec: two commands serve ${twice}; give each its own kind`);

@@ -127,15 +127,23 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
 
   private connectionTo(index: number): ResolvedConnection {
     const address = this.options.coordinators[index % this.options.coordinators.length] ?? '127.0.0.1:7070';
-    return resolveConnection({ address, token: this.options.token });
+    return resolveConnection({ address, token: this.options.token, ...this.options.connection });
   }
 
   /** Moves to the next coordinator address (after one could not be reached or went away). */
   private rotate(): void {
     if (this.options.coordinators.length < 2) return;
     this.coordinatorIndex = (this.coordinatorIndex + 1) % this.options.coordinators.length;
+    let next: ResolvedConnection;
+    try {
+      next = this.connectionTo(this.coordinatorIndex);
+    } catch (err) {
+      // A TLS file went bad since the start (they are read again for each address): stay put.
+      this.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'cannot connect to the next coordinator');
+      return;
+    }
     this.blobs.close();
-    this.conn = this.connectionTo(this.coordinatorIndex);
+    this.conn = next;
     this.blobs = new BlobClient(this.conn);
   }
 
@@ -194,7 +202,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
       try {
         reason = await this.session();
       } catch (err) {
-        reason = toClientError(err, this.conn.address).message;
+        reason = toClientError(err, this.conn).message;
       }
       if (this.welcomed) {
         attempt = 0;
@@ -324,7 +332,7 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
         }
       });
       call.on('error', (err: Error) => {
-        const e = toClientError(err, this.conn.address);
+        const e = toClientError(err, this.conn);
         if (e.code === 'UNAUTHENTICATED' || e.code === 'PERMISSION_DENIED') this.refused = e.code;
         end(e.message);
       });

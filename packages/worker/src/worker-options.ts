@@ -1,14 +1,28 @@
 import { homedir, cpus } from 'node:os';
 import path from 'node:path';
-import { durationOption, intOption, InvalidOptionError, nonEmptyOption, parseHostPort, TASK_KIND_PATTERN } from '@mmgrid/core';
+import { durationOption, intOption, InvalidOptionError, nonEmptyOption, parseCoordinatorAddress, parseHostPort, TASK_KIND_PATTERN } from '@mmgrid/core';
 
 /** Options of a worker daemon. Every field is optional; see each default. */
 export interface WorkerOptions {
   /**
    * Coordinator "HOST:PORT", or several separated by commas: the worker connects to one and
-   * moves to the next when it cannot reach it. @default "127.0.0.1:7070"
+   * moves to the next when it cannot reach it. "grpcs://HOST:PORT" asks for TLS and
+   * "grpc://HOST:PORT" for plaintext, whatever `tls` says. @default "127.0.0.1:7070"
    */
   coordinator?: string;
+  /**
+   * true: TLS (--tls); false: plaintext even to another machine (--insecure). @default TLS,
+   * except plaintext to a loopback address when no CA, certificate or server name is given
+   */
+  tls?: boolean;
+  /** PEM file of the CA certificates to trust instead of the system's. @default the system's */
+  caFile?: string;
+  /** PEM file of this worker's client certificate, for a coordinator that requires mutual TLS. @default none */
+  certFile?: string;
+  /** PEM file of that certificate's private key. @default none */
+  keyFile?: string;
+  /** Name the coordinator's certificate must carry, when it differs from the address's host. @default the host */
+  tlsServerName?: string;
   /** Bearer token the coordinator enrolled this worker with. @default none */
   token?: string;
   /** Human name shown in fleet views. @default the host name */
@@ -39,8 +53,10 @@ export interface WorkerOptions {
 }
 
 export interface ResolvedWorkerOptions {
-  /** Coordinator addresses, tried in turn. */
+  /** Coordinator addresses, tried in turn (as given: a scheme, if any, is kept). */
   readonly coordinators: readonly string[];
+  /** How to reach them: TLS or not, and the TLS files (read at each connection). */
+  readonly connection: WorkerConnectionSettings;
   readonly token: string;
   readonly name: string;
   readonly stateDir: string;
@@ -55,6 +71,15 @@ export interface ResolvedWorkerOptions {
   readonly nvidiaSmi: string;
   /** Where to serve metrics; undefined: not at all ("off"). */
   readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
+}
+
+/** The TLS settings of a worker's connections, in @mmgrid/client's ConnectionOptions terms. */
+export interface WorkerConnectionSettings {
+  readonly tls?: boolean;
+  readonly caFile?: string;
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  readonly serverName?: string;
 }
 
 /** Where a worker serves its metrics unless told otherwise. */
@@ -91,7 +116,15 @@ export function defaultSlots(kind: string, cpuCount = cpus().length): number {
 export function resolveWorkerOptions(options: WorkerOptions, available: readonly string[], hostName: string): ResolvedWorkerOptions {
   const coordinators = (options.coordinator ?? '127.0.0.1:7070').split(',').map((c) => c.trim()).filter(Boolean);
   if (coordinators.length === 0) throw new InvalidOptionError('coordinator', 'HOST:PORT, or several separated by commas', options.coordinator);
-  for (const c of coordinators) parseHostPort('coordinator', c);
+  for (const c of coordinators) parseCoordinatorAddress('coordinator', c);
+  const given = (v: string | undefined): v is string => v !== undefined && v.trim() !== '';
+  const connection: WorkerConnectionSettings = {
+    ...(options.tls !== undefined ? { tls: options.tls } : {}),
+    ...(given(options.caFile) ? { caFile: options.caFile } : {}),
+    ...(given(options.certFile) ? { certFile: options.certFile } : {}),
+    ...(given(options.keyFile) ? { keyFile: options.keyFile } : {}),
+    ...(given(options.tlsServerName) ? { serverName: options.tlsServerName } : {}),
+  };
   const kinds = options.kinds ?? available;
   for (const kind of kinds) {
     if (!TASK_KIND_PATTERN.test(kind) || !available.includes(kind)) {
@@ -109,6 +142,7 @@ export function resolveWorkerOptions(options: WorkerOptions, available: readonly
   if (budget !== undefined && (!Number.isFinite(budget) || budget < 0)) throw new InvalidOptionError('vramBudgetBytes', 'a number of bytes, 0 or more', budget);
   return {
     coordinators,
+    connection,
     token: options.token ?? '',
     name: nonEmptyOption('name', options.name ?? hostName),
     stateDir: nonEmptyOption('stateDir', options.stateDir ?? defaultStateDir()),

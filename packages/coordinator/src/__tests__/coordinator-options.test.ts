@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '@mmgrid/core';
+import { TlsConfigError } from '../errors.js';
 import { resolveCoordinatorOptions, withDefaults, type CoordinatorOptions, type ResolvedCoordinatorOptions } from '../coordinator-options.js';
+
+/**
+ * The options with insecure set, so that the default listen address (0.0.0.0, reachable from
+ * other machines) may serve plaintext; the TLS rules have their own tests below.
+ */
+function resolvePlain(options: CoordinatorOptions, defaultId: string): ResolvedCoordinatorOptions {
+  return resolveCoordinatorOptions({ insecure: true, ...options }, defaultId);
+}
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -25,6 +34,8 @@ const DEFAULTS: ResolvedCoordinatorOptions = {
   metricsListen: { host: '0.0.0.0', port: 9464 },
   auth: 'open',
   adminToken: '',
+  tls: undefined,
+  insecure: true,
 };
 
 function refusal(fn: () => unknown): InvalidOptionError {
@@ -39,7 +50,7 @@ function refusal(fn: () => unknown): InvalidOptionError {
 
 describe('resolveCoordinatorOptions defaults', () => {
   it('fills every default', () => {
-    expect(resolveCoordinatorOptions({}, 'host-123')).toEqual(DEFAULTS);
+    expect(resolvePlain({}, 'host-123')).toEqual(DEFAULTS);
   });
 
   it('leaves defaults unvalidated in withDefaults, for --help', () => {
@@ -62,6 +73,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       metricsListen: '0.0.0.0:9464',
       auth: 'open',
       adminToken: '',
+      insecure: false,
     });
     expect(withDefaults({ keyPrefix: '' }, 'x').keyPrefix).toBe('');
   });
@@ -87,7 +99,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       auth: 'tokens',
       adminToken: 'a'.repeat(24),
     };
-    expect(resolveCoordinatorOptions(options, 'unused')).toEqual({
+    expect(resolvePlain(options, 'unused')).toEqual({
       redisUrl: 'rediss://redis.example.com:6380/2',
       keyPrefix: 'grid_2.test-a',
       listenHost: 'grid.example.com',
@@ -107,11 +119,13 @@ describe('resolveCoordinatorOptions defaults', () => {
       metricsListen: { host: '127.0.0.1', port: 0 },
       auth: 'tokens',
       adminToken: 'a'.repeat(24),
+      tls: undefined,
+      insecure: true,
     });
   });
 
   it('accepts the upper bounds', () => {
-    const resolved = resolveCoordinatorOptions(
+    const resolved = resolvePlain(
       {
         maxBlobBytes: Number.MAX_SAFE_INTEGER,
         maxMessageBytes: 512 * MiB,
@@ -131,7 +145,7 @@ describe('resolveCoordinatorOptions defaults', () => {
   });
 
   it('rounds durations to whole milliseconds', () => {
-    const resolved = resolveCoordinatorOptions({ leaseMs: 20_000.6, heartbeatIntervalMs: 2_500.4, stalledCheckIntervalMs: 1_000.5 }, 'id');
+    const resolved = resolvePlain({ leaseMs: 20_000.6, heartbeatIntervalMs: 2_500.4, stalledCheckIntervalMs: 1_000.5 }, 'id');
     expect(resolved.leaseMs).toBe(20_001);
     expect(resolved.heartbeatIntervalMs).toBe(2_500);
     expect(resolved.stalledCheckIntervalMs).toBe(1_001);
@@ -148,7 +162,7 @@ describe('resolveCoordinatorOptions listen address', () => {
     { listen: '[::ffff:127.0.0.1]:7070', host: '::ffff:127.0.0.1', port: 7070 },
   ];
   it.each(cases)('listens on $listen as host $host, port $port', ({ listen, host, port }) => {
-    const resolved = resolveCoordinatorOptions({ listen }, 'id');
+    const resolved = resolvePlain({ listen }, 'id');
     expect(resolved.listenHost).toBe(host);
     expect(resolved.listenPort).toBe(port);
   });
@@ -163,7 +177,7 @@ describe('resolveCoordinatorOptions metrics address', () => {
     { metricsListen: ' OFF ', expected: undefined },
   ];
   it.each(cases)('serves metrics on $metricsListen', ({ metricsListen, expected }) => {
-    expect(resolveCoordinatorOptions({ metricsListen }, 'id').metricsListen).toEqual(expected);
+    expect(resolvePlain({ metricsListen }, 'id').metricsListen).toEqual(expected);
   });
 });
 
@@ -220,29 +234,29 @@ describe('resolveCoordinatorOptions refusals', () => {
   ];
 
   it.each(cases)('refuses $option in $options', ({ option, options }) => {
-    const err = refusal(() => resolveCoordinatorOptions(options, 'host-123'));
+    const err = refusal(() => resolvePlain(options, 'host-123'));
     expect(err.option).toBe(option);
     expect(err.message).toContain(option);
     expect(err.code).toBe('INVALID_OPTION');
   });
 
   it('refuses an empty default coordinator id', () => {
-    expect(refusal(() => resolveCoordinatorOptions({}, '')).option).toBe('coordinatorId');
+    expect(refusal(() => resolvePlain({}, '')).option).toBe('coordinatorId');
   });
 
   it('refuses a heartbeat longer than half the lease', () => {
-    const err = refusal(() => resolveCoordinatorOptions({ leaseMs: 10_000, heartbeatIntervalMs: 5_001 }, 'id'));
+    const err = refusal(() => resolvePlain({ leaseMs: 10_000, heartbeatIntervalMs: 5_001 }, 'id'));
     expect(err.option).toBe('heartbeatIntervalMs');
     expect(err.value).toBe(5_001);
     expect(err.message).toContain('leaseMs');
   });
 
   it('refuses the default heartbeat with a short lease', () => {
-    expect(refusal(() => resolveCoordinatorOptions({ leaseMs: 9_999 }, 'id')).option).toBe('heartbeatIntervalMs');
+    expect(refusal(() => resolvePlain({ leaseMs: 9_999 }, 'id')).option).toBe('heartbeatIntervalMs');
   });
 
   it('accepts a heartbeat of exactly half the lease', () => {
-    const resolved = resolveCoordinatorOptions({ leaseMs: 10_000, heartbeatIntervalMs: 5_000 }, 'id');
+    const resolved = resolvePlain({ leaseMs: 10_000, heartbeatIntervalMs: 5_000 }, 'id');
     expect(resolved.heartbeatIntervalMs).toBe(5_000);
   });
 });
@@ -269,7 +283,59 @@ describe('resolveCoordinatorOptions auth', () => {
   });
 
   it('takes tokens mode with or without a bootstrap token', () => {
-    expect(resolveCoordinatorOptions({ auth: 'tokens' }, 'id')).toMatchObject({ auth: 'tokens', adminToken: '' });
-    expect(resolveCoordinatorOptions({ auth: 'tokens', adminToken: 'z'.repeat(44) }, 'id').adminToken).toBe('z'.repeat(44));
+    expect(resolveCoordinatorOptions({ auth: 'tokens', insecure: true }, 'id')).toMatchObject({ auth: 'tokens', adminToken: '' });
+    expect(resolveCoordinatorOptions({ auth: 'tokens', adminToken: 'z'.repeat(44), insecure: true }, 'id').adminToken).toBe('z'.repeat(44));
+  });
+});
+
+describe('resolveCoordinatorOptions TLS and plaintext', () => {
+  function tlsRefusal(fn: () => unknown): TlsConfigError {
+    try {
+      fn();
+    } catch (err) {
+      expect(err).toBeInstanceOf(TlsConfigError);
+      if (err instanceof TlsConfigError) return err;
+    }
+    throw new Error('expected a TlsConfigError');
+  }
+
+  const plaintext: { listen: string; insecure?: boolean }[] = [
+    { listen: '127.0.0.1:7070' },
+    { listen: '127.1.2.3:0' },
+    { listen: 'localhost:7070' },
+    { listen: '[::1]:7070' },
+    { listen: '[::ffff:127.0.0.1]:7070' },
+    { listen: '0.0.0.0:7070', insecure: true },
+    { listen: '[::]:7070', insecure: true },
+    { listen: 'grid.example.com:7070', insecure: true },
+  ];
+  it.each(plaintext)('serves plaintext on $listen (insecure: $insecure)', ({ listen, insecure }) => {
+    const resolved = resolveCoordinatorOptions({ listen, ...(insecure !== undefined ? { insecure } : {}) }, 'id');
+    expect(resolved.tls).toBeUndefined();
+    expect(resolved.insecure).toBe(insecure ?? false);
+  });
+
+  it.each(['0.0.0.0:7070', '[::]:7070', '10.0.0.5:7070', 'grid.example.com:7070'])('refuses plaintext on %s without insecure, naming the options', (listen) => {
+    const err = tlsRefusal(() => resolveCoordinatorOptions({ listen }, 'id'));
+    expect(err.option).toBe('--listen');
+    expect(err.message).toContain(`refusing to serve plaintext gRPC on ${listen}`);
+    expect(err.message).toMatch(/--tls-cert and --tls-key.*--insecure/);
+  });
+
+  it('takes TLS files on any address, with or without a client CA', () => {
+    expect(resolveCoordinatorOptions({ listen: '0.0.0.0:7070', tlsCertFile: 'c.pem', tlsKeyFile: 'k.pem' }, 'id').tls).toEqual({ certFile: 'c.pem', keyFile: 'k.pem', clientCaFile: undefined });
+    expect(resolveCoordinatorOptions({ tlsCertFile: 'c.pem', tlsKeyFile: 'k.pem', tlsClientCaFile: 'ca.pem' }, 'id').tls).toEqual({ certFile: 'c.pem', keyFile: 'k.pem', clientCaFile: 'ca.pem' });
+  });
+
+  const refused: { options: CoordinatorOptions; option: string; message: RegExp }[] = [
+    { options: { tlsCertFile: 'c.pem' }, option: '--tls-key', message: /--tls-cert needs --tls-key/ },
+    { options: { tlsKeyFile: 'k.pem', listen: '127.0.0.1:0' }, option: '--tls-cert', message: /--tls-key needs --tls-cert/ },
+    { options: { tlsClientCaFile: 'ca.pem', listen: '127.0.0.1:0' }, option: '--tls-client-ca', message: /needs --tls-cert and --tls-key/ },
+    { options: { tlsCertFile: 'c.pem', tlsKeyFile: 'k.pem', insecure: true }, option: '--insecure', message: /does not go with --tls-cert/ },
+  ];
+  it.each(refused)('refuses $options', ({ options, option, message }) => {
+    const err = tlsRefusal(() => resolveCoordinatorOptions(options, 'id'));
+    expect(err.option).toBe(option);
+    expect(err.message).toMatch(message);
   });
 });

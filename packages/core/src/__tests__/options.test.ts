@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../errors.js';
-import { durationOption, intOption, logSettings, nonEmptyOption, parseHostPort } from '../options.js';
+import { booleanEnv, durationOption, intOption, isLoopbackHost, logSettings, nonEmptyOption, parseCoordinatorAddress, parseHostPort } from '../options.js';
 
 function refusal(fn: () => unknown): InvalidOptionError {
   try {
@@ -87,5 +87,51 @@ describe('logSettings', () => {
       'option MMGRID_LOG_LEVEL must be one of trace, debug, info, warn, error, fatal, silent (got "loud")',
     );
     expect(refusal(() => logSettings({ MMGRID_LOG_FORMAT: 'xml' }, false)).message).toBe('option MMGRID_LOG_FORMAT must be one of auto, json, pretty (got "xml")');
+  });
+});
+
+describe('isLoopbackHost', () => {
+  it.each(['127.0.0.1', '127.255.0.9', 'localhost', 'LOCALHOST', 'grid.localhost', '::1', '[::1]', '::ffff:127.0.0.1', '[::ffff:127.0.0.1]'])('%s is loopback', (host) => {
+    expect(isLoopbackHost(host)).toBe(true);
+  });
+  it.each(['0.0.0.0', '::', '[::]', '10.0.0.1', '128.0.0.1', '127.0.0.1.example.com', 'grid.example.com', 'localhost.example.com', '::2'])('%s is not', (host) => {
+    expect(isLoopbackHost(host)).toBe(false);
+  });
+});
+
+describe('parseCoordinatorAddress', () => {
+  const cases: { value: string; address: string; host: string; tls: boolean | undefined }[] = [
+    { value: '127.0.0.1:7070', address: '127.0.0.1:7070', host: '127.0.0.1', tls: undefined },
+    { value: 'grpcs://grid.example.com:443', address: 'grid.example.com:443', host: 'grid.example.com', tls: true },
+    { value: 'HTTPS://grid.example.com:443/', address: 'grid.example.com:443', host: 'grid.example.com', tls: true },
+    { value: 'grpc://10.0.0.1:7070', address: '10.0.0.1:7070', host: '10.0.0.1', tls: false },
+    { value: 'http://[::1]:7070', address: '[::1]:7070', host: '[::1]', tls: false },
+  ];
+  it.each(cases)('reads $value', ({ value, address, host, tls }) => {
+    expect(parseCoordinatorAddress('coordinator', value)).toEqual({ address, host, port: Number(address.split(':').pop()), tls });
+  });
+  it.each(['grpcs://', 'ftp://host:21', 'grpcs://host', 'host'])('refuses %j, naming the schemes', (value) => {
+    const err = refusal(() => parseCoordinatorAddress('coordinator', value));
+    expect(err.option).toBe('coordinator');
+    expect(err.message).toContain('grpcs:// (TLS) or grpc:// (plaintext)');
+  });
+});
+
+describe('booleanEnv', () => {
+  it.each<[string | undefined, boolean | undefined]>([
+    [undefined, undefined],
+    ['true', true],
+    [' YES ', true],
+    ['1', true],
+    ['on', true],
+    ['false', false],
+    ['0', false],
+    ['no', false],
+    ['', false],
+  ])('%j → %s', (value, expected) => {
+    expect(booleanEnv('MMGRID_INSECURE', value)).toBe(expected);
+  });
+  it('refuses anything else, naming the variable', () => {
+    expect(refusal(() => booleanEnv('MMGRID_INSECURE', 'maybe')).message).toBe('option MMGRID_INSECURE must be true or false (also 1/0, yes/no, on/off) (got "maybe")');
   });
 });

@@ -78,12 +78,20 @@ describe('resolveWorkerOptions', () => {
     { name: 'port out of range', coordinator: 'coord.example:70000', value: 'coord.example:70000' },
     { name: 'port not a number', coordinator: 'coord.example:grpc', value: 'coord.example:grpc' },
     { name: 'one good, one bad', coordinator: 'a.example:7070,b.example', value: 'b.example' },
-    { name: 'a URL', coordinator: 'http://coord.example:7070', value: 'http://coord.example:7070' },
+    { name: 'a URL of another scheme', coordinator: 'ftp://coord.example:7070', value: 'ftp://coord.example:7070' },
   ])('refuses coordinator $name', ({ coordinator, value }) => {
     const err = optionError(() => resolve({ coordinator }));
     expect(err.option).toBe('coordinator');
     expect(err.value).toBe(value);
     expect(err.message).toMatch(/^option coordinator must be HOST:PORT/);
+  });
+
+  it('keeps a scheme that says TLS or plaintext, and the TLS settings for the connection', () => {
+    const resolved = resolve({ coordinator: 'grpcs://a.example:443,grpc://10.0.0.2:7070', caFile: 'ca.pem', certFile: 'w.pem', keyFile: 'w.key', tlsServerName: 'grid' });
+    expect(resolved.coordinators).toEqual(['grpcs://a.example:443', 'grpc://10.0.0.2:7070']);
+    expect(resolved.connection).toEqual({ caFile: 'ca.pem', certFile: 'w.pem', keyFile: 'w.key', serverName: 'grid' });
+    expect(resolve({ tls: false }).connection).toEqual({ tls: false });
+    expect(resolve({}).connection).toEqual({});
   });
 
   it('takes a subset of the available kinds', () => {
