@@ -16,6 +16,9 @@ interface EchoOutput {
   inputSha256: string;
   params: Record<string, unknown>;
   tokenSeen: boolean;
+  /** Variables of the worker's own (MMGRID_*, not the task's) that the command saw. */
+  workerEnvSeen: string[];
+  cwd: string;
   files: BlobRef[];
 }
 
@@ -24,6 +27,7 @@ interface EchoOutput {
 const ECHO_SCRIPT = `import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 const [input, type, message, outdir] = process.argv.slice(2);
+const TASK_VARIABLES = ['MMGRID_PARAMS', 'MMGRID_TASK_ID', 'MMGRID_JOB_ID', 'MMGRID_KIND', 'MMGRID_ATTEMPT', 'MMGRID_OUTDIR', 'MMGRID_INPUT', 'MMGRID_INPUT_NAME', 'MMGRID_INPUT_TYPE'];
 console.error('progress 0.5 hashing');
 const inputSha256 = createHash('sha256').update(readFileSync(input)).digest('hex');
 writeFileSync(outdir + '/echo.txt', message);
@@ -33,6 +37,8 @@ console.log(JSON.stringify({
   inputSha256,
   params: JSON.parse(process.env.MMGRID_PARAMS),
   tokenSeen: process.env.MMGRID_TOKEN !== undefined,
+  workerEnvSeen: Object.keys(process.env).filter((k) => k.startsWith('MMGRID_') && !TASK_VARIABLES.includes(k)),
+  cwd: process.cwd(),
 }));
 `;
 
@@ -44,7 +50,8 @@ describe('an exec backend on a worker (mmgrid worker --config)', () => {
     dir = await tempDir('mmgrid-exec-e2e-');
     await writeIn(dir, 'echo.mjs', ECHO_SCRIPT);
     // JSON is YAML: each argument quoted as JSON writes it.
-    const command = [process.execPath, 'echo.mjs', '{input}', '{input.type}', '{params.message}', '{outdir}'].map((a) => JSON.stringify(a)).join(', ');
+    // The command runs in its task's own folder: the script is named by its full path.
+    const command = [process.execPath, path.join(dir, 'echo.mjs'), '{input}', '{input.type}', '{params.message}', '{outdir}'].map((a) => JSON.stringify(a)).join(', ');
     const config = await writeIn(dir, 'worker.yaml', `backends:\n  exec:\n    - kind: exec.echo\n      command: [${command}]\n      timeoutSec: 60\n      description: echoes its input\n`);
     await writeTextPng(dir, 'photo.png', ['EXEC']);
     // The worker holds a token in its environment; the command must not see it.
@@ -93,6 +100,12 @@ steps:
     expect(out.params).toEqual({ message, n: 3 });
     expect(out.inputSha256).toBe(createHash('sha256').update(await readFile(path.join(dir, 'photo.png'))).digest('hex'));
     expect(out.tokenSeen).toBe(false);
+    expect(out.workerEnvSeen).toEqual([]);
+    // It ran in a task folder of its own, beside its input copy, removed once it was done.
+    expect(out.cwd).toBe(path.dirname(path.dirname(inputPath ?? '')));
+    expect(path.basename(out.cwd)).toMatch(/^mmgrid-exec-/);
+    expect(path.basename(path.dirname(out.cwd))).toBe('work');
+    expect(existsSync(out.cwd)).toBe(false);
     expect(existsSync(marker)).toBe(false);
     // The file written to {outdir} was uploaded to the grid's blob store.
     expect(out.files).toEqual([expect.objectContaining({ name: 'echo.txt', mediaType: 'text/plain', size: Buffer.byteLength(message) })]);

@@ -116,8 +116,11 @@ export class BlobClient {
     });
   }
 
-  /** Streams a blob into `file` (atomically), checking its hash. */
-  async download(sha256: string, file: string, opts: { onProgress?: ProgressCallback } = {}): Promise<{ size: number }> {
+  /**
+   * Streams a blob into `file` (atomically), checking its hash. With `maxBytes` (the size the
+   * caller expects), a server that sends more is cut off there instead of filling the disk.
+   */
+  async download(sha256: string, file: string, opts: { onProgress?: ProgressCallback; maxBytes?: number } = {}): Promise<{ size: number }> {
     await mkdir(path.dirname(file), { recursive: true });
     const tmp = `${file}.${randomBytes(4).toString('hex')}.part`;
     const handle = await open(tmp, 'w');
@@ -133,6 +136,10 @@ export class BlobClient {
         } else if (part?.$case === 'chunk') {
           hash.update(part.chunk);
           size += part.chunk.byteLength;
+          if (opts.maxBytes !== undefined && size > opts.maxBytes) {
+            stream.cancel();
+            throw new MmgridClientError('INTEGRITY', `the coordinator sent more than the ${opts.maxBytes} bytes of blob ${sha256}; refusing it`);
+          }
           await handle.write(part.chunk);
           opts.onProgress?.(size, total);
         }

@@ -24,6 +24,11 @@ export function toServiceError(err: unknown, logger: Logger, method: string): Se
     return withCode(status.INVALID_ARGUMENT, err.message);
   }
   if (err instanceof MmgridError) return withCode(status.INVALID_ARGUMENT, err.message);
+  if (isCallGone(err)) {
+    // Nobody is left to answer: not a fault of this coordinator, and not worth an error log.
+    logger.debug({ method }, 'the request stream ended before the handler had read it (the caller went away, or grpc-js refused a message it could not decode)');
+    return withCode(status.CANCELLED, `${method}: the request stream ended before it was read`);
+  }
   if (isRedisDown(err)) {
     logger.warn({ method, err: String(err) }, 'redis unavailable');
     return withCode(status.UNAVAILABLE, 'the coordinator cannot reach Redis right now; retry shortly');
@@ -62,6 +67,16 @@ function isRedisDown(err: unknown): boolean {
   if (isInstance(err, ReplyError)) return false;
   if (isInstance(err, RedisError) || REDIS_ERROR_NAMES.has(err.name)) return true;
   return err.constructor === Error && REDIS_CLOSED_MESSAGES.has(err.message);
+}
+
+/**
+ * Whether reading a request stream failed because the call itself is over: the client
+ * cancelled or disconnected, or grpc-js ended the call with INTERNAL because a message could
+ * not be decoded (found by fuzzing PutBlob with random bytes). Node's streams report that as
+ * ERR_STREAM_PREMATURE_CLOSE.
+ */
+function isCallGone(err: unknown): boolean {
+  return err instanceof Error && 'code' in err && err.code === 'ERR_STREAM_PREMATURE_CLOSE';
 }
 
 /** `value instanceof cls` for a class known only at run time (ioredis types its errors `any`). */

@@ -14,7 +14,7 @@ import { createLogger, type Logger } from './logger.js';
 import { WorkerMetrics } from './metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { WorkerDaemon } from './worker-daemon.js';
-import { DEFAULT_METRICS_LISTEN, parseBytes, resolveWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
+import { DEFAULT_METRICS_LISTEN, defaultStateDir, parseBytes, resolveWorkerOptions, type ResolvedWorkerOptions } from './worker-options.js';
 
 function parseSlots(value: string): Record<string, number> {
   const slots: Record<string, number> = {};
@@ -128,7 +128,10 @@ let backends: Backend[];
 try {
   const sections = config?.backends ?? { transcribe: [], chat: [], onnx: [], kserve: [], exec: [] };
   // --transcribe-url replaces the config's speech-to-text servers (the command line wins).
-  backends = createBackends(flags.transcribeUrl !== undefined ? { ...sections, transcribe: [] } : sections, { baseDir: config?.baseDir ?? process.cwd(), logger });
+  // Exec commands run in task folders under the state folder (same disk as the blob cache, so
+  // inputs are copied cheaply, reflinked where the file system can).
+  const workDir = path.join(path.resolve(flags.stateDir ?? config?.stateDir ?? defaultStateDir()), 'work');
+  backends = createBackends(flags.transcribeUrl !== undefined ? { ...sections, transcribe: [] } : sections, { baseDir: config?.baseDir ?? process.cwd(), logger, workDir });
   if (flags.transcribeUrl !== undefined) {
     backends.unshift(new TranscribeBackend({ name: 'transcribe-url', url: flags.transcribeUrl, model: flags.transcribeModel ?? 'whisper-1', apiKey: flags.transcribeApiKey }));
   }

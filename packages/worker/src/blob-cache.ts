@@ -1,4 +1,6 @@
-import { mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream, type Stats } from 'node:fs';
+import { chmod, mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import type { BlobClient } from '@mmgrid/client';
 import { InvalidOptionError, isSha256, type BlobRef } from '@mmgrid/core';
@@ -16,6 +18,8 @@ export interface BlobCacheOptions {
   maxBytes?: number;
   /** Counts look-ups (hit, miss) and tracks the bytes held. @default none */
   metrics?: Pick<WorkerMetrics, 'blobLookup' | 'setBlobCacheBytes'>;
+  /** Told when a held blob's file no longer has its hash (it is then removed and fetched again). @default none */
+  onCorrupt?: (sha256: string, why: string) => void;
 }
 
 /** A blob held for a running task: it stays on disk until released. */
@@ -27,8 +31,19 @@ export interface BlobLease {
 
 const DEFAULT_MAX_BYTES = 10 * 1024 ** 3;
 
+/** What a file looked like when its hash was last known good: a change means hashing it again. */
+interface Stamp {
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
 interface Entry {
   size: number;
+  /** Set once the file's bytes were hashed (or downloaded hash-checked) as they are now. */
+  verified: Stamp | undefined;
+  /** A hash check in flight, shared by concurrent look-ups. */
+  checking?: Promise<'ok' | 'gone' | 'corrupt'> | undefined;
   /** Larger is more recent; comparable with file modification times (ms). */
   lastUsed: number;
   /** Leases not yet released. */
@@ -48,6 +63,16 @@ interface Fetch {
  * by bytes: adding a blob evicts the least recently used blobs that no running task holds
  * (`acquire`). A blob larger than the bound is still fetched, and is the first to go later.
  * The folder is scanned on first use, so a restarted worker knows what it has.
+ *
+ * No file is used without a known-good hash: a download is hash-checked by the client before
+ * it lands; a file found on disk at start is hashed on its first use; and on every later use
+ * the file's inode, size and modification time are compared with those recorded when its hash
+ * was last checked, and any change means hashing it again. A file whose bytes no longer match
+ * its name (a disk error, a process that wrote into it) is removed and fetched again, and
+ * `onCorrupt` is told. Cached files are made read-only (0444), so a task handler that writes
+ * to its input fails instead of spoiling the cache. (A writer that restores the modification
+ * time, or writes between the check and the read, is not caught: that takes a process with
+ * the worker's own rights, which could do anything else too.)
  */
 export class BlobCache {
   private readonly maxBytes: number;
@@ -71,7 +96,10 @@ export class BlobCache {
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new InvalidOptionError('maxBytes', 'a whole number of bytes, 0 or more', maxBytes);
     this.maxBytes = maxBytes;
     this.metrics = options.metrics;
+    this.onCorrupt = options.onCorrupt;
   }
+
+  private readonly onCorrupt: BlobCacheOptions['onCorrupt'];
 
   /** Every change of the bytes held goes through here, so the metric follows it. */
   private addHeld(bytes: number): void {
@@ -111,13 +139,15 @@ export class BlobCache {
       const entry = this.entries.get(sha);
       if (entry) {
         entry.pins++;
-        if (await this.touch(sha, entry)) {
+        const state = await this.check(sha, entry);
+        if (state === 'ok' && (await this.touch(sha, entry))) {
           if (!missed) this.metrics?.blobLookup('hit');
           return this.leaseOf(file, entry);
         }
-        // Removed from disk behind our back: forget it and fetch it again.
+        // Removed from disk behind our back, or its bytes changed: forget it and fetch it again.
         entry.pins--;
         this.forget(sha, entry);
+        if (state === 'corrupt') await this.remove(sha);
         continue;
       }
       let fetch = this.fetches.get(sha);
@@ -160,17 +190,20 @@ export class BlobCache {
     try {
       await this.evict();
       await mkdir(path.dirname(file), { recursive: true });
-      await this.client.download(sha, file);
+      // Never more than the blob's declared size: a server sending more is cut off.
+      await this.client.download(sha, file, declaredSize > 0 ? { maxBytes: declaredSize } : {});
     } finally {
       this.reservedBytes -= reserve;
     }
-    const size = (await stat(file)).size;
+    // The client checked the hash on the way in: what is on disk now is known good.
+    await chmod(file, 0o444);
     const lastUsed = this.tick();
     await utimes(file, new Date(lastUsed), new Date(lastUsed));
+    const info = await stat(file);
     // Pinned for every caller waiting on this download, before anything else can run.
-    const entry: Entry = { size, lastUsed, pins: fetch.waiters };
+    const entry: Entry = { size: info.size, verified: stampOf(info), lastUsed, pins: fetch.waiters };
     this.entries.set(sha, entry);
-    this.addHeld(size);
+    this.addHeld(info.size);
     // The blob is in; if the actual size overshot, making room is best effort.
     await this.evict().catch(() => undefined);
   }
@@ -184,13 +217,53 @@ export class BlobCache {
     for (const [sha, entry] of candidates) {
       if (this.heldBytes + this.reservedBytes <= this.maxBytes) break;
       this.forget(sha, entry);
-      const removal = rm(this.pathOf(sha), { force: true }).finally(() => {
-        if (this.removing.get(sha) === removal) this.removing.delete(sha);
-      });
-      this.removing.set(sha, removal);
-      removals.push(removal);
+      removals.push(this.remove(sha));
     }
     await Promise.all(removals);
+  }
+
+  /** Deletes a blob's file (a download of it waits for this). */
+  private remove(sha: string): Promise<void> {
+    const removal = rm(this.pathOf(sha), { force: true }).finally(() => {
+      if (this.removing.get(sha) === removal) this.removing.delete(sha);
+    });
+    this.removing.set(sha, removal);
+    return removal;
+  }
+
+  /** Whether the file still holds the blob's bytes: hashed again unless unchanged since its last check. */
+  private check(sha: string, entry: Entry): Promise<'ok' | 'gone' | 'corrupt'> {
+    entry.checking ??= this.checkFile(sha, entry).finally(() => (entry.checking = undefined));
+    return entry.checking;
+  }
+
+  private async checkFile(sha: string, entry: Entry): Promise<'ok' | 'gone' | 'corrupt'> {
+    const file = this.pathOf(sha);
+    let info: Stats;
+    try {
+      info = await stat(file);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return 'gone';
+      throw err;
+    }
+    const now = stampOf(info);
+    const was = entry.verified;
+    if (was && was.ino === now.ino && was.size === now.size && was.mtimeMs === now.mtimeMs) return 'ok';
+    const actual = await hashFile(file).catch((err: unknown) => {
+      if (errnoOf(err) === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (actual === undefined) return 'gone';
+    if (actual !== sha) {
+      this.onCorrupt?.(sha, `its file ${file} (${info.size} bytes) hashes to ${actual}`);
+      return 'corrupt';
+    }
+    entry.verified = now;
+    if (info.size !== entry.size) {
+      this.addHeld(info.size - entry.size);
+      entry.size = info.size;
+    }
+    return 'ok';
   }
 
   private forget(sha: string, entry: Entry): void {
@@ -199,12 +272,19 @@ export class BlobCache {
     this.addHeld(-entry.size);
   }
 
-  /** Marks a use, in memory and on the file (so a restart keeps the order); false if the file is gone. */
+  /**
+   * Marks a use, in memory and on the file (so a restart keeps the order); false if the file is
+   * gone. The new modification time becomes part of the file's known-good stamp.
+   */
   private async touch(sha: string, entry: Entry): Promise<boolean> {
     entry.lastUsed = this.tick();
     const when = new Date(entry.lastUsed);
     try {
-      await utimes(this.pathOf(sha), when, when);
+      const file = this.pathOf(sha);
+      const before = entry.verified;
+      await utimes(file, when, when);
+      const info = await stat(file);
+      if (before && before.ino === info.ino && before.size === info.size) entry.verified = stampOf(info);
       return true;
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') return false;
@@ -249,12 +329,24 @@ export class BlobCache {
         if (!isSha256(name) || !name.startsWith(shard) || this.entries.has(name)) continue;
         const info = await stat(file).catch(() => undefined);
         if (!info?.isFile()) continue;
-        this.entries.set(name, { size: info.size, lastUsed: info.mtimeMs, pins: 0 });
+        // Found, not fetched: hashed on its first use.
+        this.entries.set(name, { size: info.size, verified: undefined, lastUsed: info.mtimeMs, pins: 0 });
         this.addHeld(info.size);
         this.clock = Math.max(this.clock, Math.ceil(info.mtimeMs));
       }
     }
   }
+}
+
+function stampOf(info: Stats): Stamp {
+  return { ino: info.ino, size: info.size, mtimeMs: info.mtimeMs };
+}
+
+/** A file's SHA-256 (hex), streamed. */
+async function hashFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) hash.update(chunk);
+  return hash.digest('hex');
 }
 
 function errnoOf(err: unknown): string | undefined {

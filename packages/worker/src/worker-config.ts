@@ -115,8 +115,13 @@ export const execBackendSchema = z
           ctx.addIssue({ code: 'custom', message: err.message, path: [err.index] });
         }
       }),
-    /** Working directory (relative to the config file). @default the config file's folder */
+    /**
+     * Working directory (relative to the config file). @default the task's own folder (made
+     * for each task under the worker's work folder, removed after it)
+     */
     cwd: z.string().min(1).optional(),
+    /** "on-failure" keeps a failed task's folder (its path is logged), for debugging. @default "never" */
+    keepTaskDir: z.enum(['never', 'on-failure']).default('never'),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).default({}),
     timeoutSec: seconds(24 * 3600).default(600),
     /** Most bytes of JSON the command may print on stdout (its result). */

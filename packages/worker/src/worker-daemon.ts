@@ -116,7 +116,10 @@ export class WorkerDaemon extends EventEmitter<WorkerDaemonEvents> {
         return sent;
       },
     };
-    this.runner = new TaskRunner(this.handlers, new BlobCache(path.join(options.stateDir, 'blobs'), blobs, { metrics: this.metrics }), blobs, this.metrics);
+    this.runner = new TaskRunner(this.handlers, new BlobCache(path.join(options.stateDir, 'blobs'), blobs, {
+        metrics: this.metrics,
+        onCorrupt: (sha256, why) => this.logger.warn({ sha256 }, `blob ${sha256} in the cache is damaged (${why}); removed, fetching it again`),
+      }), blobs, this.metrics);
   }
 
   /** Healthy while connected to a coordinator (welcomed); otherwise why not. */

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { connect } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { status } from '@grpc/grpc-js';
 import { Redis, ReplyError } from 'ioredis';
 import { pino } from 'pino';
@@ -69,5 +70,20 @@ describe('toServiceError: Redis down', () => {
     } finally {
       store.close();
     }
+  });
+});
+
+describe('toServiceError: a request stream that ended early', () => {
+  it('is CANCELLED, without an error log: the caller went away or sent bytes grpc-js could not decode', async () => {
+    const lines: string[] = [];
+    const errorsOnly = pino({ level: 'error' }, { write: (line: string) => lines.push(line) });
+    const stream = new PassThrough({ objectMode: true });
+    const reading = rejection((async () => {
+      for await (const _ of stream as AsyncIterable<unknown>) void _;
+    })());
+    stream.destroy();
+    const mapped = toServiceError(await reading, errorsOnly, 'PutBlob');
+    expect(mapped).toMatchObject({ code: status.CANCELLED, details: 'PutBlob: the request stream ended before it was read' });
+    expect(lines).toEqual([]);
   });
 });

@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto';
-import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Server, ServerCredentials, type ServerWritableStream } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BlobClient, resolveConnection } from '@mmgrid/client';
 import type { BlobRef } from '@mmgrid/core';
+import { BlobServiceService, type BlobServiceServer, type GetBlobRequest, type GetBlobResponse } from '@mmgrid/proto';
 import { BlobCache } from '../blob-cache.js';
 import { TaskFailedError } from '../errors.js';
 
@@ -164,6 +167,41 @@ describe('BlobCache', () => {
     expect(cache.size).toBe(100);
   });
 
+  it('hashes a file found on disk before its first use, and fetches again one whose bytes are not its hash', async () => {
+    const damaged: string[] = [];
+    const first = new BlobCache(dir, net);
+    await first.get(a.ref);
+    await first.get(b.ref);
+    // Same size, other bytes, left by a previous run (a disk error, a process writing into it).
+    const file = first.pathOf(a.ref.sha256);
+    await chmod(file, 0o644);
+    await writeFile(file, Buffer.alloc(100, 'x'));
+    const second = new BlobCache(dir, net, { onCorrupt: (sha, why) => damaged.push(`${sha}: ${why}`) });
+    expect(await readFile(await second.get(a.ref))).toEqual(a.bytes);
+    expect(await readFile(await second.get(b.ref))).toEqual(b.bytes);
+    expect(net.downloads).toEqual([a.ref.sha256, b.ref.sha256, a.ref.sha256]);
+    expect(damaged).toEqual([expect.stringMatching(new RegExp(`^${a.ref.sha256}: its file .* \\(100 bytes\\) hashes to ${createHash('sha256').update(Buffer.alloc(100, 'x')).digest('hex')}$`))]);
+    expect(second.size).toBe(200);
+  });
+
+  it('fetches again a cached blob whose file changed since it was checked, and keeps its files read-only', async () => {
+    const cache = new BlobCache(dir, net);
+    const file = await cache.get(a.ref);
+    expect((await stat(file)).mode & 0o777).toBe(0o444);
+    await cache.get(a.ref);
+    expect(net.downloads).toHaveLength(1);
+    await chmod(file, 0o644);
+    await writeFile(file, Buffer.alloc(100, 'y'));
+    expect(await readFile(await cache.get(a.ref))).toEqual(a.bytes);
+    expect(net.downloads).toHaveLength(2);
+    // A shorter file is caught the same way.
+    await chmod(file, 0o644);
+    await writeFile(file, 'a');
+    expect(await readFile(await cache.get(a.ref))).toEqual(a.bytes);
+    expect(net.downloads).toHaveLength(3);
+    expect(cache.size).toBe(100);
+  });
+
   it('reports a failed download as a missing input that may be retried', async () => {
     const cache = new BlobCache(dir, net);
     const missing = blob('z');
@@ -184,5 +222,73 @@ describe('BlobCache', () => {
     );
     expect(bad).toBeInstanceOf(TaskFailedError);
     expect(cache.size).toBe(100);
+  });
+});
+
+/**
+ * A coordinator's BlobService that serves the wrong bytes (a protocol-level fake, on port 0):
+ * the real BlobClient must refuse them, and the cache must report a retryable failure.
+ */
+describe('BlobCache with a BlobService that serves the wrong bytes', () => {
+  let dir: string;
+  let server: Server;
+  let client: BlobClient;
+  let serve: (sha256: string) => Buffer[];
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'mmgrid-cache-grpc-'));
+    server = new Server();
+    const impl: Pick<BlobServiceServer, 'getBlob'> = {
+      getBlob: (call: ServerWritableStream<GetBlobRequest, GetBlobResponse>) => {
+        const chunks = serve(call.request.sha256);
+        const size = chunks.reduce((n, c) => n + c.length, 0);
+        call.write({ part: { $case: 'info', info: { sha256: call.request.sha256, size, mediaType: '', name: '' } } });
+        for (const chunk of chunks) call.write({ part: { $case: 'chunk', chunk } });
+        call.end();
+      },
+    };
+    server.addService(BlobServiceService, impl);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+    client = new BlobClient(resolveConnection({ address: `127.0.0.1:${port}` }));
+  });
+
+  afterEach(async () => {
+    client.close();
+    await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function failure(cache: BlobCache, ref: BlobRef): Promise<TaskFailedError> {
+    const err = await cache.get(ref).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    if (!(err instanceof TaskFailedError)) throw new Error(`expected a TaskFailedError, got ${String(err)}`);
+    return err;
+  }
+
+  it('refuses bytes that do not hash to the blob, as a retryable missing input, and keeps nothing', async () => {
+    const good = blob('g');
+    serve = () => [Buffer.alloc(100, 'h')];
+    const cache = new BlobCache(dir, client);
+    const err = await failure(cache, good.ref);
+    expect([err.code, err.retryable]).toEqual(['INPUT_MISSING', true]);
+    expect(err.message).toMatch(new RegExp(`could not fetch input g: downloaded blob ${good.ref.sha256} hashes to [0-9a-f]{64} \\(100 of 100 bytes\\); refusing it`));
+    expect(cache.size).toBe(0);
+    await expect(access(cache.pathOf(good.ref.sha256))).rejects.toThrow();
+    // Served right the next time, it is taken.
+    serve = () => [good.bytes];
+    expect(await readFile(await cache.get(good.ref))).toEqual(good.bytes);
+  });
+
+  it('cuts off a server that sends more than the blob declared', async () => {
+    const good = blob('k');
+    serve = () => [good.bytes, Buffer.alloc(64 * 1024, 'z'), Buffer.alloc(64 * 1024, 'z')];
+    const cache = new BlobCache(dir, client);
+    const err = await failure(cache, good.ref);
+    expect([err.code, err.retryable]).toEqual(['INPUT_MISSING', true]);
+    expect(err.message).toContain(`sent more than the 100 bytes of blob ${good.ref.sha256}; refusing it`);
+    await mkdir(dir, { recursive: true });
+    expect(cache.size).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -96,8 +96,12 @@ describe('the exec backend', () => {
     return file;
   }
 
+  let workDir: string;
+  const warnings: string[] = [];
+  const warnLogger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
+
   function backend(config: { command: string[] } & Record<string, unknown>, options: ExecBackendOptions = {}): Backend {
-    return createExecBackend(execBackendSchema.parse({ kind: 'exec.test', ...config }), { baseDir: dir, logger }, options);
+    return createExecBackend(execBackendSchema.parse({ kind: 'exec.test', ...config }), { baseDir: dir, logger: warnLogger, workDir }, options);
   }
 
   async function run(b: Backend, task: FakeTask): Promise<JsonObject> {
@@ -109,6 +113,7 @@ describe('the exec backend', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'mmgrid-exec-test-'));
+    workDir = path.join(dir, 'work');
     // Prints a log line, then its arguments, environment and input as JSON.
     echo = await script(
       'echo.mjs',
@@ -142,9 +147,82 @@ console.log(JSON.stringify({ argv: process.argv.slice(2), env: process.env, cwd:
     expect(path.dirname(path.dirname(inputPath))).toBe(path.dirname(outdir));
     expect(path.basename(path.dirname(outdir))).toMatch(/^mmgrid-exec-/);
     expect(Buffer.from(out['input'] as string, 'base64').equals(png)).toBe(true);
-    expect(out['cwd']).toBe(dir);
+    // It runs in that folder, made under the worker's work folder, and removed after.
+    expect(out['cwd']).toBe(path.dirname(outdir));
+    expect(path.dirname(path.dirname(outdir))).toBe(workDir);
     expect(out['files']).toEqual([]);
     expect(existsSync(path.dirname(outdir))).toBe(false);
+    expect(await readdir(workDir)).toEqual([]);
+  });
+
+  it('runs in the configured cwd when the section names one, and finds a relative program from the config folder otherwise', async () => {
+    await writeFile(path.join(dir, 'rel.sh'), '#!/bin/sh\nprintf \'{"cwd": "%s"}\' "$(pwd)"\n');
+    await chmod(path.join(dir, 'rel.sh'), 0o755);
+    const inTask = await run(backend({ command: ['./rel.sh'] }), fakeTask());
+    expect(path.dirname(inTask['cwd'] as string)).toBe(workDir);
+    const inDir = await run(backend({ command: ['./rel.sh'], cwd: '.' }), fakeTask());
+    expect(inDir['cwd']).toBe(dir);
+    expect(await readdir(workDir)).toEqual([]);
+  });
+
+  it('keeps a failed task folder only with keepTaskDir: on-failure, and says where', async () => {
+    const failing = await script('fail-keep.sh', '#!/bin/sh\necho "left here" > "$1/note.txt"\nexit 3\n');
+    expect((await failureOf(run(backend({ command: [failing, '{outdir}'] }), fakeTask()))).code).toBe('TASK_FAILED');
+    expect(await readdir(workDir)).toEqual([]);
+    warnings.length = 0;
+    expect((await failureOf(run(backend({ command: [failing, '{outdir}'], keepTaskDir: 'on-failure' }), fakeTask()))).code).toBe('TASK_FAILED');
+    const kept = await readdir(workDir);
+    expect(kept).toHaveLength(1);
+    const keptDir = path.join(workDir, kept[0] ?? '');
+    expect(await readFile(path.join(keptDir, 'out', 'note.txt'), 'utf8')).toBe('left here\n');
+    expect(warnings.join('')).toContain(`kept the failed task's folder ${keptDir} (keepTaskDir: on-failure)`);
+    await rm(keptDir, { recursive: true });
+    // A task that succeeds leaves nothing, whatever keepTaskDir says.
+    await run(backend({ command: [node, echo], keepTaskDir: 'on-failure' }), fakeTask());
+    expect(await readdir(workDir)).toEqual([]);
+  });
+
+  it('refuses a job value that would begin an argument with "-" (an option), before anything runs', async () => {
+    const marker = path.join(dir, 'option-ran');
+    const touch = await script('touch.sh', `#!/bin/sh\ntouch ${marker}\necho '{}'\n`);
+    for (const value of ['-rf', '--output=/etc/passwd', '-']) {
+      const failure = await failureOf(run(backend({ command: [touch, 'fixed', '{params.v}'] }), fakeTask({ params: { v: value } })));
+      expect([failure.code, failure.retryable]).toEqual(['INVALID_PARAMS', false]);
+      expect(failure.message).toContain(`{params.v} is ${JSON.stringify(value)}, which starts with "-" and would begin argument 2`);
+    }
+    const name = await failureOf(run(backend({ command: [touch, '{input.name}'] }), fakeTask({ texts: { '--help': 'x' } })));
+    expect(name.message).toMatch(/\{input\.name\} is "--help"/);
+    expect(existsSync(marker)).toBe(false);
+    // Glued after literal text, after a literal "--", or a negative number: passed on as is.
+    const out = await run(backend({ command: [node, echo, '--v={params.v}', '{params.n}', '--', '{params.v}'] }), fakeTask({ params: { v: '-rf', n: -2.5 } }));
+    expect(out['argv']).toEqual(['--v=-rf', '-2.5', '--', '-rf']);
+  });
+
+  it('refuses links in {outdir}, to a file or a folder outside it, and reads nothing outside', async () => {
+    const secret = path.join(dir, 'owner-secret.txt');
+    await writeFile(secret, 'the owner\'s secret');
+    const linker = await script(
+      'linker.mjs',
+      `import { symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+const [out, how, secret] = process.argv.slice(2);
+if (how === 'file') symlinkSync(secret, out + '/secret.txt');
+if (how === 'dir') symlinkSync('..', out + '/up');
+if (how === 'nested') { mkdirSync(out + '/sub'); symlinkSync('../../..', out + '/sub/root'); }
+if (how === 'dotdot') writeFileSync(out + '/../escaped.txt', 'outside {outdir}');
+console.log('{}');
+`,
+    );
+    for (const [how, shown] of [['file', 'secret.txt'], ['dir', 'up'], ['nested', 'sub/root']] as const) {
+      const task = fakeTask({ params: { how, secret } });
+      const failure = await failureOf(run(backend({ command: [node, linker, '{outdir}', '{params.how}', '{params.secret}'] }), task));
+      expect([failure.code, failure.retryable, failure.message]).toEqual(['INVALID_OUTPUT', false, `exec.test left ${shown} in {outdir}, which is not a plain file (links and devices are not uploaded)`]);
+      expect(task.blobs.size).toBe(0);
+    }
+    // A file written next to {outdir} ("../") is not an output: only {outdir} is read.
+    const task = fakeTask({ params: { how: 'dotdot', secret } });
+    expect(await run(backend({ command: [node, linker, '{outdir}', '{params.how}', '{params.secret}'] }), task)).toEqual({ files: [] });
+    expect(task.blobs.size).toBe(0);
+    expect(await readdir(workDir)).toEqual([]);
   });
 
   it('passes parameters with shell syntax literally: no shell ever reads them', async () => {
@@ -154,6 +232,15 @@ console.log(JSON.stringify({ argv: process.argv.slice(2), env: process.env, cwd:
     expect(out['argv']).toEqual([params.a, params.b, `x${params.c}y`, params.d]);
     expect(JSON.parse((out['env'] as Record<string, string>)['MMGRID_PARAMS'] ?? '')).toEqual(params);
     expect(existsSync(path.join(dir, 'pwned'))).toBe(false);
+  });
+
+  it('passes a newline, backticks, globs and $(…) in one argument to a shell script as data', async () => {
+    // The program is itself a shell script: it gets the value as "$1" and quotes it; the worker adds no shell of its own.
+    const argc = await script('argc.sh', '#!/bin/sh\nprintf \'{"argc": %d}\' "$#"\n');
+    const marker = path.join(dir, 'pwned-2');
+    const value = `a\nb; touch ${marker} \`touch ${marker}\` $(touch ${marker}) * | & > ${marker}`;
+    expect(await run(backend({ command: [argc, '{params.v}'] }), fakeTask({ params: { v: value } }))).toEqual({ argc: 1, files: [] });
+    expect(existsSync(marker)).toBe(false);
   });
 
   it("gives the command a clean environment, not the worker's", async () => {
@@ -307,6 +394,7 @@ console.log('{"done": true}');
     const child = Number(await readFile(pidFile, 'utf8'));
     expect(child).toBeGreaterThan(0);
     expect(isRunning(child)).toBe(false);
+    expect(await readdir(workDir)).toEqual([]);
   });
 
   it('kills with SIGKILL what ignores SIGTERM, after the grace period', async () => {

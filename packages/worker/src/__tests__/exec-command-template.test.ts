@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CommandTemplateError, MissingValueError, parseCommandTemplate, renderCommand, type TemplateValues } from '../backends/exec/command-template.js';
+import { CommandTemplateError, MissingValueError, OptionLikeValueError, parseCommandTemplate, renderCommand, type TemplateValues } from '../backends/exec/command-template.js';
 import { parseProgressLine } from '../backends/exec/run-command.js';
 
 const values: TemplateValues = {
@@ -61,6 +61,39 @@ describe('exec command templates', () => {
       expect((caught as CommandTemplateError).message).toMatch(c.message);
     });
   }
+
+  it('refuses a job value that would begin an argument with "-", unless it is a negative number, glued, or after "--"', () => {
+    const withParams = (params: Record<string, string>): TemplateValues => ({ ...values, params });
+    const refused: { command: string[]; params: Record<string, string>; placeholder: string; argument: number }[] = [
+      { command: ['prog', '{params.a}'], params: { a: '-rf' }, placeholder: 'params.a', argument: 1 },
+      { command: ['prog', 'x', '{params.a}.png'], params: { a: '--out=/etc/x' }, placeholder: 'params.a', argument: 2 },
+      { command: ['prog', '{params.a}{params.b}'], params: { a: '', b: '-v' }, placeholder: 'params.a', argument: 1 },
+      { command: ['prog', '{params.a}'], params: { a: '-1x' }, placeholder: 'params.a', argument: 1 },
+      { command: ['prog', '--x', '{params.a}'], params: { a: '-' }, placeholder: 'params.a', argument: 2 },
+    ];
+    for (const c of refused) {
+      const err = (() => {
+        try {
+          renderCommand(parseCommandTemplate(c.command), withParams(c.params));
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(err, c.command.join(' ')).toBeInstanceOf(OptionLikeValueError);
+      expect((err as OptionLikeValueError).placeholder).toBe(c.placeholder);
+      expect((err as OptionLikeValueError).argument).toBe(c.argument);
+    }
+    expect(() => renderCommand(parseCommandTemplate(['prog', '{input.name}']), { ...values, input: { path: '/s/in', name: '-n', type: 'text/plain' } })).toThrow(/\{input\.name\} is "-n"/);
+    const allowed: { command: string[]; params: Record<string, string>; args: string[] }[] = [
+      { command: ['prog', '--size={params.a}'], params: { a: '-rf' }, args: ['--size=-rf'] },
+      { command: ['prog', '{params.a}', '{params.b}', '{params.c}'], params: { a: '-3', b: '-0.5', c: '-1e-3' }, args: ['-3', '-0.5', '-1e-3'] },
+      { command: ['prog', '--', '{params.a}', '{params.b}'], params: { a: '-rf', b: '--help' }, args: ['--', '-rf', '--help'] },
+      { command: ['prog', 'a{params.a}'], params: { a: '-rf' }, args: ['a-rf'] },
+      { command: ['prog', '-v', '{outdir}', '{input}'], params: {}, args: ['-v', '/scratch/out', '/scratch/in/input.png'] },
+    ];
+    for (const c of allowed) expect(renderCommand(parseCommandTemplate(c.command), withParams(c.params))).toEqual(c.args);
+  });
 
   it('says which value a task lacks', () => {
     const { input: _input, ...noInput } = values;

@@ -82,4 +82,9 @@ export interface BackendContext {
   /** The folder of the worker's config file: relative paths in a section are relative to it. */
   readonly baseDir: string;
   readonly logger: Logger;
+  /**
+   * Where backends make per-task folders (the exec backend's). The worker passes
+   * `<stateDir>/work`. @default the OS temp folder
+   */
+  readonly workDir?: string;
 }

@@ -13,6 +13,13 @@
  * | `{params.NAME}` | the task parameter NAME (a string as it is, a number or boolean as JSON writes it) |
  * | `{task.id}`, `{job.id}` | the task's and the job's ids |
  * | `{{`, `}}` | a literal `{`, `}` |
+ *
+ * A value from the job (`{params.NAME}`, `{input.name}`, `{input.type}`) that begins an
+ * argument must not begin with "-": the program would read it as an option (`--output=/x`,
+ * `-rf`), which is how a value that stays one argument can still change what a program does.
+ * Such a task is refused (OptionLikeValueError) unless the value is a negative number
+ * (`-3`, `-0.5e2`) or a literal `--` argument comes before it (the usual end of options). A
+ * value glued after literal text (`--size={params.size}`) may be anything.
  */
 
 /** One piece of an argument: literal text or a value filled in per task. */
@@ -63,6 +70,28 @@ export class MissingValueError extends Error {
     this.name = 'MissingValueError';
   }
 }
+
+/**
+ * A job's value that would begin an argument with "-" (see the rule above): `name` is the
+ * placeholder, `argument` the 1-based position after the program.
+ */
+export class OptionLikeValueError extends Error {
+  constructor(
+    readonly placeholder: string,
+    readonly argument: number,
+    readonly value: string,
+  ) {
+    const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
+    super(
+      `{${placeholder}} is ${JSON.stringify(shown)}, which starts with "-" and would begin argument ${argument}, where the program could read it as an option; ` +
+        `values there may not start with "-" (negative numbers may). The worker's owner can write the argument as --opt={${placeholder}}, or put "--" before it in the command`,
+    );
+    this.name = 'OptionLikeValueError';
+  }
+}
+
+/** A negative number as text: no program reads that as an option that names a file. */
+const NEGATIVE_NUMBER = /^-(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$/;
 
 const FIXED = new Set(['input', 'input.name', 'input.type', 'outdir', 'task.id', 'job.id']);
 const PARAM = /^params\.([A-Za-z_][A-Za-z0-9_]*)$/;
@@ -129,10 +158,12 @@ export function parseCommandTemplate(command: readonly string[]): CommandTemplat
  *
  * @throws MissingValueError when an argument uses the input and the task has none, or a
  *   parameter the task does not have
+ * @throws OptionLikeValueError when a job's value would begin an argument with "-"
  */
 export function renderCommand(template: CommandTemplate, values: TemplateValues): string[] {
-  return template.args.map((parts) =>
-    parts
+  let endOfOptions = false;
+  return template.args.map((parts, index) => {
+    const argument = parts
       .map((part) => {
         switch (part.type) {
           case 'text':
@@ -157,6 +188,17 @@ export function renderCommand(template: CommandTemplate, values: TemplateValues)
             return values.jobId;
         }
       })
-      .join(''),
-  );
+      .join('');
+    const [first] = parts;
+    if (!endOfOptions && argument.startsWith('-') && first && isJobValue(first) && !NEGATIVE_NUMBER.test(argument)) {
+      throw new OptionLikeValueError(first.type === 'param' ? `params.${first.name}` : first.type, index + 1, argument);
+    }
+    if (parts.length === 1 && first?.type === 'text' && first.text === '--') endOfOptions = true;
+    return argument;
+  });
+}
+
+/** Parts a job's submitter chooses (ids and paths are the grid's own, never starting with "-"). */
+function isJobValue(part: TemplatePart): boolean {
+  return part.type === 'param' || part.type === 'input.name' || part.type === 'input.type';
 }

@@ -1,12 +1,12 @@
 import { constants } from 'node:fs';
-import { access, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, copyFile, mkdir, mkdtemp, open, readdir, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { BlobRef, JsonObject } from '@mmgrid/core';
 import { TaskFailedError, ToolMissingError } from '../../errors.js';
 import { WorkerConfigError, type ExecBackendConfig } from '../../worker-config.js';
 import { BackendUnavailableError, type Backend, type BackendCheck, type BackendContext, type TaskContext, type TaskHandler } from '../backend.js';
-import { CommandTemplateError, MissingValueError, parseCommandTemplate, renderCommand, type CommandTemplate } from './command-template.js';
+import { CommandTemplateError, MissingValueError, OptionLikeValueError, parseCommandTemplate, renderCommand, type CommandTemplate } from './command-template.js';
 import { extensionOf, mediaTypeOf } from './media-types.js';
 import { runCommand, signalGroup, type CommandEnd } from './run-command.js';
 
@@ -16,13 +16,19 @@ import { runCommand, signalGroup, type CommandEnd } from './run-command.js';
  *
  * How a task runs:
  *
- * - A private scratch folder (mode 0700, under the OS temp folder) is made for the task and
- *   removed when it ends, whatever happened. The input is copied into it (`in/input.EXT`, an
- *   inline text written to `in/input.txt`), so a command that writes to its input cannot
- *   harm the worker's blob cache. `{outdir}` is its `out/` folder; `TMPDIR` is its `tmp/`.
+ * - A private folder (mode 0700) is made for the task under the worker's work folder
+ *   (`<stateDir>/work`; the OS temp folder when none is given) and is the command's working
+ *   directory. It is removed when the task ends, whatever happened, unless the section says
+ *   `keepTaskDir: on-failure` (a debugging aid: a failed task's folder is kept and its path
+ *   logged). The input is copied into it (`in/input.EXT`, an inline text written to
+ *   `in/input.txt`), so a command that writes to its input cannot harm the worker's blob
+ *   cache. `{outdir}` is its `out/` folder; `TMPDIR` is its `tmp/`. A section with `cwd`
+ *   runs the command there instead (the owner's choice: relative paths then leave the task
+ *   folder); the folder is made and removed all the same.
  * - The arguments are the config's `command` with placeholders filled in (see
- *   command-template.ts), started without a shell, in a process group of its own, with stdin
- *   empty, in `cwd` (the config file's folder by default).
+ *   command-template.ts; a job's value may not begin an argument with "-"), started without
+ *   a shell (argv only: `shell: false`, no string command), in a process group of its own,
+ *   with stdin empty.
  * - Its environment is small and clean, NOT the worker's (which may hold its token): PATH,
  *   HOME, USER, LOGNAME, LANG, LC_ALL, LC_CTYPE, TZ, LD_LIBRARY_PATH, CUDA_VISIBLE_DEVICES and
  *   NVIDIA_VISIBLE_DEVICES from the worker's when set; TMPDIR; the config's `env` (which may
@@ -33,7 +39,10 @@ import { runCommand, signalGroup, type CommandEnd } from './run-command.js';
  *   object, else its last non-empty line (so earlier lines may be logging). More than
  *   `maxOutputBytes` on stdout stops it: OUTPUT_TOO_LARGE, not retried.
  * - Files it writes under `{outdir}` (subfolders too; plain files only, at most 1,000, each
- *   at most `maxFileBytes`) are uploaded, typed from their bytes or else their extension,
+ *   at most `maxFileBytes`) are uploaded: a symbolic link (to a file or a folder, inside or
+ *   outside), a device or a pipe there fails the task (INVALID_OUTPUT), and each file is
+ *   opened without following links and read no further than its cap, so nothing outside
+ *   `{outdir}` is ever read for upload. They are typed from their bytes or else their extension,
  *   and listed in the output as `files: [BlobRef…]` (sorted by path; `[]` when none). `files`
  *   is therefore the worker's key: a command that prints its own fails INVALID_OUTPUT.
  * - stderr is for people: its last 4 KB go into a failure's message. A stderr line
@@ -57,6 +66,8 @@ export const MAX_OUTPUT_FILES = 1000;
 export interface ExecBackendOptions {
   /** Between SIGTERM and SIGKILL when a command is stopped. @default 5000 */
   readonly killGraceMs?: number;
+  /** Where task folders are made. @default the BackendContext's workDir, else the OS temp folder */
+  readonly workDir?: string;
   /** The environment the clean one is drawn from. @default process.env */
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
@@ -133,6 +144,8 @@ async function stageInput(task: TaskContext, dir: string): Promise<StagedInput |
     const target = path.join(dir, `input${extensionOf(type)}`);
     // A reflink where the file system has them, else a copy.
     await copyFile(source, target, constants.COPYFILE_FICLONE);
+    // The cache's files are read-only; the command's copy is its own.
+    await chmod(target, 0o600);
     return { path: target, name, type };
   }
   const [text] = task.texts;
@@ -222,7 +235,9 @@ class ExecHandler implements TaskHandler {
   constructor(
     private readonly config: ExecBackendConfig,
     private readonly template: CommandTemplate,
-    private readonly cwd: string,
+    /** Where the command runs: undefined for its task folder. */
+    private readonly cwd: string | undefined,
+    private readonly workDir: string,
     private readonly program: () => Promise<string>,
     private readonly ctx: BackendContext,
     private readonly options: ExecBackendOptions,
@@ -243,7 +258,10 @@ class ExecHandler implements TaskHandler {
       if (err instanceof BackendUnavailableError) throw new ToolMissingError(this.template.program, `${kind}: ${err.message}`);
       throw err;
     }
-    const scratch = await mkdtemp(path.join(tmpdir(), 'mmgrid-exec-'));
+    await mkdir(this.workDir, { recursive: true, mode: 0o700 });
+    // mkdtemp makes the folder readable by this user only (0700).
+    const scratch = await mkdtemp(path.join(this.workDir, 'mmgrid-exec-'));
+    let succeeded = false;
     try {
       const outdir = path.join(scratch, 'out');
       const tmp = path.join(scratch, 'tmp');
@@ -255,6 +273,7 @@ class ExecHandler implements TaskHandler {
         args = renderCommand(this.template, { ...(input ? { input } : {}), outdir, params, taskId: task.taskId, jobId: task.jobId });
       } catch (err) {
         if (err instanceof MissingValueError) throw new TaskFailedError(err.what === 'input' ? 'INPUT_MISSING' : 'INVALID_PARAMS', `${kind}: ${err.message}`, false);
+        if (err instanceof OptionLikeValueError) throw new TaskFailedError('INVALID_PARAMS', `${kind}: ${err.message}`, false);
         throw err;
       }
       const env = this.environment(task, tmp, outdir, input);
@@ -263,7 +282,7 @@ class ExecHandler implements TaskHandler {
         file,
         argv0: this.template.program,
         args,
-        cwd: this.cwd,
+        cwd: this.cwd ?? scratch,
         env,
         timeoutMs: this.config.timeoutSec * 1000,
         maxOutputBytes: this.config.maxOutputBytes,
@@ -275,9 +294,15 @@ class ExecHandler implements TaskHandler {
       if (end.how !== 'exited' || end.code !== 0) throw failureOf(kind, end, this.config, file);
       const result = parseResult(kind, end.stdout.toString('utf8'));
       if ('files' in result) throw new TaskFailedError('INVALID_OUTPUT', `${kind} printed a "files" key; that key is the worker's (the files written to {outdir}): rename it`, false);
-      return { ...result, files: await this.upload(task, outdir) };
+      const output = { ...result, files: await this.upload(task, outdir) };
+      succeeded = true;
+      return output;
     } finally {
-      await rm(scratch, { recursive: true, force: true });
+      if (!succeeded && this.config.keepTaskDir === 'on-failure') {
+        this.ctx.logger.warn({ kind, taskId: task.taskId, dir: scratch }, `exec: kept the failed task's folder ${scratch} (keepTaskDir: on-failure); remove it when done`);
+      } else {
+        await rm(scratch, { recursive: true, force: true });
+      }
     }
   }
 
@@ -316,16 +341,49 @@ class ExecHandler implements TaskHandler {
     return env;
   }
 
+  /**
+   * One output file's bytes. Opened without following a link (O_NOFOLLOW) and checked on the
+   * open handle, so a file swapped for a link, or one that grows, after the folder was listed
+   * (by a process that left the command's group) is refused or read no further than the cap.
+   */
+  private async readOutput(outdir: string, rel: string): Promise<Buffer> {
+    const cap = this.config.maxFileBytes;
+    const tooLarge = (size: string): TaskFailedError =>
+      new TaskFailedError('OUTPUT_TOO_LARGE', `${this.kind} wrote ${rel} of ${size}; files in {outdir} may be ${sizeText(cap)} at most (maxFileBytes)`, false);
+    let handle: FileHandle;
+    try {
+      handle = await open(path.join(outdir, rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      // Changed after the folder was listed (by a process that left the command's group).
+      if (code === 'ELOOP' || code === 'ENOTDIR') {
+        throw new TaskFailedError('INVALID_OUTPUT', `${this.kind} replaced ${rel} in {outdir} with a link (links are not uploaded)`, false, { cause: err });
+      }
+      if (code === 'ENOENT') throw new TaskFailedError('INVALID_OUTPUT', `${this.kind} removed ${rel} from {outdir} while it was being uploaded`, false, { cause: err });
+      throw err;
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile()) throw new TaskFailedError('INVALID_OUTPUT', `${this.kind} left ${rel} in {outdir}, which is not a plain file (links and devices are not uploaded)`, false);
+      if (info.size > cap) throw tooLarge(sizeText(info.size));
+      const bytes = Buffer.alloc(info.size);
+      let at = 0;
+      while (at < bytes.length) {
+        const { bytesRead } = await handle.read(bytes, at, bytes.length - at, at);
+        if (bytesRead === 0) break;
+        at += bytesRead;
+      }
+      return bytes.subarray(0, at);
+    } finally {
+      await handle.close();
+    }
+  }
+
   private async upload(task: TaskContext, outdir: string): Promise<BlobRef[]> {
     const files = await outputFiles(this.kind, outdir);
     const refs: BlobRef[] = [];
     for (const rel of files) {
-      const file = path.join(outdir, rel);
-      const size = (await lstat(file)).size;
-      if (size > this.config.maxFileBytes) {
-        throw new TaskFailedError('OUTPUT_TOO_LARGE', `${this.kind} wrote ${rel} of ${sizeText(size)}; files in {outdir} may be ${sizeText(this.config.maxFileBytes)} at most (maxFileBytes)`, false);
-      }
-      const bytes = await readFile(file);
+      const bytes = await this.readOutput(outdir, rel);
       refs.push(await task.putBlob(bytes, rel, await mediaTypeOf(bytes, rel)));
     }
     return refs;
@@ -345,23 +403,34 @@ export function createExecBackend(config: ExecBackendConfig, ctx: BackendContext
     if (err instanceof CommandTemplateError) throw new WorkerConfigError(`backends.exec (${config.kind}): command[${err.index}]: ${err.message}`);
     throw err;
   }
-  const cwd = path.resolve(ctx.baseDir, config.cwd ?? '.');
+  // Without `cwd` the command runs in its task folder; a program named with a "/" is then
+  // found relative to the config file's folder.
+  const cwd = config.cwd !== undefined ? path.resolve(ctx.baseDir, config.cwd) : undefined;
+  const lookupDir = cwd ?? ctx.baseDir;
+  const workDir = options.workDir ?? ctx.workDir ?? tmpdir();
   const searchPath = config.env['PATH'] ?? (options.env ?? process.env)['PATH'] ?? DEFAULT_PATH;
   let resolved: Promise<string> | undefined;
   const program = (): Promise<string> => {
-    resolved ??= resolveProgram(template.program, cwd, searchPath);
+    resolved ??= resolveProgram(template.program, lookupDir, searchPath);
     // A failed look-up is tried again next time (the owner may install the program meanwhile).
     resolved.catch(() => (resolved = undefined));
     return resolved;
   };
-  const handler = new ExecHandler(config, template, cwd, program, ctx, options);
+  const handler = new ExecHandler(config, template, cwd, workDir, program, ctx, options);
   return {
     name: config.kind,
     type: 'exec',
     kinds: [config.kind],
     async check(): Promise<BackendCheck> {
-      const dir = await stat(cwd).catch(() => undefined);
-      if (!dir?.isDirectory()) throw new BackendUnavailableError(`the working directory ${cwd} (cwd) does not exist`);
+      if (cwd !== undefined) {
+        const dir = await stat(cwd).catch(() => undefined);
+        if (!dir?.isDirectory()) throw new BackendUnavailableError(`the working directory ${cwd} (cwd) does not exist`);
+      }
+      try {
+        await mkdir(workDir, { recursive: true, mode: 0o700 });
+      } catch (err) {
+        throw new BackendUnavailableError(`cannot make the work folder ${workDir} for task folders: ${(err as Error).message}`, { cause: err });
+      }
       const file = await program();
       const where = file === template.program ? '' : `${file}, `;
       return { models: [], note: `${template.program} (${where}timeout ${config.timeoutSec}s)` };
