@@ -128,6 +128,8 @@ export const execBackendSchema = z
     maxOutputBytes: size.default(1024 * 1024),
     /** Output files (in {outdir}) larger than this fail the task. */
     maxFileBytes: size.default(512 * 1024 * 1024),
+    /** All output files (in {outdir}) together larger than this fail the task. */
+    maxTotalFileBytes: size.default(2 * 1024 * 1024 * 1024),
     description: z.string().max(200).optional(),
   })
   .strict();

@@ -314,6 +314,36 @@ console.log(JSON.stringify({ wrote: 3 }));
     expect(task.blobs.size).toBe(0);
   });
 
+  it('stops a command whose files in {outdir} pass their caps while it runs, children included', async () => {
+    const pidFile = path.join(dir, 'filler-child.pid');
+    // Writes forever: one file, or many small ones; a child of its own sleeps meanwhile.
+    const filler = await script(
+      'filler.mjs',
+      `import { spawn } from 'node:child_process';
+import { appendFileSync, writeFileSync } from 'node:fs';
+const [out, how, pidFile] = process.argv.slice(2);
+writeFileSync(pidFile, String(spawn('sleep', ['1000'], { stdio: 'ignore' }).pid));
+const chunk = Buffer.alloc(16 * 1024, 1);
+let i = 0;
+const step = () => { if (how === 'one') appendFileSync(out + '/big.bin', chunk); else writeFileSync(out + '/part-' + i++ + '.bin', chunk); setImmediate(step); };
+step();
+`,
+    );
+    const one = await failureOf(
+      run(backend({ command: [node, filler, '{outdir}', 'one', '{params.pidFile}'], maxFileBytes: 200_000 }, { outdirCheckMs: 50, killGraceMs: 200 }), fakeTask({ params: { pidFile } })),
+    );
+    expect([one.code, one.retryable]).toEqual(['OUTPUT_TOO_LARGE', false]);
+    expect(one.message).toMatch(/^exec\.test wrote big\.bin of [\d.]+ [KM]iB; files in \{outdir\} may be 195\.3 KiB at most \(maxFileBytes\)$/);
+    expect(isRunning(Number(await readFile(pidFile, 'utf8')))).toBe(false);
+    const many = await failureOf(
+      run(backend({ command: [node, filler, '{outdir}', 'many', '{params.pidFile}'], maxTotalFileBytes: 300_000 }, { outdirCheckMs: 50, killGraceMs: 200 }), fakeTask({ params: { pidFile } })),
+    );
+    expect([many.code, many.retryable]).toEqual(['OUTPUT_TOO_LARGE', false]);
+    expect(many.message).toMatch(/^exec\.test wrote more than 293 KiB in \{outdir\} \([\d.]+ [KM]iB so far\); its files may be 293 KiB at most together \(maxTotalFileBytes\)$/);
+    expect(isRunning(Number(await readFile(pidFile, 'utf8')))).toBe(false);
+    expect(await readdir(workDir)).toEqual([]);
+  });
+
   it('stops a command that prints more than maxOutputBytes: OUTPUT_TOO_LARGE, not retried', async () => {
     const flood = await script(
       'flood.mjs',

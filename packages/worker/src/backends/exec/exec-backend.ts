@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, chmod, copyFile, mkdir, mkdtemp, open, readdir, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { access, chmod, copyFile, lstat, mkdir, mkdtemp, open, readdir, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { BlobRef, JsonObject } from '@mmgrid/core';
@@ -39,7 +39,9 @@ import { runCommand, signalGroup, type CommandEnd } from './run-command.js';
  *   object, else its last non-empty line (so earlier lines may be logging). More than
  *   `maxOutputBytes` on stdout stops it: OUTPUT_TOO_LARGE, not retried.
  * - Files it writes under `{outdir}` (subfolders too; plain files only, at most 1,000, each
- *   at most `maxFileBytes`) are uploaded: a symbolic link (to a file or a folder, inside or
+ *   at most `maxFileBytes`, all together at most `maxTotalFileBytes`) are uploaded. `{outdir}`
+ *   is measured every second while the command runs: a file or a total over its cap stops the
+ *   command at once (OUTPUT_TOO_LARGE, not retried), so it cannot fill the disk there. Also, a symbolic link (to a file or a folder, inside or
  *   outside), a device or a pipe there fails the task (INVALID_OUTPUT), and each file is
  *   opened without following links and read no further than its cap, so nothing outside
  *   `{outdir}` is ever read for upload. They are typed from their bytes or else their extension,
@@ -68,6 +70,8 @@ export interface ExecBackendOptions {
   readonly killGraceMs?: number;
   /** Where task folders are made. @default the BackendContext's workDir, else the OS temp folder */
   readonly workDir?: string;
+  /** How often `{outdir}` is measured while the command runs. @default 1000 */
+  readonly outdirCheckMs?: number;
   /** The environment the clean one is drawn from. @default process.env */
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
@@ -277,6 +281,7 @@ class ExecHandler implements TaskHandler {
         throw err;
       }
       const env = this.environment(task, tmp, outdir, input);
+      const watch = this.watchOutdir(outdir, task.signal);
       this.ctx.logger.debug({ kind, taskId: task.taskId, program: file, args }, 'exec: starting the command');
       const end = await runCommand({
         file,
@@ -286,11 +291,13 @@ class ExecHandler implements TaskHandler {
         env,
         timeoutMs: this.config.timeoutSec * 1000,
         maxOutputBytes: this.config.maxOutputBytes,
-        signal: task.signal,
+        signal: watch.signal,
         onProgress: (fraction, message) => task.progress(fraction, message),
         ...(this.options.killGraceMs !== undefined ? { killGraceMs: this.options.killGraceMs } : {}),
         onGroup: (pgid, state) => (state === 'started' ? this.groups.add(pgid) : this.groups.delete(pgid)),
-      });
+      }).finally(() => watch.stop());
+      const overflow = watch.overflow();
+      if (overflow) throw overflow;
       if (end.how !== 'exited' || end.code !== 0) throw failureOf(kind, end, this.config, file);
       const result = parseResult(kind, end.stdout.toString('utf8'));
       if ('files' in result) throw new TaskFailedError('INVALID_OUTPUT', `${kind} printed a "files" key; that key is the worker's (the files written to {outdir}): rename it`, false);
@@ -342,14 +349,70 @@ class ExecHandler implements TaskHandler {
   }
 
   /**
+   * Measures `{outdir}` every `outdirCheckMs` while the command runs; a file or a total over
+   * its cap aborts the returned signal (which stops the command), and `overflow()` says why.
+   * The returned signal also follows the task's own.
+   */
+  private watchOutdir(outdir: string, taskSignal: AbortSignal): { signal: AbortSignal; stop: () => void; overflow: () => TaskFailedError | undefined } {
+    const over = new AbortController();
+    let found: TaskFailedError | undefined;
+    let busy = false;
+    const check = async (): Promise<void> => {
+      if (busy || found) return;
+      busy = true;
+      try {
+        found = await this.measure(outdir);
+        if (found) over.abort(found);
+      } finally {
+        busy = false;
+      }
+    };
+    const timer = setInterval(() => void check().catch(() => undefined), this.options.outdirCheckMs ?? 1000);
+    return { signal: AbortSignal.any([taskSignal, over.signal]), stop: () => clearInterval(timer), overflow: () => found };
+  }
+
+  /** OUTPUT_TOO_LARGE when a file under `dir`, or all of them, pass their caps; links are not followed. */
+  private async measure(dir: string): Promise<TaskFailedError | undefined> {
+    let total = 0;
+    const walk = async (rel: string): Promise<TaskFailedError | undefined> => {
+      const entries = await readdir(path.join(dir, rel), { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) {
+        const relPath = rel === '' ? entry.name : `${rel}/${entry.name}`;
+        if (entry.isDirectory()) {
+          const inner = await walk(relPath);
+          if (inner) return inner;
+        } else if (entry.isFile()) {
+          const size = (await lstat(path.join(dir, relPath)).catch(() => undefined))?.size ?? 0;
+          if (size > this.config.maxFileBytes) return this.tooLarge(relPath, size);
+          total += size;
+          if (total > this.config.maxTotalFileBytes) return this.tooLargeTotal(total);
+        }
+      }
+      return undefined;
+    };
+    return walk('');
+  }
+
+  private tooLarge(rel: string, size: number | string): TaskFailedError {
+    const shown = typeof size === 'number' ? sizeText(size) : size;
+    return new TaskFailedError('OUTPUT_TOO_LARGE', `${this.kind} wrote ${rel} of ${shown}; files in {outdir} may be ${sizeText(this.config.maxFileBytes)} at most (maxFileBytes)`, false);
+  }
+
+  private tooLargeTotal(total: number): TaskFailedError {
+    return new TaskFailedError(
+      'OUTPUT_TOO_LARGE',
+      `${this.kind} wrote more than ${sizeText(this.config.maxTotalFileBytes)} in {outdir} (${sizeText(total)} so far); its files may be ${sizeText(this.config.maxTotalFileBytes)} at most together (maxTotalFileBytes)`,
+      false,
+    );
+  }
+
+  /**
    * One output file's bytes. Opened without following a link (O_NOFOLLOW) and checked on the
    * open handle, so a file swapped for a link, or one that grows, after the folder was listed
    * (by a process that left the command's group) is refused or read no further than the cap.
    */
   private async readOutput(outdir: string, rel: string): Promise<Buffer> {
     const cap = this.config.maxFileBytes;
-    const tooLarge = (size: string): TaskFailedError =>
-      new TaskFailedError('OUTPUT_TOO_LARGE', `${this.kind} wrote ${rel} of ${size}; files in {outdir} may be ${sizeText(cap)} at most (maxFileBytes)`, false);
     let handle: FileHandle;
     try {
       handle = await open(path.join(outdir, rel), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -365,7 +428,7 @@ class ExecHandler implements TaskHandler {
     try {
       const info = await handle.stat();
       if (!info.isFile()) throw new TaskFailedError('INVALID_OUTPUT', `${this.kind} left ${rel} in {outdir}, which is not a plain file (links and devices are not uploaded)`, false);
-      if (info.size > cap) throw tooLarge(sizeText(info.size));
+      if (info.size > cap) throw this.tooLarge(rel, info.size);
       const bytes = Buffer.alloc(info.size);
       let at = 0;
       while (at < bytes.length) {
@@ -381,6 +444,9 @@ class ExecHandler implements TaskHandler {
 
   private async upload(task: TaskContext, outdir: string): Promise<BlobRef[]> {
     const files = await outputFiles(this.kind, outdir);
+    // The sizes as they are now (the running check may have missed the last second's writes).
+    const overflow = await this.measure(outdir);
+    if (overflow) throw overflow;
     const refs: BlobRef[] = [];
     for (const rel of files) {
       const bytes = await this.readOutput(outdir, rel);
