@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,5 +110,25 @@ steps:
     // The file written to {outdir} was uploaded to the grid's blob store.
     expect(out.files).toEqual([expect.objectContaining({ name: 'echo.txt', mediaType: 'text/plain', size: Buffer.byteLength(message) })]);
     expect((await tg.client.blobs.downloadBytes(out.files[0]?.sha256 ?? '')).toString('utf8')).toBe(message);
+  });
+
+  it("uses no damaged cached input: a file changed in the worker's blob cache is fetched again, and the command sees the true bytes", async () => {
+    const photo = await readFile(path.join(dir, 'photo.png'));
+    const sha = createHash('sha256').update(photo).digest('hex');
+    // The worker kept the photo from the job before; damage it in place, same size.
+    const cached = path.join(tg.dataDir, 'worker-1', 'blobs', sha.slice(0, 2), sha);
+    await chmod(cached, 0o644);
+    await writeFile(cached, Buffer.alloc(photo.length, 0x55));
+    const file = await writeIn(dir, 'again.yaml', 'inputs:\n  photo: photo.png\nsteps:\n  echo:\n    kind: exec.echo\n    input: photo\n    params:\n      message: again\n');
+    const cli = await runCli(['submit', '-f', file, '--wait', '--json', '-q'], tg.cliEnv);
+    expect(cli.code).toBe(0);
+    const job = jobOf(cli);
+    expect(job.state).toBe('completed');
+    const out = job.result?.doc.inputs.find((i) => i.name === 'photo')?.outputs['echo'] as unknown as EchoOutput;
+    expect(out.inputSha256).toBe(sha);
+    expect(await tg.log('worker-1')).toContain(`blob ${sha} in the cache is damaged`);
+    expect((await readFile(cached)).equals(photo)).toBe(true);
+    // Every task folder is gone.
+    expect(await readdir(path.join(tg.dataDir, 'worker-1', 'work'))).toEqual([]);
   });
 });
