@@ -1,5 +1,6 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client, credentials, Metadata, status, type ServiceDefinition, type ServiceError, type StatusObject } from '@grpc/grpc-js';
@@ -36,6 +37,7 @@ import { HAS_REDIS_SERVER, startTestRedis, type TestRedis } from './redis-server
  */
 
 const SEED = 20_261_127;
+const HAS_FFMPEG = spawnSync('ffmpeg', ['-version'], { stdio: 'ignore' }).status === 0;
 /** Long enough for a loaded CI machine; a call that takes longer counts as a hang. */
 const DEADLINE_MS = 10_000;
 
@@ -74,22 +76,28 @@ describe.skipIf(!HAS_REDIS_SERVER)('fuzzing the coordinator over gRPC', () => {
     address = (await coordinator.start()).address;
     jobs = new JobServiceClient(address, credentials.createInsecure());
     raw = new Client(address, credentials.createInsecure());
-    const blobs = new BlobServiceClient(address, credentials.createInsecure());
-    try {
-      await new Promise<PutBlobResponse>((resolve, reject) => {
-        const call = blobs.putBlob((err, res) => (err ? reject(err) : resolve(res)));
-        call.write({ part: { $case: 'header', header: { sha256: textSha, size: text.length, name: 'note.txt', mediaType: 'text/plain' } } });
-        call.write({ part: { $case: 'chunk', chunk: text } });
-        call.end();
-      });
-    } finally {
-      blobs.close();
-    }
+    blobs = new BlobServiceClient(address, credentials.createInsecure());
+    await put(text, 'note.txt');
   });
+
+  let blobs: BlobServiceClient;
+
+  /** Uploads bytes (as a submitter would) and returns their hash. */
+  async function put(bytes: Buffer, name: string): Promise<string> {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    await new Promise<PutBlobResponse>((resolve, reject) => {
+      const call = blobs.putBlob((err, res) => (err ? reject(err) : resolve(res)));
+      call.write({ part: { $case: 'header', header: { sha256, size: bytes.length, name, mediaType: '' } } });
+      if (bytes.length > 0) call.write({ part: { $case: 'chunk', chunk: bytes } });
+      call.end();
+    });
+    return sha256;
+  }
 
   afterAll(async () => {
     jobs?.close();
     raw?.close();
+    blobs?.close();
     await coordinator?.stop();
     await server?.stop();
     if (blobDir) await rm(blobDir, { recursive: true, force: true });
@@ -296,6 +304,40 @@ describe.skipIf(!HAS_REDIS_SERVER)('fuzzing the coordinator over gRPC', () => {
       { seed: SEED, numRuns: 150 },
     );
     console.log(`Connect fuzz: 150 streams of random WorkerMessages, answers: ${show(counts)}`);
+    expect(errors).toEqual([]);
+  }, 120_000);
+
+  it.skipIf(!HAS_FFMPEG)('answers jobs whose inputs are media with damaged headers: a job or INVALID_ARGUMENT, never INTERNAL', async () => {
+    errors.length = 0;
+    const make = (args: string[], ext: string): Promise<Buffer> => {
+      const file = path.join(blobDir, `original${ext}`);
+      execFileSync('ffmpeg', ['-v', 'error', '-y', ...args, file], { timeout: 60_000 });
+      return readFile(file);
+    };
+    const originals = {
+      'tone.wav': await make(['-f', 'lavfi', '-i', 'sine=frequency=440:duration=0.3', '-ac', '1', '-ar', '16000'], '.wav'),
+      'clip.mp4': await make(['-f', 'lavfi', '-i', 'testsrc=size=32x32:rate=5:duration=0.4', '-pix_fmt', 'yuv420p', '-c:v', 'mpeg4'], '.mp4'),
+      'red.png': await make(['-f', 'lavfi', '-i', 'color=c=red:s=16x16', '-frames:v', '1'], '.png'),
+    };
+    const counts = new Map<string, number>();
+    const damage = fc.record({ flips: fc.array(fc.record({ at: fc.nat({ max: 63 }), xor: fc.integer({ min: 1, max: 255 }) }), { minLength: 1, maxLength: 4 }), cut: fc.option(fc.nat({ max: 200 }), { nil: undefined }) });
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...(Object.keys(originals) as (keyof typeof originals)[])), damage, async (name, d) => {
+        const bytes = Buffer.from(originals[name]);
+        for (const { at, xor } of d.flips) bytes[at] = (bytes[at] ?? 0) ^ xor;
+        const damaged = d.cut === undefined ? bytes : bytes.subarray(0, d.cut);
+        const sha256 = await put(damaged, name);
+        const answer = await submit({
+          spec: { inputs: [{ name, source: { $case: 'blob', blob: { sha256, size: damaged.length, mediaType: '', name } } }], prompt: 'what is it?', pipeline: '', priority: 0, labels: {}, params: {}, stepsJson: '' },
+          idempotencyKey: '',
+        });
+        tally(counts, answer.code);
+        if (answer.code !== status.OK && answer.code !== status.INVALID_ARGUMENT) throw new Error(`SubmitJob of a damaged ${name} answered ${status[answer.code]}: ${answer.details}\n${errors.join('')}`);
+        if (answer.code === status.INVALID_ARGUMENT) expect(answer.details).toContain(`input "${name}"`);
+      }),
+      { seed: SEED, numRuns: 40 },
+    );
+    console.log(`damaged-media jobs: 40 submitted, answers: ${show(counts)}`);
     expect(errors).toEqual([]);
   }, 120_000);
 
