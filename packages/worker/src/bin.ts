@@ -6,6 +6,7 @@ import { hideTlsServerNameIpWarning, loadClientTlsFiles, MmgridClientError, reso
 import { booleanEnv, formatBytes, InvalidOptionError, isLoopbackHost, parseCoordinatorAddress } from '@mmgrid/core';
 import type { Backend, TaskHandler } from './backends/backend.js';
 import { TranscribeBackend } from './backends/builtin/audio-transcribe.js';
+import { removeStaleTaskFolders } from './backends/exec/exec-backend.js';
 import { checkBackends, createBackends } from './backends/registry.js';
 import { loadWorkerConfig, WorkerConfigError, type WorkerConfig } from './worker-config.js';
 import { builtinHandlers } from './backends/builtin/index.js';
@@ -131,6 +132,9 @@ try {
   // Exec commands run in task folders under the state folder (same disk as the blob cache, so
   // inputs are copied cheaply, reflinked where the file system can).
   const workDir = path.join(path.resolve(flags.stateDir ?? config?.stateDir ?? defaultStateDir()), 'work');
+  // Task folders a killed run left behind (kept ones, keepTaskDir, stay).
+  const stale = await removeStaleTaskFolders(workDir);
+  if (stale > 0) logger.info({ workDir, removed: stale }, `removed ${stale} task folder(s) a previous run left in ${workDir}`);
   backends = createBackends(flags.transcribeUrl !== undefined ? { ...sections, transcribe: [] } : sections, { baseDir: config?.baseDir ?? process.cwd(), logger, workDir });
   if (flags.transcribeUrl !== undefined) {
     backends.unshift(new TranscribeBackend({ name: 'transcribe-url', url: flags.transcribeUrl, model: flags.transcribeModel ?? 'whisper-1', apiKey: flags.transcribeApiKey }));

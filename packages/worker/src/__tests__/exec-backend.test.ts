@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobRef, JsonObject } from '@mmgrid/core';
 import { BackendUnavailableError, type Backend, type TaskContext } from '../backends/backend.js';
-import { createExecBackend, type ExecBackendOptions } from '../backends/exec/exec-backend.js';
+import { createExecBackend, removeStaleTaskFolders, type ExecBackendOptions } from '../backends/exec/exec-backend.js';
 import { TaskFailedError } from '../errors.js';
 import { execBackendSchema, loadWorkerConfig, WorkerConfigError } from '../worker-config.js';
 
@@ -172,10 +172,15 @@ console.log(JSON.stringify({ argv: process.argv.slice(2), env: process.env, cwd:
     warnings.length = 0;
     expect((await failureOf(run(backend({ command: [failing, '{outdir}'], keepTaskDir: 'on-failure' }), fakeTask()))).code).toBe('TASK_FAILED');
     const kept = await readdir(workDir);
-    expect(kept).toHaveLength(1);
+    expect(kept).toEqual([expect.stringMatching(/^kept-mmgrid-exec-/)]);
     const keptDir = path.join(workDir, kept[0] ?? '');
     expect(await readFile(path.join(keptDir, 'out', 'note.txt'), 'utf8')).toBe('left here\n');
     expect(warnings.join('')).toContain(`kept the failed task's folder ${keptDir} (keepTaskDir: on-failure)`);
+    // A restarted worker removes the folders a killed run left, not the kept ones.
+    await mkdir(path.join(workDir, 'mmgrid-exec-stale1', 'in'), { recursive: true });
+    await writeFile(path.join(workDir, 'mmgrid-exec-stale1', 'in', 'input.wav'), 'x');
+    expect(await removeStaleTaskFolders(workDir)).toBe(1);
+    expect(await readdir(workDir)).toEqual([kept[0]]);
     await rm(keptDir, { recursive: true });
     // A task that succeeds leaves nothing, whatever keepTaskDir says.
     await run(backend({ command: [node, echo], keepTaskDir: 'on-failure' }), fakeTask());

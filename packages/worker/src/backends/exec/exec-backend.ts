@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { access, chmod, copyFile, lstat, mkdir, mkdtemp, open, readdir, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { access, chmod, copyFile, lstat, mkdir, mkdtemp, open, readdir, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { BlobRef, JsonObject } from '@mmgrid/core';
@@ -62,6 +62,30 @@ const PASSED_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'LC_CTY
 const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
 /** Exit code meaning "a temporary failure; try again" (sysexits.h EX_TEMPFAIL). */
 export const EXIT_RETRY = 75;
+/** Task folders are `<workDir>/mmgrid-exec-XXXXXX`; kept ones (keepTaskDir) `kept-mmgrid-exec-XXXXXX`. */
+const TASK_PREFIX = 'mmgrid-exec-';
+const KEPT_PREFIX = 'kept-';
+
+/**
+ * Removes the task folders a previous run of this worker left in its work folder (it was
+ * killed, or the machine went down, mid-task: they may hold large input copies). Call it once
+ * at start, before any task runs, and only on a work folder this worker owns (its state
+ * folder's): folders kept with keepTaskDir are left alone. Returns how many were removed.
+ */
+export async function removeStaleTaskFolders(workDir: string): Promise<number> {
+  const names = await readdir(workDir).catch(() => [] as string[]);
+  const stale = names.filter((n) => n.startsWith(TASK_PREFIX));
+  const removed = await Promise.all(
+    stale.map((n) =>
+      rm(path.join(workDir, n), { recursive: true, force: true }).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
+  return removed.filter(Boolean).length;
+}
+
 /** Most output files uploaded for one task. */
 export const MAX_OUTPUT_FILES = 1000;
 
@@ -264,7 +288,7 @@ class ExecHandler implements TaskHandler {
     }
     await mkdir(this.workDir, { recursive: true, mode: 0o700 });
     // mkdtemp makes the folder readable by this user only (0700).
-    const scratch = await mkdtemp(path.join(this.workDir, 'mmgrid-exec-'));
+    const scratch = await mkdtemp(path.join(this.workDir, TASK_PREFIX));
     let succeeded = false;
     try {
       const outdir = path.join(scratch, 'out');
@@ -306,7 +330,13 @@ class ExecHandler implements TaskHandler {
       return output;
     } finally {
       if (!succeeded && this.config.keepTaskDir === 'on-failure') {
-        this.ctx.logger.warn({ kind, taskId: task.taskId, dir: scratch }, `exec: kept the failed task's folder ${scratch} (keepTaskDir: on-failure); remove it when done`);
+        // Renamed, so that a restarted worker's clean-up (removeStaleTaskFolders) leaves it.
+        const kept = path.join(this.workDir, `${KEPT_PREFIX}${path.basename(scratch)}`);
+        const where = await rename(scratch, kept).then(
+          () => kept,
+          () => scratch,
+        );
+        this.ctx.logger.warn({ kind, taskId: task.taskId, dir: where }, `exec: kept the failed task's folder ${where} (keepTaskDir: on-failure); remove it when done`);
       } else {
         await rm(scratch, { recursive: true, force: true });
       }
