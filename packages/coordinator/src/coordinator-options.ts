@@ -35,6 +35,24 @@ export interface CoordinatorOptions {
   assemblyConcurrency?: number;
   /** Most shards (windows, frames, chunks) one input may be cut into. @default 20,000 */
   maxShards?: number;
+  /** Most inputs one job may have. @default 1,000 */
+  maxInputsPerJob?: number;
+  /** Longest prompt, in characters. @default 32,768 */
+  maxPromptChars?: number;
+  /** Longest inline text input, in characters (a text file is a blob: maxBlobBytes). @default 1,000,000 */
+  maxTextInputChars?: number;
+  /**
+   * Most jobs one tenant may have queued or running at once, across every replica (a quota);
+   * a job counts from its submission until it completes, fails or is cancelled. @default 1,000
+   */
+  maxLiveJobsPerTenant?: number;
+  /**
+   * Jobs one tenant may submit per second, across every replica, on average (a token bucket
+   * refilled at this rate; fractions allowed: 0.5 is one every two seconds). @default 20
+   */
+  submitRatePerTenant?: number;
+  /** Submissions one tenant may make at once before submitRatePerTenant paces it (the bucket's size). @default 100 */
+  submitBurstPerTenant?: number;
   /** Name of this replica in logs and worker views. @default "<hostname>-<pid>" */
   coordinatorId?: string;
   /**
@@ -103,6 +121,13 @@ export interface ResolvedCoordinatorOptions {
   readonly jobRetentionMs: number;
   readonly assemblyConcurrency: number;
   readonly maxShards: number;
+  readonly maxInputsPerJob: number;
+  readonly maxPromptChars: number;
+  readonly maxTextInputChars: number;
+  readonly maxLiveJobsPerTenant: number;
+  /** Submissions per second (may be fractional). */
+  readonly submitRatePerTenant: number;
+  readonly submitBurstPerTenant: number;
   readonly coordinatorId: string;
   /** Where /metrics and /healthz listen; undefined when turned off. */
   readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
@@ -137,6 +162,12 @@ export function withDefaults(options: CoordinatorOptions, defaultId: string): Re
     jobRetentionMs: options.jobRetentionMs ?? 7 * 24 * 3600_000,
     assemblyConcurrency: options.assemblyConcurrency ?? 4,
     maxShards: options.maxShards ?? 20_000,
+    maxInputsPerJob: options.maxInputsPerJob ?? 1_000,
+    maxPromptChars: options.maxPromptChars ?? 32_768,
+    maxTextInputChars: options.maxTextInputChars ?? 1_000_000,
+    maxLiveJobsPerTenant: options.maxLiveJobsPerTenant ?? 1_000,
+    submitRatePerTenant: options.submitRatePerTenant ?? 20,
+    submitBurstPerTenant: options.submitBurstPerTenant ?? 100,
     coordinatorId: options.coordinatorId ?? defaultId,
     metricsListen: options.metricsListen ?? '0.0.0.0:9464',
     auth: options.auth ?? 'open',
@@ -178,6 +209,12 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions, defaultId
     jobRetentionMs: durationOption('jobRetentionMs', o.jobRetentionMs, 60_000, 365 * 24 * 3600_000),
     assemblyConcurrency: intOption('assemblyConcurrency', o.assemblyConcurrency, 1, 256),
     maxShards: intOption('maxShards', o.maxShards, 1, 1_000_000),
+    maxInputsPerJob: intOption('maxInputsPerJob', o.maxInputsPerJob, 1, 100_000),
+    maxPromptChars: intOption('maxPromptChars', o.maxPromptChars, 1, 10_000_000),
+    maxTextInputChars: intOption('maxTextInputChars', o.maxTextInputChars, 1, 100_000_000),
+    maxLiveJobsPerTenant: intOption('maxLiveJobsPerTenant', o.maxLiveJobsPerTenant, 1, 10_000_000),
+    submitRatePerTenant: rateOption('submitRatePerTenant', o.submitRatePerTenant),
+    submitBurstPerTenant: intOption('submitBurstPerTenant', o.submitBurstPerTenant, 1, 1_000_000),
     coordinatorId: nonEmptyOption('coordinatorId', o.coordinatorId),
     metricsListen: resolveMetricsListen(o.metricsListen),
     ...resolveAuth(o.auth, o.adminToken),
@@ -224,6 +261,17 @@ function resolveAuth(auth: string, adminToken: string): { auth: AuthMode; adminT
     throw new InvalidOptionError('adminToken', `at least ${MIN_ADMIN_TOKEN_CHARS} characters without spaces (for example: openssl rand -base64 32)`, `(${adminToken.length} characters)`);
   }
   return { auth: auth as AuthMode, adminToken };
+}
+
+/** The slowest submission rate an option may set: one every 1,000 seconds. */
+const MIN_SUBMIT_RATE = 0.001;
+
+/** Submissions per second, from MIN_SUBMIT_RATE to 100,000 (fractions allowed). */
+function rateOption(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < MIN_SUBMIT_RATE || value > 100_000) {
+    throw new InvalidOptionError(name, `a number of submissions per second from ${MIN_SUBMIT_RATE} to 100000`, value);
+  }
+  return value;
 }
 
 /** "off" (any case) turns the metrics endpoint off; anything else must be HOST:PORT. */

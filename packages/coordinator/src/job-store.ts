@@ -15,7 +15,8 @@ import {
 } from '@mmgrid/core';
 import { JobEvent, type JobStateChanged, type TaskProgressed, type TaskStateChanged } from '@mmgrid/proto';
 import type { Keys } from './keys.js';
-import { CREATE_JOB, FINISH_JOB, RETRY_JOB, UPDATE_TASK } from './lua.js';
+import { liveJobsFull } from './limits.js';
+import { COUNT_LIVE_JOBS, CREATE_JOB, FINISH_JOB, RETRY_JOB, UPDATE_TASK } from './lua.js';
 import type { JobOutcome, Metrics, TaskOutcome } from './metrics.js';
 import { jobStateToProto, taskStateToProto } from './proto-mapping.js';
 
@@ -193,9 +194,15 @@ export class JobStore {
     private readonly retentionMs: number,
     /** Counts the jobs this store ends and times its scripts. */
     private readonly metrics?: Metrics,
+    /** Most jobs of one tenant not yet ended (its quota; see CREATE_JOB). @default no limit */
+    private readonly maxLiveJobsPerTenant = Number.MAX_SAFE_INTEGER,
   ) {}
 
-  /** Stores a new job; returns the id of the job now stored (an earlier one for a repeated idempotency key). */
+  /**
+   * Stores a new job; returns the id of the job now stored (an earlier one for a repeated
+   * idempotency key). Throws LimitExceededError, having stored nothing, when the tenant has
+   * maxLiveJobsPerTenant jobs queued or running already.
+   */
   async create(job: NewJob): Promise<string> {
     const fields: Record<string, string> = {
       id: job.id,
@@ -216,7 +223,15 @@ export class JobStore {
       tasks[task.id] = packTaskRecord(record);
     }
     const event = encodeEvent(job.id, job.createdAt, { $case: 'jobState', jobState: { state: jobStateToProto('queued'), error: undefined } });
-    const keys = [this.keys.job(job.id), this.keys.tasks(job.id), this.keys.events(job.id), this.keys.jobs(), this.keys.tenantJobs(job.tenant), this.keys.accepting()];
+    const keys = [
+      this.keys.job(job.id),
+      this.keys.tasks(job.id),
+      this.keys.events(job.id),
+      this.keys.jobs(),
+      this.keys.tenantJobs(job.tenant),
+      this.keys.accepting(),
+      this.keys.tenantLive(job.tenant),
+    ];
     if (job.idempotencyKey !== '') keys.push(this.keys.idempotency(job.tenant, job.idempotencyKey));
     const start = performance.now();
     const stored = await CREATE_JOB.run(this.redis, keys, [
@@ -227,8 +242,11 @@ export class JobStore {
       event,
       this.keys.eventsChannel(),
       String(IDEMPOTENCY_TTL_SEC),
+      String(this.maxLiveJobsPerTenant),
+      this.keys.job(''),
     ]);
     this.metrics?.redisCommand('create_job', start);
+    if (Array.isArray(stored)) throw liveJobsFull(job.tenant, Number(stored[1]), this.maxLiveJobsPerTenant, 'submit');
     return String(stored);
   }
 
@@ -324,7 +342,8 @@ export class JobStore {
   /**
    * Starts another run of an ended job for the tasks in `rerun` (see retryPlan), keeping the
    * outcomes of the others in `carried`. Returns false when the job had not ended or was
-   * cancelled meanwhile (nothing changed then).
+   * cancelled meanwhile (nothing changed then). Throws LimitExceededError, changing nothing,
+   * when the job's tenant has maxLiveJobsPerTenant jobs queued or running already.
    */
   async retry(job: JobRecord, rerun: ReadonlySet<string>, now: number): Promise<boolean> {
     const generation = job.generation + 1;
@@ -355,7 +374,7 @@ export class JobStore {
     const event = encodeEvent(job.id, now, { $case: 'jobState', jobState: { state: jobStateToProto('queued'), error: undefined } });
     const changed = await RETRY_JOB.run(
       this.redis,
-      [this.keys.job(job.id), this.keys.tasks(job.id), this.keys.events(job.id), this.keys.carried(job.id), this.keys.accepting()],
+      [this.keys.job(job.id), this.keys.tasks(job.id), this.keys.events(job.id), this.keys.carried(job.id), this.keys.accepting(), this.keys.tenantLive(job.tenant)],
       [
         job.id,
         String(generation),
@@ -364,8 +383,11 @@ export class JobStore {
         event,
         String(now),
         this.keys.eventsChannel(),
+        String(this.maxLiveJobsPerTenant),
+        this.keys.job(''),
       ],
     );
+    if (Array.isArray(changed)) throw liveJobsFull(job.tenant, Number(changed[1]), this.maxLiveJobsPerTenant, 'retry');
     return changed === 1;
   }
 
@@ -477,6 +499,7 @@ export class JobStore {
       String(now),
       String(this.retentionMs),
       this.keys.eventsChannel(),
+      ...this.keys.tenantLiveParts(),
     ]);
     this.metrics?.redisCommand('finish', start);
     if (!Array.isArray(changed)) return false;
@@ -484,6 +507,15 @@ export class JobStore {
     const outcome: JobOutcome = state === 'completed' && fields.result?.doc.partial ? 'partial' : state;
     this.metrics?.jobFinished(pipeline, tenant, outcome, (now - Number(runStartedAt)) / 1000);
     return true;
+  }
+
+  /**
+   * Throws LimitExceededError when the tenant has maxLiveJobsPerTenant jobs queued or running:
+   * a quick look before a submission does any work (create() makes the check that counts).
+   */
+  async checkRoom(tenant: string): Promise<void> {
+    const live = Number(await COUNT_LIVE_JOBS.run(this.redis, [this.keys.tenantLive(tenant)], [String(this.maxLiveJobsPerTenant), this.keys.job('')]));
+    if (live >= this.maxLiveJobsPerTenant) throw liveJobsFull(tenant, live, this.maxLiveJobsPerTenant, 'submit');
   }
 
   /** Records shards a stitch step added at run time, and tells watchers how many there are. */
