@@ -107,7 +107,10 @@ describe('limits', () => {
     const files = await Promise.all(['a', 'b', 'c', 'd'].map((n) => writeIn(media, `${n}.txt`, `text ${n}`)));
     const tooMany = await runCli(['submit', ...files], env);
     expect(tooMany.code).toBe(EXIT_LIMIT);
-    expect(tooMany.stderr).toBe('mmgrid: the job has 4 inputs; this grid allows at most 3 (--max-inputs-per-job)\n');
+    // After the notes of its uploads, one sentence, and no stack trace.
+    expect(tooMany.stderr).toMatch(/\nmmgrid: the job has 4 inputs; this grid allows at most 3 \(--max-inputs-per-job\)\n$/);
+    expect(tooMany.stderr).not.toMatch(/\n\s+at /);
+    expect(tooMany.stdout).toBe('');
 
     // A job file over the CLI's own limit is refused before it is read or parsed.
     const yaml = `prompt: "${'x'.repeat(300)}"\n`;
