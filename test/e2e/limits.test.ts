@@ -162,6 +162,22 @@ describe('limits', () => {
     expect((await as('neighbour').waitForJob(neighbour.id)).state).toBe('completed');
   });
 
+  it('counts a retried job against the quota again, refusing the retry while the quota is full', async () => {
+    const r = as('retrier');
+    const failing = await r.submit([], { pipeline: 'selftest', params: { tasks: '1', taskMs: '0', failAttempts: '100' } });
+    expect((await r.waitForJob(failing.id)).state).toBe('failed');
+    const holds = [await r.submit([], selftest(120_000)), await r.submit([], selftest(120_000))];
+    const full = await refusal(r.retry(failing.id));
+    expect(full.code).toBe('RESOURCE_EXHAUSTED');
+    expect(full.limit).toBe('maxLiveJobsPerTenant');
+    expect(full.message).toMatch(/^tenant retrier has 2 jobs queued or running; .*\(--max-live-jobs-per-tenant\); retry the job once one of them has ended$/);
+    // The refused retry changed nothing.
+    expect((await r.getJob(failing.id)).state).toBe('failed');
+    await r.cancel(holds[0]?.id ?? '', 'making room');
+    expect((await r.retry(failing.id)).state).toBe('queued');
+    for (const id of [failing.id, holds[1]?.id ?? '']) await r.cancel(id, 'done');
+  });
+
   it('paces a tenant\'s submissions, says when to try again, and takes the submission then', async () => {
     const hasty = as('hasty');
     // The burst of five, two at a time (its quota of live jobs is two).
