@@ -217,3 +217,30 @@ describe('limits', () => {
     expect(done.tasks.every((t) => t.state === 'succeeded')).toBe(true);
   });
 });
+
+describe('mmgrid coordinator limit options', () => {
+  it('refuses a limit out of its range before starting, naming its flag, variable and range', async () => {
+    const base = ['coordinator', '--redis', 'redis://127.0.0.1:1', '--listen', '127.0.0.1:0', '--metrics-listen', 'off'];
+    const cases: { args: string[]; env: Record<string, string>; code: number; says: string }[] = [
+      {
+        args: [...base, '--max-live-jobs-per-tenant', '0'],
+        env: {},
+        code: 2,
+        says: 'mmgrid coordinator: --max-live-jobs-per-tenant (MMGRID_MAX_LIVE_JOBS_PER_TENANT) must be an integer from 1 to 10000000 (got 0)',
+      },
+      {
+        args: base,
+        env: { MMGRID_SUBMIT_RATE_PER_TENANT: '0' },
+        code: 2,
+        says: 'mmgrid coordinator: --submit-rate-per-tenant (MMGRID_SUBMIT_RATE_PER_TENANT) must be a number of submissions per second from 0.001 to 100000 (got 0)',
+      },
+      { args: [...base, '--max-message-bytes', '1024'], env: {}, code: 2, says: '--max-message-bytes (MMGRID_MAX_MESSAGE_BYTES) must be an integer from 2097152 to 536870912' },
+      { args: base, env: { MMGRID_MAX_INPUTS_PER_JOB: 'many' }, code: 1, says: '--max-inputs-per-job must be a whole number' },
+    ];
+    for (const c of cases) {
+      const res = await runCli(c.args, c.env);
+      expect(res.code, c.says).toBe(c.code);
+      expect(res.stderr, c.says).toContain(c.says);
+    }
+  });
+});
