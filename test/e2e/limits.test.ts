@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MmgridClient, type JobView, type MmgridClientError } from '@mmgrid/client';
@@ -42,9 +43,11 @@ describe('limits', () => {
 
   beforeAll(async () => {
     media = await tempDir('mmgrid-limits-');
+    // One tenant with a quota of its own.
+    const tenants = await writeIn(media, 'tenants.yaml', 'vip:\n  maxLiveJobs: 3\n');
     tg = await startTestGrid({
       workers: 2,
-      coordinatorArgs: ['--lease-ms', '4000', '--heartbeat-ms', '500', '--stalled-check-ms', '1000', ...LIMIT_ARGS],
+      coordinatorArgs: ['--lease-ms', '4000', '--heartbeat-ms', '500', '--stalled-check-ms', '1000', ...LIMIT_ARGS, '--tenant-limits', tenants],
       workerArgs: ['--slots', 'selftest.sleep=4,text.stats=2'],
     });
     steady = await as('steady').submit([], selftest(8_000, 2));
@@ -160,6 +163,14 @@ describe('limits', () => {
     // Refused submissions left no job behind.
     expect((await q.list()).jobs.map((j) => j.id).sort()).toEqual([short.id, long.id, third.id, fourth.id].sort());
     expect((await as('neighbour').waitForJob(neighbour.id)).state).toBe('completed');
+
+    // A tenant with a quota of its own (--tenant-limits) has that one.
+    const vip = as('vip');
+    const held = [await vip.submit([], selftest(120_000)), await vip.submit([], selftest(120_000)), await vip.submit([], selftest(120_000))];
+    const vipFull = await refusal(vip.submit([], selftest(0)));
+    expect(vipFull.limit).toBe('maxLiveJobsPerTenant');
+    expect(vipFull.message).toContain('tenant vip has 3 jobs queued or running; this grid allows tenant vip at most 3 (--tenant-limits)');
+    for (const job of held) await vip.cancel(job.id, 'done');
   });
 
   it('counts a retried job against the quota again, refusing the retry while the quota is full', async () => {
@@ -220,6 +231,8 @@ describe('limits', () => {
 
 describe('mmgrid coordinator limit options', () => {
   it('refuses a limit out of its range before starting, naming its flag, variable and range', async () => {
+    const dir = await tempDir('mmgrid-tenant-limits-');
+    const badTenants = await writeIn(dir, 'tenants.yaml', 'acme:\n  maxLiveJobs: 0\n');
     const base = ['coordinator', '--redis', 'redis://127.0.0.1:1', '--listen', '127.0.0.1:0', '--metrics-listen', 'off'];
     const cases: { args: string[]; env: Record<string, string>; code: number; says: string }[] = [
       {
@@ -236,11 +249,14 @@ describe('mmgrid coordinator limit options', () => {
       },
       { args: [...base, '--max-message-bytes', '1024'], env: {}, code: 2, says: '--max-message-bytes (MMGRID_MAX_MESSAGE_BYTES) must be an integer from 2097152 to 536870912' },
       { args: base, env: { MMGRID_MAX_INPUTS_PER_JOB: 'many' }, code: 1, says: '--max-inputs-per-job must be a whole number' },
+      { args: [...base, '--tenant-limits', badTenants], env: {}, code: 2, says: `--tenant-limits ${badTenants}: acme.maxLiveJobs must be an integer from 1 to 10000000 (got 0)` },
+      { args: base, env: { MMGRID_TENANT_LIMITS: path.join(dir, 'missing.yaml') }, code: 2, says: `--tenant-limits ${path.join(dir, 'missing.yaml')}: no such file` },
     ];
     for (const c of cases) {
       const res = await runCli(c.args, c.env);
       expect(res.code, c.says).toBe(c.code);
       expect(res.stderr, c.says).toContain(c.says);
     }
+    await removeDir(dir);
   });
 });

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { booleanEnv, InvalidOptionError } from '@mmgrid/core';
+import { booleanEnv, InvalidOptionError, parseYamlSource, unreadableFileReason, YamlSyntaxError } from '@mmgrid/core';
 import { Coordinator } from './coordinator.js';
 import { AUTH_MODES, type AuthMode, type CoordinatorOptions } from './coordinator-options.js';
 import { TlsConfigError } from './errors.js';
-import { LIMIT_OPTIONS, type LimitName } from './limits.js';
+import { LIMIT_OPTIONS, TENANT_LIMITS_OPTION, type LimitName } from './limits.js';
 
 function integer(name: string): (value: string) => number {
   return (value) => {
@@ -47,6 +48,11 @@ const program = new Command('mmgrid coordinator')
   .addOption(limitOption('maxLiveJobsPerTenant', 'n', "most jobs one tenant may have queued or running at once, across all replicas (default 1000)"))
   .addOption(limitOption('submitRatePerTenant', 'per-second', 'jobs one tenant may submit per second on average, across all replicas; fractions allowed (default 20)', decimal))
   .addOption(limitOption('submitBurstPerTenant', 'n', 'jobs one tenant may submit at once before the rate paces it (default 100)'))
+  .addOption(
+    new Option(`${TENANT_LIMITS_OPTION.flag} <file>`, 'YAML (or JSON) file of tenants with their own quota or rate: "acme: { maxLiveJobs: 5000, submitRate: 100, submitBurst: 500 }"').env(
+      TENANT_LIMITS_OPTION.env,
+    ),
+  )
   .addOption(new Option('--max-stalled-count <n>', 'a task whose worker vanishes more often than this is failed as poison').argParser(integer('--max-stalled-count')))
   .addOption(new Option('--id <name>', 'name of this replica in logs and worker views').env('MMGRID_COORDINATOR_ID'))
   .addOption(
@@ -93,6 +99,7 @@ const flags = program.opts<{
   maxLiveJobsPerTenant?: number;
   submitRatePerTenant?: number;
   submitBurstPerTenant?: number;
+  tenantLimits?: string;
   maxStalledCount?: number;
   id?: string;
   metricsListen: string;
@@ -107,6 +114,23 @@ const adminToken = process.env['MMGRID_ADMIN_TOKEN'] ?? '';
 function usage(message: string): never {
   process.stderr.write(`mmgrid coordinator: ${message}\n`);
   process.exit(2);
+}
+
+/** The tenants' own limits, from --tenant-limits (checked with the other options, below). */
+function readTenantLimits(file: string): NonNullable<CoordinatorOptions['tenantLimits']> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    usage(`${TENANT_LIMITS_OPTION.flag} ${file}: ${unreadableFileReason(err)}`);
+  }
+  try {
+    // Any shape: resolveCoordinatorOptions checks every tenant and value.
+    return parseYamlSource(text, file).value as NonNullable<CoordinatorOptions['tenantLimits']>;
+  } catch (err) {
+    if (err instanceof YamlSyntaxError) usage(`${err.where}: not valid YAML: ${err.reason}`);
+    throw err;
+  }
 }
 
 let insecure: boolean;
@@ -135,6 +159,7 @@ const options: CoordinatorOptions = {
   ...(flags.maxLiveJobsPerTenant !== undefined ? { maxLiveJobsPerTenant: flags.maxLiveJobsPerTenant } : {}),
   ...(flags.submitRatePerTenant !== undefined ? { submitRatePerTenant: flags.submitRatePerTenant } : {}),
   ...(flags.submitBurstPerTenant !== undefined ? { submitBurstPerTenant: flags.submitBurstPerTenant } : {}),
+  ...(flags.tenantLimits !== undefined && flags.tenantLimits !== '' ? { tenantLimits: readTenantLimits(flags.tenantLimits) } : {}),
   ...(flags.maxStalledCount !== undefined ? { maxStalledCount: flags.maxStalledCount } : {}),
   ...(flags.id !== undefined ? { coordinatorId: flags.id } : {}),
   metricsListen: flags.metricsListen,
@@ -154,6 +179,7 @@ try {
     // Named as a person sets it: MMGRID_ADMIN_TOKEN, not the option's field; a limit by its flag.
     const limit = Object.hasOwn(LIMIT_OPTIONS, err.option) ? LIMIT_OPTIONS[err.option as LimitName] : undefined;
     if (err.option === 'adminToken') usage(`MMGRID_ADMIN_TOKEN must be ${err.allowed}`);
+    if (err.option.startsWith('tenantLimits')) usage(`${TENANT_LIMITS_OPTION.flag} ${flags.tenantLimits ?? ''}: ${err.message.replace(/^option tenantLimits\.?/, '').trim()}`);
     usage(limit ? `${limit.flag} (${limit.env}) must be ${err.allowed} (got ${String(err.value)})` : err.message);
   }
   if (err instanceof TlsConfigError) usage(err.message);

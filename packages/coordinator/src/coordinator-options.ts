@@ -1,4 +1,4 @@
-import { durationOption, intOption, InvalidOptionError, isLoopbackHost, nonEmptyOption, parseHostPort } from '@mmgrid/core';
+import { durationOption, intOption, InvalidOptionError, isLoopbackHost, nonEmptyOption, parseHostPort, TENANT_PATTERN } from '@mmgrid/core';
 import { TlsConfigError } from './errors.js';
 
 /** Options for a coordinator replica. Every field is optional; see each default. */
@@ -53,6 +53,12 @@ export interface CoordinatorOptions {
   submitRatePerTenant?: number;
   /** Submissions one tenant may make at once before submitRatePerTenant paces it (the bucket's size). @default 100 */
   submitBurstPerTenant?: number;
+  /**
+   * Tenants whose quota or rate differs from the grid's, by tenant name: `{ acme: {
+   * maxLiveJobs: 5000, submitRate: 100 } }` (what is left out is the grid's). Every replica
+   * must be given the same. @default none
+   */
+  tenantLimits?: Readonly<Record<string, TenantLimits>>;
   /** Name of this replica in logs and worker views. @default "<hostname>-<pid>" */
   coordinatorId?: string;
   /**
@@ -89,6 +95,13 @@ export interface CoordinatorOptions {
    * coordinator refuses to listen on such an address unless this is set. @default false
    */
   insecure?: boolean;
+}
+
+/** One tenant's exceptions to maxLiveJobsPerTenant, submitRatePerTenant and submitBurstPerTenant. */
+export interface TenantLimits {
+  readonly maxLiveJobs?: number;
+  readonly submitRate?: number;
+  readonly submitBurst?: number;
 }
 
 /** The TLS files of the gRPC listener. */
@@ -128,6 +141,8 @@ export interface ResolvedCoordinatorOptions {
   /** Submissions per second (may be fractional). */
   readonly submitRatePerTenant: number;
   readonly submitBurstPerTenant: number;
+  /** The tenants with their own limits, each with every field given (the grid's where left out). */
+  readonly tenantLimits: ReadonlyMap<string, Required<TenantLimits>>;
   readonly coordinatorId: string;
   /** Where /metrics and /healthz listen; undefined when turned off. */
   readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
@@ -168,6 +183,7 @@ export function withDefaults(options: CoordinatorOptions, defaultId: string): Re
     maxLiveJobsPerTenant: options.maxLiveJobsPerTenant ?? 1_000,
     submitRatePerTenant: options.submitRatePerTenant ?? 20,
     submitBurstPerTenant: options.submitBurstPerTenant ?? 100,
+    tenantLimits: options.tenantLimits ?? {},
     coordinatorId: options.coordinatorId ?? defaultId,
     metricsListen: options.metricsListen ?? '0.0.0.0:9464',
     auth: options.auth ?? 'open',
@@ -215,6 +231,11 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions, defaultId
     maxLiveJobsPerTenant: intOption('maxLiveJobsPerTenant', o.maxLiveJobsPerTenant, 1, 10_000_000),
     submitRatePerTenant: rateOption('submitRatePerTenant', o.submitRatePerTenant),
     submitBurstPerTenant: intOption('submitBurstPerTenant', o.submitBurstPerTenant, 1, 1_000_000),
+    tenantLimits: resolveTenantLimits(o.tenantLimits, {
+      maxLiveJobs: intOption('maxLiveJobsPerTenant', o.maxLiveJobsPerTenant, 1, 10_000_000),
+      submitRate: rateOption('submitRatePerTenant', o.submitRatePerTenant),
+      submitBurst: intOption('submitBurstPerTenant', o.submitBurstPerTenant, 1, 1_000_000),
+    }),
     coordinatorId: nonEmptyOption('coordinatorId', o.coordinatorId),
     metricsListen: resolveMetricsListen(o.metricsListen),
     ...resolveAuth(o.auth, o.adminToken),
@@ -261,6 +282,37 @@ function resolveAuth(auth: string, adminToken: string): { auth: AuthMode; adminT
     throw new InvalidOptionError('adminToken', `at least ${MIN_ADMIN_TOKEN_CHARS} characters without spaces (for example: openssl rand -base64 32)`, `(${adminToken.length} characters)`);
   }
   return { auth: auth as AuthMode, adminToken };
+}
+
+const TENANT_LIMIT_FIELDS = ['maxLiveJobs', 'submitRate', 'submitBurst'] as const;
+
+/**
+ * Checks each tenant's exceptions (the tenant's name, and each value in its option's range),
+ * filling what is left out from the grid's limits. Takes anything: it may come from a file.
+ */
+function resolveTenantLimits(value: unknown, grid: Required<TenantLimits>): ReadonlyMap<string, Required<TenantLimits>> {
+  const out = new Map<string, Required<TenantLimits>>();
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidOptionError('tenantLimits', 'a map of tenant name → { maxLiveJobs, submitRate, submitBurst }', value);
+  }
+  for (const [tenant, limits] of Object.entries(value as Record<string, unknown>)) {
+    if (!TENANT_PATTERN.test(tenant)) throw new InvalidOptionError('tenantLimits', 'tenant names (lower-case letters, digits, "_" and "-", up to 64)', tenant);
+    const name = `tenantLimits.${tenant}`;
+    if (limits === null || typeof limits !== 'object' || Array.isArray(limits)) throw new InvalidOptionError(name, '{ maxLiveJobs, submitRate, submitBurst } (any of them)', limits);
+    const given = limits as Record<string, unknown>;
+    const unknownField = Object.keys(given).find((k) => !(TENANT_LIMIT_FIELDS as readonly string[]).includes(k));
+    if (unknownField !== undefined) throw new InvalidOptionError(`${name}.${unknownField}`, `one of ${TENANT_LIMIT_FIELDS.join(', ')}`, given[unknownField]);
+    const num = (field: (typeof TENANT_LIMIT_FIELDS)[number]): number => {
+      const v = given[field];
+      return v === undefined ? grid[field] : typeof v === 'number' ? v : Number.NaN;
+    };
+    out.set(tenant, {
+      maxLiveJobs: intOption(`${name}.maxLiveJobs`, num('maxLiveJobs'), 1, 10_000_000),
+      submitRate: rateOption(`${name}.submitRate`, num('submitRate')),
+      submitBurst: intOption(`${name}.submitBurst`, num('submitBurst'), 1, 1_000_000),
+    });
+  }
+  return out;
 }
 
 /** The slowest submission rate an option may set: one every 1,000 seconds. */

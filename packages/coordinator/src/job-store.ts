@@ -176,6 +176,13 @@ export interface NewJob {
 
 type EventBody = { $case: 'jobState'; jobState: JobStateChanged } | { $case: 'taskState'; taskState: TaskStateChanged } | { $case: 'taskProgress'; taskProgress: TaskProgressed };
 
+/** A tenant's quota of live jobs: how many, and whether it is the tenant's own (not the grid's). */
+export interface LiveJobsQuota {
+  readonly maxLiveJobs: number;
+  readonly own: boolean;
+}
+
+const NO_QUOTA: LiveJobsQuota = { maxLiveJobs: Number.MAX_SAFE_INTEGER, own: false };
 const MAX_EVENTS_PER_JOB = 100_000;
 const IDEMPOTENCY_TTL_SEC = 24 * 3600;
 /** Task states a record never leaves (until RetryJob starts another generation). */
@@ -194,16 +201,17 @@ export class JobStore {
     private readonly retentionMs: number,
     /** Counts the jobs this store ends and times its scripts. */
     private readonly metrics?: Metrics,
-    /** Most jobs of one tenant not yet ended (its quota; see CREATE_JOB). @default no limit */
-    private readonly maxLiveJobsPerTenant = Number.MAX_SAFE_INTEGER,
+    /** Most jobs of a tenant not yet ended (its quota; see CREATE_JOB), and whether that is its own. @default no limit */
+    private readonly quotaOf: (tenant: string) => LiveJobsQuota = () => NO_QUOTA,
   ) {}
 
   /**
    * Stores a new job; returns the id of the job now stored (an earlier one for a repeated
    * idempotency key). Throws LimitExceededError, having stored nothing, when the tenant has
-   * maxLiveJobsPerTenant jobs queued or running already.
+   * as many jobs queued or running as its quota allows.
    */
   async create(job: NewJob): Promise<string> {
+    const quota = this.quotaOf(job.tenant);
     const fields: Record<string, string> = {
       id: job.id,
       tenant: job.tenant,
@@ -242,11 +250,11 @@ export class JobStore {
       event,
       this.keys.eventsChannel(),
       String(IDEMPOTENCY_TTL_SEC),
-      String(this.maxLiveJobsPerTenant),
+      String(quota.maxLiveJobs),
       this.keys.job(''),
     ]);
     this.metrics?.redisCommand('create_job', start);
-    if (Array.isArray(stored)) throw liveJobsFull(job.tenant, Number(stored[1]), this.maxLiveJobsPerTenant, 'submit');
+    if (Array.isArray(stored)) throw liveJobsFull(job.tenant, Number(stored[1]), quota.maxLiveJobs, 'submit', quota.own);
     return String(stored);
   }
 
@@ -343,9 +351,10 @@ export class JobStore {
    * Starts another run of an ended job for the tasks in `rerun` (see retryPlan), keeping the
    * outcomes of the others in `carried`. Returns false when the job had not ended or was
    * cancelled meanwhile (nothing changed then). Throws LimitExceededError, changing nothing,
-   * when the job's tenant has maxLiveJobsPerTenant jobs queued or running already.
+   * when the job's tenant has as many jobs queued or running as its quota allows.
    */
   async retry(job: JobRecord, rerun: ReadonlySet<string>, now: number): Promise<boolean> {
+    const quota = this.quotaOf(job.tenant);
     const generation = job.generation + 1;
     const previous = await this.tasks(job.id);
     const records: Record<string, string> = {};
@@ -383,11 +392,11 @@ export class JobStore {
         event,
         String(now),
         this.keys.eventsChannel(),
-        String(this.maxLiveJobsPerTenant),
+        String(quota.maxLiveJobs),
         this.keys.job(''),
       ],
     );
-    if (Array.isArray(changed)) throw liveJobsFull(job.tenant, Number(changed[1]), this.maxLiveJobsPerTenant, 'retry');
+    if (Array.isArray(changed)) throw liveJobsFull(job.tenant, Number(changed[1]), quota.maxLiveJobs, 'retry', quota.own);
     return changed === 1;
   }
 
@@ -510,12 +519,13 @@ export class JobStore {
   }
 
   /**
-   * Throws LimitExceededError when the tenant has maxLiveJobsPerTenant jobs queued or running:
-   * a quick look before a submission does any work (create() makes the check that counts).
+   * Throws LimitExceededError when the tenant has as many jobs queued or running as its quota
+   * allows: a quick look before a submission does any work (create() makes the check that counts).
    */
   async checkRoom(tenant: string): Promise<void> {
-    const live = Number(await COUNT_LIVE_JOBS.run(this.redis, [this.keys.tenantLive(tenant)], [String(this.maxLiveJobsPerTenant), this.keys.job('')]));
-    if (live >= this.maxLiveJobsPerTenant) throw liveJobsFull(tenant, live, this.maxLiveJobsPerTenant, 'submit');
+    const quota = this.quotaOf(tenant);
+    const live = Number(await COUNT_LIVE_JOBS.run(this.redis, [this.keys.tenantLive(tenant)], [String(quota.maxLiveJobs), this.keys.job('')]));
+    if (live >= quota.maxLiveJobs) throw liveJobsFull(tenant, live, quota.maxLiveJobs, 'submit', quota.own);
   }
 
   /** Records shards a stitch step added at run time, and tells watchers how many there are. */

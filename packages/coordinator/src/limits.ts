@@ -20,6 +20,31 @@ export const LIMIT_OPTIONS = {
 
 export type LimitName = keyof typeof LIMIT_OPTIONS;
 
+/** The option of per-tenant exceptions to the quota and rate: a YAML or JSON file. */
+export const TENANT_LIMITS_OPTION = { flag: '--tenant-limits', env: 'MMGRID_TENANT_LIMITS' } as const;
+
+/** One tenant's quota and rate, and whether they are its own (tenantLimits) or the grid's. */
+export interface TenantLimitsOf {
+  readonly maxLiveJobs: number;
+  readonly submitRate: number;
+  readonly submitBurst: number;
+  readonly own: boolean;
+}
+
+/** Looks up each tenant's quota and rate: its entry in tenantLimits, or the grid's. */
+export function tenantLimitsLookup(grid: {
+  readonly maxLiveJobsPerTenant: number;
+  readonly submitRatePerTenant: number;
+  readonly submitBurstPerTenant: number;
+  readonly tenantLimits: ReadonlyMap<string, Omit<TenantLimitsOf, 'own'>>;
+}): (tenant: string) => TenantLimitsOf {
+  const fallback: TenantLimitsOf = { maxLiveJobs: grid.maxLiveJobsPerTenant, submitRate: grid.submitRatePerTenant, submitBurst: grid.submitBurstPerTenant, own: false };
+  return (tenant) => {
+    const own = grid.tenantLimits.get(tenant);
+    return own ? { ...own, own: true } : fallback;
+  };
+}
+
 /** gRPC trailing metadata of a refusal for a limit: the limit's name (LimitName). */
 export const LIMIT_METADATA = 'mmgrid-limit';
 /** gRPC trailing metadata of a rate-limit refusal: milliseconds until a retry may succeed. */
@@ -72,26 +97,27 @@ export function checkSpecLimits(raw: RawSpecSizes, limits: SpecLimits): void {
   });
 }
 
-/** The refusal of a job (or a retry) whose tenant has as many live jobs as its quota allows. */
-export function liveJobsFull(tenant: string, live: number, max: number, what: 'submit' | 'retry'): LimitExceededError {
+/**
+ * The refusal of a job (or a retry) whose tenant has as many live jobs as its quota allows
+ * (`own`: the tenant's own quota, from --tenant-limits).
+ */
+export function liveJobsFull(tenant: string, live: number, max: number, what: 'submit' | 'retry', own = false): LimitExceededError {
   const again = what === 'submit' ? 'submit again' : 'retry the job';
-  return new LimitExceededError(
-    'maxLiveJobsPerTenant',
-    max,
-    `tenant ${tenant} has ${live} jobs queued or running; ${allows('maxLiveJobsPerTenant', max, 'per tenant')}; ${again} once one of them has ended`,
-    { actual: live },
-  );
+  const allowed = own ? `this grid allows tenant ${tenant} at most ${max} (${TENANT_LIMITS_OPTION.flag})` : allows('maxLiveJobsPerTenant', max, 'per tenant');
+  return new LimitExceededError('maxLiveJobsPerTenant', max, `tenant ${tenant} has ${live} jobs queued or running; ${allowed}; ${again} once one of them has ended`, {
+    actual: live,
+  });
 }
 
 /** The refusal of a submission over its tenant's rate: when to try again, in words and in `retryAfterMs`. */
-export function submitRateExceeded(tenant: string, rate: number, burst: number, retryAfterMs: number): LimitExceededError {
+export function submitRateExceeded(tenant: string, rate: number, burst: number, retryAfterMs: number, own = false): LimitExceededError {
   const after = Math.max(1, Math.ceil(retryAfterMs));
   const perSecond = Number.isInteger(rate) ? String(rate) : rate.toPrecision(3).replace(/\.?0+$/, '');
   return new LimitExceededError(
     'submitRatePerTenant',
     rate,
     `tenant ${tenant} is submitting jobs faster than this grid allows: ${perSecond} a second, ${burst} at once ` +
-      `(${LIMIT_OPTIONS.submitRatePerTenant.flag}, ${LIMIT_OPTIONS.submitBurstPerTenant.flag}); try again in ${after < 1000 ? `${after} ms` : `${(after / 1000).toFixed(1)} s`}`,
+      `(${own ? TENANT_LIMITS_OPTION.flag : `${LIMIT_OPTIONS.submitRatePerTenant.flag}, ${LIMIT_OPTIONS.submitBurstPerTenant.flag}`}); try again in ${after < 1000 ? `${after} ms` : `${(after / 1000).toFixed(1)} s`}`,
     { retryAfterMs: after },
   );
 }

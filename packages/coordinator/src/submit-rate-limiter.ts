@@ -3,11 +3,12 @@ import type { Keys } from './keys.js';
 import { submitRateExceeded } from './limits.js';
 import { RETURN_SUBMIT_TOKEN, TAKE_SUBMIT_TOKEN } from './lua.js';
 
-export interface SubmitRateLimiterOptions {
-  /** Submissions per second one tenant may make on average (may be fractional). */
-  readonly ratePerSec: number;
-  /** Submissions one tenant may make at once (the bucket's size). */
-  readonly burst: number;
+/** A tenant's rate: submissions a second on average (may be fractional), and at once (the bucket's size). */
+export interface SubmitRate {
+  readonly submitRate: number;
+  readonly submitBurst: number;
+  /** The tenant's own rate (from --tenant-limits), not the grid's. */
+  readonly own: boolean;
 }
 
 /**
@@ -16,7 +17,7 @@ export interface SubmitRateLimiterOptions {
  *
  * @example
  * ```ts
- * const limiter = new SubmitRateLimiter(redis, keys, { ratePerSec: 20, burst: 100 });
+ * const limiter = new SubmitRateLimiter(redis, keys, () => ({ submitRate: 20, submitBurst: 100, own: false }));
  * const token = await limiter.take('acme'); // throws LimitExceededError when over the rate
  * // … the submission is refused after all:
  * await token.giveBack();
@@ -26,7 +27,8 @@ export class SubmitRateLimiter {
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
-    private readonly options: SubmitRateLimiterOptions,
+    /** Each tenant's rate. */
+    private readonly rateOf: (tenant: string) => SubmitRate,
   ) {}
 
   /**
@@ -34,16 +36,16 @@ export class SubmitRateLimiter {
    * retryAfterMs) when there is none left right now.
    */
   async take(tenant: string): Promise<{ giveBack(): Promise<void> }> {
-    const { ratePerSec, burst } = this.options;
+    const { submitRate, submitBurst, own } = this.rateOf(tenant);
     const key = this.keys.tenantSubmits(tenant);
-    const reply = (await TAKE_SUBMIT_TOKEN.run(this.redis, [key], [String(ratePerSec), String(burst)])) as [number, number];
-    if (reply[0] !== 1) throw submitRateExceeded(tenant, ratePerSec, burst, Number(reply[1]));
+    const reply = (await TAKE_SUBMIT_TOKEN.run(this.redis, [key], [String(submitRate), String(submitBurst)])) as [number, number];
+    if (reply[0] !== 1) throw submitRateExceeded(tenant, submitRate, submitBurst, Number(reply[1]), own);
     let given = false;
     return {
       giveBack: async () => {
         if (given) return;
         given = true;
-        await RETURN_SUBMIT_TOKEN.run(this.redis, [key], [String(burst)]);
+        await RETURN_SUBMIT_TOKEN.run(this.redis, [key], [String(submitBurst)]);
       },
     };
   }

@@ -36,6 +36,7 @@ const DEFAULTS: ResolvedCoordinatorOptions = {
   maxLiveJobsPerTenant: 1_000,
   submitRatePerTenant: 20,
   submitBurstPerTenant: 100,
+  tenantLimits: new Map(),
   coordinatorId: 'host-123',
   metricsListen: { host: '0.0.0.0', port: 9464 },
   auth: 'open',
@@ -81,6 +82,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       maxLiveJobsPerTenant: 1_000,
       submitRatePerTenant: 20,
       submitBurstPerTenant: 100,
+      tenantLimits: {},
       coordinatorId: 'host-123',
       metricsListen: '0.0.0.0:9464',
       auth: 'open',
@@ -112,6 +114,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       maxLiveJobsPerTenant: 1,
       submitRatePerTenant: 0.001,
       submitBurstPerTenant: 1,
+      tenantLimits: { acme: { maxLiveJobs: 7 } },
       coordinatorId: 'replica-a',
       metricsListen: '127.0.0.1:0',
       auth: 'tokens',
@@ -139,6 +142,7 @@ describe('resolveCoordinatorOptions defaults', () => {
       maxLiveJobsPerTenant: 1,
       submitRatePerTenant: 0.001,
       submitBurstPerTenant: 1,
+      tenantLimits: new Map([['acme', { maxLiveJobs: 7, submitRate: 0.001, submitBurst: 1 }]]),
       coordinatorId: 'replica-a',
       metricsListen: { host: '127.0.0.1', port: 0 },
       auth: 'tokens',
@@ -180,6 +184,40 @@ describe('resolveCoordinatorOptions defaults', () => {
     expect(resolved.leaseMs).toBe(20_001);
     expect(resolved.heartbeatIntervalMs).toBe(2_500);
     expect(resolved.stalledCheckIntervalMs).toBe(1_001);
+  });
+});
+
+describe('resolveCoordinatorOptions tenant limits', () => {
+  it('takes none given as none (an empty file)', () => {
+    expect(resolvePlain({ tenantLimits: null as unknown as NonNullable<CoordinatorOptions['tenantLimits']> }, 'id').tenantLimits).toEqual(new Map());
+  });
+
+  it('fills what a tenant leaves out from the grid\'s limits', () => {
+    const resolved = resolvePlain(
+      { maxLiveJobsPerTenant: 10, submitRatePerTenant: 2, submitBurstPerTenant: 4, tenantLimits: { acme: { maxLiveJobs: 500, submitRate: 0.5 }, 'trial-1': { submitBurst: 1 } } },
+      'id',
+    );
+    expect(resolved.tenantLimits).toEqual(
+      new Map([
+        ['acme', { maxLiveJobs: 500, submitRate: 0.5, submitBurst: 4 }],
+        ['trial-1', { maxLiveJobs: 10, submitRate: 2, submitBurst: 1 }],
+      ]),
+    );
+  });
+
+  const refusals: { option: string; tenantLimits: unknown }[] = [
+    { option: 'tenantLimits', tenantLimits: ['acme'] },
+    { option: 'tenantLimits', tenantLimits: { 'Not A Tenant': { maxLiveJobs: 1 } } },
+    { option: 'tenantLimits.acme', tenantLimits: { acme: 5 } },
+    { option: 'tenantLimits.acme.maxJobs', tenantLimits: { acme: { maxJobs: 5 } } },
+    { option: 'tenantLimits.acme.maxLiveJobs', tenantLimits: { acme: { maxLiveJobs: 0 } } },
+    { option: 'tenantLimits.acme.maxLiveJobs', tenantLimits: { acme: { maxLiveJobs: '5' } } },
+    { option: 'tenantLimits.acme.submitRate', tenantLimits: { acme: { submitRate: 0 } } },
+    { option: 'tenantLimits.acme.submitBurst', tenantLimits: { acme: { submitBurst: 1.5 } } },
+  ];
+  it.each(refusals)('refuses $tenantLimits, naming $option', ({ option, tenantLimits }) => {
+    const err = refusal(() => resolvePlain({ tenantLimits: tenantLimits as NonNullable<CoordinatorOptions['tenantLimits']> }, 'id'));
+    expect(err.option).toBe(option);
   });
 });
 

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { LimitExceededError } from '../errors.js';
 import { toServiceError } from '../grpc-errors.js';
-import { checkSpecLimits, LIMIT_OPTIONS, liveJobsFull, submitRateExceeded, type RawSpecSizes, type SpecLimits } from '../limits.js';
+import { checkSpecLimits, LIMIT_OPTIONS, liveJobsFull, submitRateExceeded, tenantLimitsLookup, type RawSpecSizes, type SpecLimits } from '../limits.js';
 
 const LIMITS: SpecLimits = { maxInputsPerJob: 3, maxPromptChars: 10, maxTextInputChars: 20 };
 const text = (name: string, chars: number): RawSpecSizes['inputs'][number] => ({ name, source: { type: 'text', text: 'x'.repeat(chars) } });
@@ -67,6 +67,10 @@ describe('quota and rate refusals', () => {
     expect(err.limit).toBe('maxLiveJobsPerTenant');
     expect(err.message).toBe('tenant acme has 5 jobs queued or running; this grid allows at most 5 per tenant (--max-live-jobs-per-tenant); submit again once one of them has ended');
     expect(liveJobsFull('acme', 5, 5, 'retry').message).toMatch(/retry the job once one of them has ended$/);
+    // A tenant's own quota names the option that gave it.
+    expect(liveJobsFull('acme', 50, 50, 'submit', true).message).toBe(
+      'tenant acme has 50 jobs queued or running; this grid allows tenant acme at most 50 (--tenant-limits); submit again once one of them has ended',
+    );
   });
 
   it('says when to try again, in words and in retryAfterMs', () => {
@@ -78,6 +82,7 @@ describe('quota and rate refusals', () => {
     expect(later.message).toContain('0.25 a second, 1 at once');
     expect(later.message).toMatch(/try again in 3\.5 s$/);
     expect(submitRateExceeded('acme', 1, 1, 0).retryAfterMs).toBe(1);
+    expect(submitRateExceeded('acme', 5, 10, 100, true).message).toContain('5 a second, 10 at once (--tenant-limits)');
   });
 });
 
@@ -98,6 +103,19 @@ describe('a limit refusal as a gRPC status', () => {
     expect(sent.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(sent.metadata?.get('mmgrid-limit')).toEqual(['maxLiveJobsPerTenant']);
     expect(sent.metadata?.get('retry-after-ms')).toEqual([]);
+  });
+});
+
+describe('tenantLimitsLookup', () => {
+  it('gives a tenant its own limits, and every other tenant the grid\'s', () => {
+    const of = tenantLimitsLookup({
+      maxLiveJobsPerTenant: 10,
+      submitRatePerTenant: 2,
+      submitBurstPerTenant: 4,
+      tenantLimits: new Map([['acme', { maxLiveJobs: 500, submitRate: 0.5, submitBurst: 4 }]]),
+    });
+    expect(of('acme')).toEqual({ maxLiveJobs: 500, submitRate: 0.5, submitBurst: 4, own: true });
+    expect(of('globex')).toEqual({ maxLiveJobs: 10, submitRate: 2, submitBurst: 4, own: false });
   });
 });
 

@@ -77,7 +77,7 @@ describe.skipIf(!HAS_REDIS_SERVER)('tenant quota and rate across replicas', () =
   });
 
   it('never lets a tenant past its quota of live jobs, however many replicas take its submissions at once', async () => {
-    const [a, b] = await replicas('quota', { maxLiveJobsPerTenant: 3, submitRatePerTenant: 10_000, submitBurstPerTenant: 10_000 });
+    const [a, b] = await replicas('quota', { maxLiveJobsPerTenant: 3, submitRatePerTenant: 10_000, submitBurstPerTenant: 10_000, tenantLimits: { globex: { maxLiveJobs: 1 } } });
     const viaA = submitter(a, 'acme');
     const viaB = submitter(b, 'acme');
     const other = submitter(b, 'globex');
@@ -93,8 +93,11 @@ describe.skipIf(!HAS_REDIS_SERVER)('tenant quota and rate across replicas', () =
       }
       // Refused submissions left nothing behind: the tenant's jobs are the three accepted.
       expect([...(await viaA.list())].sort()).toEqual([...accepted].sort());
-      // Another tenant's quota is its own.
+      // Another tenant's quota is its own: here, one job (--tenant-limits).
       expect('job' in (await other.submit())).toBe(true);
+      const otherFull = await other.submit();
+      expect(refusedFor(otherFull)).toBe('maxLiveJobsPerTenant');
+      if ('refused' in otherFull) expect(otherFull.refused.details).toContain('this grid allows tenant globex at most 1 (--tenant-limits)');
 
       // A job that ends gives its place back, on whichever replica it ends.
       const [first] = accepted;
@@ -109,7 +112,7 @@ describe.skipIf(!HAS_REDIS_SERVER)('tenant quota and rate across replicas', () =
         const metric = (await c.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'mmgrid_limit_refusals_total');
         counted += (metric?.values ?? []).filter((v) => v.labels['limit'] === 'maxLiveJobsPerTenant').reduce((sum, v) => sum + v.value, 0);
       }
-      expect(counted).toBe(14);
+      expect(counted).toBe(15);
     } finally {
       viaA.close();
       viaB.close();
