@@ -620,12 +620,19 @@ describe('the Helm chart, rendered', () => {
       'coordinator.options.maxLiveJobsPerTenant=50',
       'coordinator.options.submitRatePerTenant=0.5',
       'coordinator.options.submitBurstPerTenant=10',
+      'coordinator.tenantLimits.acme.maxLiveJobs=50',
+      'coordinator.tenantLimits.acme.submitRate=0.5',
     );
     // The limits (docs/security.md): a rate keeps its fraction.
     expect(pod(find(limited, 'Deployment', 'grid-mmgrid-coordinator')).containers[0]?.args).toEqual([
       '--max-inputs-per-job', '64', '--max-live-jobs-per-tenant', '50', '--max-message-bytes', '16777216', '--max-prompt-chars', '4096',
       '--max-text-input-chars', '100000', '--submit-burst-per-tenant', '10', '--submit-rate-per-tenant', '0.5',
+      '--tenant-limits', '/etc/mmgrid/tenant-limits/tenant-limits.yaml',
     ]);
+    // The tenants' own limits travel in a ConfigMap mounted where --tenant-limits reads them.
+    expect(parse(find(limited, 'ConfigMap', 'grid-mmgrid-coordinator-tenant-limits')?.data?.['tenant-limits.yaml'] ?? '')).toEqual({ acme: { maxLiveJobs: 50, submitRate: '0.5' } });
+    const limitedPod = pod(find(limited, 'Deployment', 'grid-mmgrid-coordinator'));
+    expect(limitedPod.volumes?.find((v) => v.name === 'tenant-limits')?.configMap?.name).toBe('grid-mmgrid-coordinator-tenant-limits');
     const worker = pod(find(objects, 'DaemonSet', 'grid-mmgrid-worker')).containers[0];
     expect(worker?.args).toEqual(['--name', '$(NODE_NAME)', '--config', '/etc/mmgrid/worker.yaml']);
     expect(parse(find(objects, 'ConfigMap', 'grid-mmgrid-worker')?.data?.['worker.yaml'] ?? '')).toEqual({ vramBudget: '20GiB' });

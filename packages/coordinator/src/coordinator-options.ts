@@ -304,6 +304,8 @@ function resolveTenantLimits(value: unknown, grid: Required<TenantLimits>): Read
     if (unknownField !== undefined) throw new InvalidOptionError(`${name}.${unknownField}`, `one of ${TENANT_LIMIT_FIELDS.join(', ')}`, given[unknownField]);
     const num = (field: (typeof TENANT_LIMIT_FIELDS)[number]): number => {
       const v = given[field];
+      // A number written as a string ("0.5", as helm --set writes one) is taken as the number.
+      if (typeof v === 'string' && v.trim() !== '') return Number(v);
       return v === undefined ? grid[field] : typeof v === 'number' ? v : Number.NaN;
     };
     out.set(tenant, {

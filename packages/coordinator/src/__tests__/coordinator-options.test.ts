@@ -194,7 +194,8 @@ describe('resolveCoordinatorOptions tenant limits', () => {
 
   it('fills what a tenant leaves out from the grid\'s limits', () => {
     const resolved = resolvePlain(
-      { maxLiveJobsPerTenant: 10, submitRatePerTenant: 2, submitBurstPerTenant: 4, tenantLimits: { acme: { maxLiveJobs: 500, submitRate: 0.5 }, 'trial-1': { submitBurst: 1 } } },
+      // A number written as a string (helm --set) is taken as the number.
+      { maxLiveJobsPerTenant: 10, submitRatePerTenant: 2, submitBurstPerTenant: 4, tenantLimits: { acme: { maxLiveJobs: 500, submitRate: '0.5' as unknown as number }, 'trial-1': { submitBurst: 1 } } },
       'id',
     );
     expect(resolved.tenantLimits).toEqual(
@@ -211,7 +212,8 @@ describe('resolveCoordinatorOptions tenant limits', () => {
     { option: 'tenantLimits.acme', tenantLimits: { acme: 5 } },
     { option: 'tenantLimits.acme.maxJobs', tenantLimits: { acme: { maxJobs: 5 } } },
     { option: 'tenantLimits.acme.maxLiveJobs', tenantLimits: { acme: { maxLiveJobs: 0 } } },
-    { option: 'tenantLimits.acme.maxLiveJobs', tenantLimits: { acme: { maxLiveJobs: '5' } } },
+    { option: 'tenantLimits.acme.maxLiveJobs', tenantLimits: { acme: { maxLiveJobs: 'five' } } },
+    { option: 'tenantLimits.acme.maxLiveJobs', tenantLimits: { acme: { maxLiveJobs: true } } },
     { option: 'tenantLimits.acme.submitRate', tenantLimits: { acme: { submitRate: 0 } } },
     { option: 'tenantLimits.acme.submitBurst', tenantLimits: { acme: { submitBurst: 1.5 } } },
   ];
