@@ -46,8 +46,8 @@ const program = new Command('mmgrid coordinator')
   .addOption(limitOption('maxPromptChars', 'n', 'longest prompt, in characters (default 32768)'))
   .addOption(limitOption('maxTextInputChars', 'n', 'longest inline text input, in characters (default 1000000)'))
   .addOption(limitOption('maxLiveJobsPerTenant', 'n', "most jobs one tenant may have queued or running at once, across all replicas (default 1000)"))
-  .addOption(limitOption('submitRatePerTenant', 'per-second', 'jobs one tenant may submit per second on average, across all replicas; fractions allowed (default 20)', decimal))
-  .addOption(limitOption('submitBurstPerTenant', 'n', 'jobs one tenant may submit at once before the rate paces it (default 100)'))
+  .addOption(limitOption('submitRatePerTenant', 'per-second', 'jobs one tenant may submit per second on average, across all replicas; fractions allowed (default 50)', decimal))
+  .addOption(limitOption('submitBurstPerTenant', 'n', 'jobs one tenant may submit at once before the rate paces it (default 500)'))
   .addOption(
     new Option(`${TENANT_LIMITS_OPTION.flag} <file>`, 'YAML (or JSON) file of tenants with their own quota or rate: "acme: { maxLiveJobs: 5000, submitRate: 100, submitBurst: 500 }"').env(
       TENANT_LIMITS_OPTION.env,

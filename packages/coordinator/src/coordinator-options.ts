@@ -48,10 +48,10 @@ export interface CoordinatorOptions {
   maxLiveJobsPerTenant?: number;
   /**
    * Jobs one tenant may submit per second, across every replica, on average (a token bucket
-   * refilled at this rate; fractions allowed: 0.5 is one every two seconds). @default 20
+   * refilled at this rate; fractions allowed: 0.5 is one every two seconds). @default 50
    */
   submitRatePerTenant?: number;
-  /** Submissions one tenant may make at once before submitRatePerTenant paces it (the bucket's size). @default 100 */
+  /** Submissions one tenant may make at once before submitRatePerTenant paces it (the bucket's size). @default 500 */
   submitBurstPerTenant?: number;
   /**
    * Tenants whose quota or rate differs from the grid's, by tenant name: `{ acme: {
@@ -181,8 +181,8 @@ export function withDefaults(options: CoordinatorOptions, defaultId: string): Re
     maxPromptChars: options.maxPromptChars ?? 32_768,
     maxTextInputChars: options.maxTextInputChars ?? 1_000_000,
     maxLiveJobsPerTenant: options.maxLiveJobsPerTenant ?? 1_000,
-    submitRatePerTenant: options.submitRatePerTenant ?? 20,
-    submitBurstPerTenant: options.submitBurstPerTenant ?? 100,
+    submitRatePerTenant: options.submitRatePerTenant ?? 50,
+    submitBurstPerTenant: options.submitBurstPerTenant ?? 500,
     tenantLimits: options.tenantLimits ?? {},
     coordinatorId: options.coordinatorId ?? defaultId,
     metricsListen: options.metricsListen ?? '0.0.0.0:9464',
