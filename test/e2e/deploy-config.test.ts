@@ -612,6 +612,27 @@ describe('the Helm chart, rendered', () => {
     const objects = await render('coordinator.options.leaseMs=60000', 'coordinator.options.heartbeatMs=10000', 'coordinator.options.stalledCheckMs=5000', 'coordinator.options.maxStalledCount=3', 'coordinator.options.maxBlobBytes=4294967296', 'coordinator.options.maxShards=5000', 'worker.config.vramBudget=20GiB', 'worker.token=secret-token');
     const coordinator = pod(find(objects, 'Deployment', 'grid-mmgrid-coordinator')).containers[0];
     expect(coordinator?.args).toEqual(['--heartbeat-ms', '10000', '--lease-ms', '60000', '--max-blob-bytes', '4294967296', '--max-shards', '5000', '--max-stalled-count', '3', '--stalled-check-ms', '5000']);
+    const limited = await render(
+      'coordinator.options.maxMessageBytes=16777216',
+      'coordinator.options.maxInputsPerJob=64',
+      'coordinator.options.maxPromptChars=4096',
+      'coordinator.options.maxTextInputChars=100000',
+      'coordinator.options.maxLiveJobsPerTenant=50',
+      'coordinator.options.submitRatePerTenant=0.5',
+      'coordinator.options.submitBurstPerTenant=10',
+      'coordinator.tenantLimits.acme.maxLiveJobs=50',
+      'coordinator.tenantLimits.acme.submitRate=0.5',
+    );
+    // The limits (docs/security.md): a rate keeps its fraction.
+    expect(pod(find(limited, 'Deployment', 'grid-mmgrid-coordinator')).containers[0]?.args).toEqual([
+      '--max-inputs-per-job', '64', '--max-live-jobs-per-tenant', '50', '--max-message-bytes', '16777216', '--max-prompt-chars', '4096',
+      '--max-text-input-chars', '100000', '--submit-burst-per-tenant', '10', '--submit-rate-per-tenant', '0.5',
+      '--tenant-limits', '/etc/mmgrid/tenant-limits/tenant-limits.yaml',
+    ]);
+    // The tenants' own limits travel in a ConfigMap mounted where --tenant-limits reads them.
+    expect(parse(find(limited, 'ConfigMap', 'grid-mmgrid-coordinator-tenant-limits')?.data?.['tenant-limits.yaml'] ?? '')).toEqual({ acme: { maxLiveJobs: 50, submitRate: '0.5' } });
+    const limitedPod = pod(find(limited, 'Deployment', 'grid-mmgrid-coordinator'));
+    expect(limitedPod.volumes?.find((v) => v.name === 'tenant-limits')?.configMap?.name).toBe('grid-mmgrid-coordinator-tenant-limits');
     const worker = pod(find(objects, 'DaemonSet', 'grid-mmgrid-worker')).containers[0];
     expect(worker?.args).toEqual(['--name', '$(NODE_NAME)', '--config', '/etc/mmgrid/worker.yaml']);
     expect(parse(find(objects, 'ConfigMap', 'grid-mmgrid-worker')?.data?.['worker.yaml'] ?? '')).toEqual({ vramBudget: '20GiB' });

@@ -250,7 +250,7 @@ describe.each(subjects)('$name', ({ make }) => {
       expect(err.limit).toBe('maxBlobBytes');
       expect(err.max).toBe(MAX_BLOB_BYTES);
     }
-    expect(err.message).toBe(`blob of ${MAX_BLOB_BYTES + 1} bytes exceeds the limit of ${MAX_BLOB_BYTES} bytes (maxBlobBytes)`);
+    expect(err.message).toBe(`the blob has ${MAX_BLOB_BYTES + 1} bytes; this grid allows at most ${MAX_BLOB_BYTES} bytes (--max-blob-bytes)`);
     expect(read).toBe(false);
   });
 

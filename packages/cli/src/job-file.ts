@@ -1,13 +1,22 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { checkDeclaredSteps, issueParts, issuePathText, parseYamlSource, YamlSyntaxError, type YamlSource } from '@mmgrid/core';
+import { checkDeclaredSteps, intOption, issueParts, issuePathText, parseYamlSource, YamlSyntaxError, type YamlSource } from '@mmgrid/core';
 import type { SubmitInput, SubmitOptions } from '@mmgrid/client';
 import { CliError } from './errors.js';
 import { ExitCode } from './exit-codes.js';
 
-/** Largest job file read, in bytes. */
+/** Largest job file read, in bytes, unless MMGRID_MAX_JOB_FILE_BYTES says otherwise. */
 export const MAX_JOB_FILE_BYTES = 1024 * 1024;
+/** The environment variable that sets the largest job file the CLI reads. */
+export const MAX_JOB_FILE_BYTES_ENV = 'MMGRID_MAX_JOB_FILE_BYTES';
+
+/** The largest job file to read, from the environment (MMGRID_MAX_JOB_FILE_BYTES) or the default. */
+export function maxJobFileBytes(env: Readonly<Record<string, string | undefined>>): number {
+  const raw = env[MAX_JOB_FILE_BYTES_ENV];
+  if (raw === undefined || raw.trim() === '') return MAX_JOB_FILE_BYTES;
+  return intOption(MAX_JOB_FILE_BYTES_ENV, Number(raw), 1, 1024 * MAX_JOB_FILE_BYTES);
+}
 
 /** Label and param values: YAML scalars, sent as strings (`4471` → "4471", `true` → "true"). */
 const scalarValue = z.union([z.string(), z.number(), z.boolean()]);
@@ -45,17 +54,23 @@ function fail(where: string, message: string): never {
 /**
  * Reads and checks a job file: YAML syntax, the file's shape, and (as far as it can before
  * the inputs are uploaded and their types detected) its declared steps. Every problem names
- * the file, line and column, and what is allowed.
+ * the file, line and column, and what is allowed. A file over `maxBytes` is refused before it
+ * is read (exit code LIMIT).
  */
-export async function loadJobFile(file: string): Promise<LoadedJobFile> {
+export async function loadJobFile(file: string, maxBytes = MAX_JOB_FILE_BYTES): Promise<LoadedJobFile> {
   let size: number;
   try {
     size = (await stat(file)).size;
   } catch {
     throw new CliError(`no such job file: ${file}`, ExitCode.USAGE);
   }
-  if (size > MAX_JOB_FILE_BYTES) throw new CliError(`${file}: job files are at most ${MAX_JOB_FILE_BYTES} bytes (this one has ${size})`, ExitCode.LIMIT);
-  const text = await readFile(file, 'utf8');
+  const tooLarge = (bytes: number): CliError =>
+    new CliError(`${file} has ${bytes} bytes; job files are at most ${maxBytes} bytes (${MAX_JOB_FILE_BYTES_ENV} sets it)`, ExitCode.LIMIT);
+  if (size > maxBytes) throw tooLarge(size);
+  const bytes = await readFile(file);
+  // It may have grown since.
+  if (bytes.length > maxBytes) throw tooLarge(bytes.length);
+  const text = bytes.toString('utf8');
   let source: YamlSource;
   try {
     source = parseYamlSource(text, file);

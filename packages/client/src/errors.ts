@@ -17,15 +17,30 @@ export type ClientErrorCode =
 
 /** An error from talking to a coordinator, with a message a person can act on. */
 export class MmgridClientError extends Error {
+  /**
+   * For RESOURCE_EXHAUSTED: the coordinator's limit that refused the call, named as its option
+   * ("maxInputsPerJob", "maxLiveJobsPerTenant", "submitRatePerTenant"…; docs/security.md,
+   * "Limits"); "maxMessageBytes" for a message over the gRPC size limit.
+   */
+  readonly limit: string | undefined;
+  /** For a rate limit: milliseconds after which the same call may succeed. */
+  readonly retryAfterMs: number | undefined;
+
   constructor(
     readonly code: ClientErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; limit?: string; retryAfterMs?: number },
   ) {
     super(message, options);
     this.name = 'MmgridClientError';
+    this.limit = options?.limit;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
+
+/** Trailing metadata of a coordinator's refusal for a limit (see the coordinator's limits.ts). */
+const LIMIT_METADATA = 'mmgrid-limit';
+const RETRY_AFTER_METADATA = 'retry-after-ms';
 
 const codes: Partial<Record<status, ClientErrorCode>> = {
   [status.INVALID_ARGUMENT]: 'INVALID_ARGUMENT',
@@ -102,6 +117,24 @@ function unavailableMessage(raw: string, address: string, transport: Transport |
   return base;
 }
 
+/**
+ * A refusal for a limit. The coordinator names its limits in trailing metadata; a refusal
+ * without that name comes from gRPC itself (either end), whose only limit is a message's size.
+ */
+function limitError(err: ServiceError): MmgridClientError {
+  const details = err.details || err.message;
+  const named = err.metadata?.get(LIMIT_METADATA)[0];
+  if (typeof named !== 'string' || named === '') {
+    return new MmgridClientError(
+      'RESOURCE_EXHAUSTED',
+      `${details}: the request or its answer is larger than a gRPC message may be (the coordinator's --max-message-bytes, 8 MiB unless set, or this client's maxMessageBytes)`,
+      { cause: err, limit: 'maxMessageBytes' },
+    );
+  }
+  const after = Number(err.metadata.get(RETRY_AFTER_METADATA)[0] ?? Number.NaN);
+  return new MmgridClientError('RESOURCE_EXHAUSTED', details, { cause: err, limit: named, ...(Number.isFinite(after) && after >= 0 ? { retryAfterMs: after } : {}) });
+}
+
 /** The one place where gRPC statuses become typed client errors. */
 export function toClientError(err: unknown, target: string | CallTarget): MmgridClientError {
   if (err instanceof MmgridClientError) return err;
@@ -116,5 +149,6 @@ export function toClientError(err: unknown, target: string | CallTarget): Mmgrid
   if (code === 'DEADLINE_EXCEEDED') {
     return new MmgridClientError(code, `the coordinator at ${address} did not answer in time`, { cause: err });
   }
+  if (code === 'RESOURCE_EXHAUSTED') return limitError(err);
   return new MmgridClientError(code, err.details || err.message, { cause: err });
 }

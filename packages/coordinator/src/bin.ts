@@ -1,9 +1,11 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { booleanEnv, InvalidOptionError } from '@mmgrid/core';
+import { booleanEnv, InvalidOptionError, parseYamlSource, unreadableFileReason, YamlSyntaxError } from '@mmgrid/core';
 import { Coordinator } from './coordinator.js';
 import { AUTH_MODES, type AuthMode, type CoordinatorOptions } from './coordinator-options.js';
 import { TlsConfigError } from './errors.js';
+import { LIMIT_OPTIONS, TENANT_LIMITS_OPTION, type LimitName } from './limits.js';
 
 function integer(name: string): (value: string) => number {
   return (value) => {
@@ -13,6 +15,20 @@ function integer(name: string): (value: string) => number {
   };
 }
 
+function decimal(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+    return n;
+  };
+}
+
+/** A limit's option (see limits.ts): its flag and environment variable, a whole number unless `parse` says otherwise. */
+function limitOption(limit: LimitName, argument: string, description: string, parse = integer): Option {
+  const { flag, env } = LIMIT_OPTIONS[limit];
+  return new Option(`${flag} <${argument}>`, description).env(env).argParser(parse(flag));
+}
+
 const program = new Command('mmgrid coordinator')
   .description('Run a coordinator replica: the gRPC API for submitters and workers, over Redis.')
   .addOption(new Option('--listen <host:port>', 'address to listen on').env('MMGRID_LISTEN').default('0.0.0.0:7070'))
@@ -20,11 +36,23 @@ const program = new Command('mmgrid coordinator')
   .addOption(new Option('--key-prefix <prefix>', 'prefix of every Redis key').env('MMGRID_KEY_PREFIX').default('mmgrid'))
   .addOption(new Option('--blob-dir <dir>', 'folder of the blob store').env('MMGRID_BLOB_DIR').default('.mmgrid/blobs'))
   .addOption(new Option('--blob-store <url>', 'an S3-compatible bucket instead: s3://bucket/prefix/?endpoint=http://host:9000').env('MMGRID_BLOB_STORE'))
-  .addOption(new Option('--max-shards <n>', 'most shards one input may be cut into').argParser(integer('--max-shards')))
+  .addOption(limitOption('maxShards', 'n', 'most shards one input may be cut into (default 20000)'))
   .addOption(new Option('--lease-ms <ms>', 'task lease length without a heartbeat').argParser(integer('--lease-ms')))
   .addOption(new Option('--heartbeat-ms <ms>', 'worker heartbeat interval').argParser(integer('--heartbeat-ms')))
   .addOption(new Option('--stalled-check-ms <ms>', 'how often lapsed leases are looked for').argParser(integer('--stalled-check-ms')))
-  .addOption(new Option('--max-blob-bytes <bytes>', 'largest blob accepted').argParser(integer('--max-blob-bytes')))
+  .addOption(limitOption('maxBlobBytes', 'bytes', 'largest blob accepted (default 2 GiB)'))
+  .addOption(limitOption('maxMessageBytes', 'bytes', 'largest gRPC message accepted, 2 MiB to 512 MiB (default 8 MiB)'))
+  .addOption(limitOption('maxInputsPerJob', 'n', 'most inputs one job may have (default 1000)'))
+  .addOption(limitOption('maxPromptChars', 'n', 'longest prompt, in characters (default 32768)'))
+  .addOption(limitOption('maxTextInputChars', 'n', 'longest inline text input, in characters (default 1000000)'))
+  .addOption(limitOption('maxLiveJobsPerTenant', 'n', "most jobs one tenant may have queued or running at once, across all replicas (default 1000)"))
+  .addOption(limitOption('submitRatePerTenant', 'per-second', 'jobs one tenant may submit per second on average, across all replicas; fractions allowed (default 50)', decimal))
+  .addOption(limitOption('submitBurstPerTenant', 'n', 'jobs one tenant may submit at once before the rate paces it (default 500)'))
+  .addOption(
+    new Option(`${TENANT_LIMITS_OPTION.flag} <file>`, 'YAML (or JSON) file of tenants with their own quota or rate: "acme: { maxLiveJobs: 5000, submitRate: 100, submitBurst: 500 }"').env(
+      TENANT_LIMITS_OPTION.env,
+    ),
+  )
   .addOption(new Option('--max-stalled-count <n>', 'a task whose worker vanishes more often than this is failed as poison').argParser(integer('--max-stalled-count')))
   .addOption(new Option('--id <name>', 'name of this replica in logs and worker views').env('MMGRID_COORDINATOR_ID'))
   .addOption(
@@ -64,6 +92,14 @@ const flags = program.opts<{
   heartbeatMs?: number;
   stalledCheckMs?: number;
   maxBlobBytes?: number;
+  maxMessageBytes?: number;
+  maxInputsPerJob?: number;
+  maxPromptChars?: number;
+  maxTextInputChars?: number;
+  maxLiveJobsPerTenant?: number;
+  submitRatePerTenant?: number;
+  submitBurstPerTenant?: number;
+  tenantLimits?: string;
   maxStalledCount?: number;
   id?: string;
   metricsListen: string;
@@ -78,6 +114,23 @@ const adminToken = process.env['MMGRID_ADMIN_TOKEN'] ?? '';
 function usage(message: string): never {
   process.stderr.write(`mmgrid coordinator: ${message}\n`);
   process.exit(2);
+}
+
+/** The tenants' own limits, from --tenant-limits (checked with the other options, below). */
+function readTenantLimits(file: string): NonNullable<CoordinatorOptions['tenantLimits']> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    usage(`${TENANT_LIMITS_OPTION.flag} ${file}: ${unreadableFileReason(err)}`);
+  }
+  try {
+    // Any shape: resolveCoordinatorOptions checks every tenant and value.
+    return parseYamlSource(text, file).value as NonNullable<CoordinatorOptions['tenantLimits']>;
+  } catch (err) {
+    if (err instanceof YamlSyntaxError) usage(`${err.where}: not valid YAML: ${err.reason}`);
+    throw err;
+  }
 }
 
 let insecure: boolean;
@@ -99,6 +152,14 @@ const options: CoordinatorOptions = {
   ...(flags.heartbeatMs !== undefined ? { heartbeatIntervalMs: flags.heartbeatMs } : {}),
   ...(flags.stalledCheckMs !== undefined ? { stalledCheckIntervalMs: flags.stalledCheckMs } : {}),
   ...(flags.maxBlobBytes !== undefined ? { maxBlobBytes: flags.maxBlobBytes } : {}),
+  ...(flags.maxMessageBytes !== undefined ? { maxMessageBytes: flags.maxMessageBytes } : {}),
+  ...(flags.maxInputsPerJob !== undefined ? { maxInputsPerJob: flags.maxInputsPerJob } : {}),
+  ...(flags.maxPromptChars !== undefined ? { maxPromptChars: flags.maxPromptChars } : {}),
+  ...(flags.maxTextInputChars !== undefined ? { maxTextInputChars: flags.maxTextInputChars } : {}),
+  ...(flags.maxLiveJobsPerTenant !== undefined ? { maxLiveJobsPerTenant: flags.maxLiveJobsPerTenant } : {}),
+  ...(flags.submitRatePerTenant !== undefined ? { submitRatePerTenant: flags.submitRatePerTenant } : {}),
+  ...(flags.submitBurstPerTenant !== undefined ? { submitBurstPerTenant: flags.submitBurstPerTenant } : {}),
+  ...(flags.tenantLimits !== undefined && flags.tenantLimits !== '' ? { tenantLimits: readTenantLimits(flags.tenantLimits) } : {}),
   ...(flags.maxStalledCount !== undefined ? { maxStalledCount: flags.maxStalledCount } : {}),
   ...(flags.id !== undefined ? { coordinatorId: flags.id } : {}),
   metricsListen: flags.metricsListen,
@@ -115,8 +176,11 @@ try {
   coordinator = new Coordinator(options);
 } catch (err) {
   if (err instanceof InvalidOptionError) {
-    // Named as a person sets it: MMGRID_ADMIN_TOKEN, not the option's field.
-    usage(err.option === 'adminToken' ? `MMGRID_ADMIN_TOKEN must be ${err.allowed}` : err.message);
+    // Named as a person sets it: MMGRID_ADMIN_TOKEN, not the option's field; a limit by its flag.
+    const limit = Object.hasOwn(LIMIT_OPTIONS, err.option) ? LIMIT_OPTIONS[err.option as LimitName] : undefined;
+    if (err.option === 'adminToken') usage(`MMGRID_ADMIN_TOKEN must be ${err.allowed}`);
+    if (err.option.startsWith('tenantLimits')) usage(`${TENANT_LIMITS_OPTION.flag} ${flags.tenantLimits ?? ''}: ${err.message.replace(/^option tenantLimits\.?/, '').trim()}`);
+    usage(limit ? `${limit.flag} (${limit.env}) must be ${err.allowed} (got ${String(err.value)})` : err.message);
   }
   if (err instanceof TlsConfigError) usage(err.message);
   throw err;

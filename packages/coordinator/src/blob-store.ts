@@ -3,7 +3,8 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isSha256 } from '@mmgrid/core';
-import { BadRequestError, BlobNotFoundError, LimitExceededError } from './errors.js';
+import { BadRequestError, BlobNotFoundError } from './errors.js';
+import { limitExceeded } from './limits.js';
 
 export interface BlobStat {
   readonly sha256: string;
@@ -75,7 +76,7 @@ export class FsBlobStore implements BlobStore {
   async put(declared: BlobStat, chunks: AsyncIterable<Uint8Array>): Promise<PutBlobResult> {
     const finalPath = this.pathOf(declared.sha256);
     if (declared.size > this.maxBlobBytes) {
-      throw new LimitExceededError('maxBlobBytes', this.maxBlobBytes, `blob of ${declared.size} bytes exceeds the limit of ${this.maxBlobBytes} bytes (maxBlobBytes)`);
+      throw limitExceeded('maxBlobBytes', declared.size, this.maxBlobBytes, `the blob has ${declared.size} bytes`, 'bytes');
     }
     const tmpPath = path.join(this.tmpDir, `${declared.sha256}.${randomBytes(6).toString('hex')}`);
     const size = declared.size;

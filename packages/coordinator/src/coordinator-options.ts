@@ -1,4 +1,4 @@
-import { durationOption, intOption, InvalidOptionError, isLoopbackHost, nonEmptyOption, parseHostPort } from '@mmgrid/core';
+import { durationOption, intOption, InvalidOptionError, isLoopbackHost, nonEmptyOption, parseHostPort, TENANT_PATTERN } from '@mmgrid/core';
 import { TlsConfigError } from './errors.js';
 
 /** Options for a coordinator replica. Every field is optional; see each default. */
@@ -35,6 +35,30 @@ export interface CoordinatorOptions {
   assemblyConcurrency?: number;
   /** Most shards (windows, frames, chunks) one input may be cut into. @default 20,000 */
   maxShards?: number;
+  /** Most inputs one job may have. @default 1,000 */
+  maxInputsPerJob?: number;
+  /** Longest prompt, in characters. @default 32,768 */
+  maxPromptChars?: number;
+  /** Longest inline text input, in characters (a text file is a blob: maxBlobBytes). @default 1,000,000 */
+  maxTextInputChars?: number;
+  /**
+   * Most jobs one tenant may have queued or running at once, across every replica (a quota);
+   * a job counts from its submission until it completes, fails or is cancelled. @default 1,000
+   */
+  maxLiveJobsPerTenant?: number;
+  /**
+   * Jobs one tenant may submit per second, across every replica, on average (a token bucket
+   * refilled at this rate; fractions allowed: 0.5 is one every two seconds). @default 50
+   */
+  submitRatePerTenant?: number;
+  /** Submissions one tenant may make at once before submitRatePerTenant paces it (the bucket's size). @default 500 */
+  submitBurstPerTenant?: number;
+  /**
+   * Tenants whose quota or rate differs from the grid's, by tenant name: `{ acme: {
+   * maxLiveJobs: 5000, submitRate: 100 } }` (what is left out is the grid's). Every replica
+   * must be given the same. @default none
+   */
+  tenantLimits?: Readonly<Record<string, TenantLimits>>;
   /** Name of this replica in logs and worker views. @default "<hostname>-<pid>" */
   coordinatorId?: string;
   /**
@@ -73,6 +97,13 @@ export interface CoordinatorOptions {
   insecure?: boolean;
 }
 
+/** One tenant's exceptions to maxLiveJobsPerTenant, submitRatePerTenant and submitBurstPerTenant. */
+export interface TenantLimits {
+  readonly maxLiveJobs?: number;
+  readonly submitRate?: number;
+  readonly submitBurst?: number;
+}
+
 /** The TLS files of the gRPC listener. */
 export interface ListenerTlsFiles {
   readonly certFile: string;
@@ -103,6 +134,15 @@ export interface ResolvedCoordinatorOptions {
   readonly jobRetentionMs: number;
   readonly assemblyConcurrency: number;
   readonly maxShards: number;
+  readonly maxInputsPerJob: number;
+  readonly maxPromptChars: number;
+  readonly maxTextInputChars: number;
+  readonly maxLiveJobsPerTenant: number;
+  /** Submissions per second (may be fractional). */
+  readonly submitRatePerTenant: number;
+  readonly submitBurstPerTenant: number;
+  /** The tenants with their own limits, each with every field given (the grid's where left out). */
+  readonly tenantLimits: ReadonlyMap<string, Required<TenantLimits>>;
   readonly coordinatorId: string;
   /** Where /metrics and /healthz listen; undefined when turned off. */
   readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
@@ -137,6 +177,13 @@ export function withDefaults(options: CoordinatorOptions, defaultId: string): Re
     jobRetentionMs: options.jobRetentionMs ?? 7 * 24 * 3600_000,
     assemblyConcurrency: options.assemblyConcurrency ?? 4,
     maxShards: options.maxShards ?? 20_000,
+    maxInputsPerJob: options.maxInputsPerJob ?? 1_000,
+    maxPromptChars: options.maxPromptChars ?? 32_768,
+    maxTextInputChars: options.maxTextInputChars ?? 1_000_000,
+    maxLiveJobsPerTenant: options.maxLiveJobsPerTenant ?? 1_000,
+    submitRatePerTenant: options.submitRatePerTenant ?? 50,
+    submitBurstPerTenant: options.submitBurstPerTenant ?? 500,
+    tenantLimits: options.tenantLimits ?? {},
     coordinatorId: options.coordinatorId ?? defaultId,
     metricsListen: options.metricsListen ?? '0.0.0.0:9464',
     auth: options.auth ?? 'open',
@@ -178,6 +225,17 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions, defaultId
     jobRetentionMs: durationOption('jobRetentionMs', o.jobRetentionMs, 60_000, 365 * 24 * 3600_000),
     assemblyConcurrency: intOption('assemblyConcurrency', o.assemblyConcurrency, 1, 256),
     maxShards: intOption('maxShards', o.maxShards, 1, 1_000_000),
+    maxInputsPerJob: intOption('maxInputsPerJob', o.maxInputsPerJob, 1, 100_000),
+    maxPromptChars: intOption('maxPromptChars', o.maxPromptChars, 1, 10_000_000),
+    maxTextInputChars: intOption('maxTextInputChars', o.maxTextInputChars, 1, 100_000_000),
+    maxLiveJobsPerTenant: intOption('maxLiveJobsPerTenant', o.maxLiveJobsPerTenant, 1, 10_000_000),
+    submitRatePerTenant: rateOption('submitRatePerTenant', o.submitRatePerTenant),
+    submitBurstPerTenant: intOption('submitBurstPerTenant', o.submitBurstPerTenant, 1, 1_000_000),
+    tenantLimits: resolveTenantLimits(o.tenantLimits, {
+      maxLiveJobs: intOption('maxLiveJobsPerTenant', o.maxLiveJobsPerTenant, 1, 10_000_000),
+      submitRate: rateOption('submitRatePerTenant', o.submitRatePerTenant),
+      submitBurst: intOption('submitBurstPerTenant', o.submitBurstPerTenant, 1, 1_000_000),
+    }),
     coordinatorId: nonEmptyOption('coordinatorId', o.coordinatorId),
     metricsListen: resolveMetricsListen(o.metricsListen),
     ...resolveAuth(o.auth, o.adminToken),
@@ -224,6 +282,50 @@ function resolveAuth(auth: string, adminToken: string): { auth: AuthMode; adminT
     throw new InvalidOptionError('adminToken', `at least ${MIN_ADMIN_TOKEN_CHARS} characters without spaces (for example: openssl rand -base64 32)`, `(${adminToken.length} characters)`);
   }
   return { auth: auth as AuthMode, adminToken };
+}
+
+const TENANT_LIMIT_FIELDS = ['maxLiveJobs', 'submitRate', 'submitBurst'] as const;
+
+/**
+ * Checks each tenant's exceptions (the tenant's name, and each value in its option's range),
+ * filling what is left out from the grid's limits. Takes anything: it may come from a file.
+ */
+function resolveTenantLimits(value: unknown, grid: Required<TenantLimits>): ReadonlyMap<string, Required<TenantLimits>> {
+  const out = new Map<string, Required<TenantLimits>>();
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InvalidOptionError('tenantLimits', 'a map of tenant name → { maxLiveJobs, submitRate, submitBurst }', value);
+  }
+  for (const [tenant, limits] of Object.entries(value as Record<string, unknown>)) {
+    if (!TENANT_PATTERN.test(tenant)) throw new InvalidOptionError('tenantLimits', 'tenant names (lower-case letters, digits, "_" and "-", up to 64)', tenant);
+    const name = `tenantLimits.${tenant}`;
+    if (limits === null || typeof limits !== 'object' || Array.isArray(limits)) throw new InvalidOptionError(name, '{ maxLiveJobs, submitRate, submitBurst } (any of them)', limits);
+    const given = limits as Record<string, unknown>;
+    const unknownField = Object.keys(given).find((k) => !(TENANT_LIMIT_FIELDS as readonly string[]).includes(k));
+    if (unknownField !== undefined) throw new InvalidOptionError(`${name}.${unknownField}`, `one of ${TENANT_LIMIT_FIELDS.join(', ')}`, given[unknownField]);
+    const num = (field: (typeof TENANT_LIMIT_FIELDS)[number]): number => {
+      const v = given[field];
+      // A number written as a string ("0.5", as helm --set writes one) is taken as the number.
+      if (typeof v === 'string' && v.trim() !== '') return Number(v);
+      return v === undefined ? grid[field] : typeof v === 'number' ? v : Number.NaN;
+    };
+    out.set(tenant, {
+      maxLiveJobs: intOption(`${name}.maxLiveJobs`, num('maxLiveJobs'), 1, 10_000_000),
+      submitRate: rateOption(`${name}.submitRate`, num('submitRate')),
+      submitBurst: intOption(`${name}.submitBurst`, num('submitBurst'), 1, 1_000_000),
+    });
+  }
+  return out;
+}
+
+/** The slowest submission rate an option may set: one every 1,000 seconds. */
+const MIN_SUBMIT_RATE = 0.001;
+
+/** Submissions per second, from MIN_SUBMIT_RATE to 100,000 (fractions allowed). */
+function rateOption(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < MIN_SUBMIT_RATE || value > 100_000) {
+    throw new InvalidOptionError(name, `a number of submissions per second from ${MIN_SUBMIT_RATE} to 100000`, value);
+  }
+  return value;
 }
 
 /** "off" (any case) turns the metrics endpoint off; anything else must be HOST:PORT. */

@@ -25,6 +25,8 @@ import { AdminServiceImpl } from './services/admin-service.js';
 import { BlobServiceImpl } from './services/blob-service.js';
 import { JobServiceImpl } from './services/job-service.js';
 import { WorkerServiceImpl } from './services/worker-service.js';
+import { SubmitRateLimiter } from './submit-rate-limiter.js';
+import { tenantLimitsLookup } from './limits.js';
 import { queueOfTask, TaskQueues } from './task-queues.js';
 import { TokenStore } from './token-store.js';
 import { WorkerDirectory } from './worker-directory.js';
@@ -99,7 +101,8 @@ export class Coordinator {
     const connection = { url: o.redisUrl, maxRetriesPerRequest: null };
     this.metrics = new Metrics({ now: this.now });
     this.keys = new Keys(o.keyPrefix);
-    this.jobs = new JobStore(this.redis, this.keys, o.jobRetentionMs, this.metrics);
+    const tenantLimits = tenantLimitsLookup(o);
+    this.jobs = new JobStore(this.redis, this.keys, o.jobRetentionMs, this.metrics, tenantLimits);
     this.queues = new TaskQueues(this.redis, this.keys, { leaseMs: o.leaseMs, stalledIntervalMs: o.stalledCheckIntervalMs, maxStalledCount: o.maxStalledCount });
     this.hub = new EventHub(this.redis, this.keys, this.logger);
     this.directory = new WorkerDirectory(this.redis, this.keys, o.coordinatorId, o.heartbeatIntervalMs * 4, this.now);
@@ -180,6 +183,8 @@ export class Coordinator {
         directory: this.directory,
         metrics: this.metrics,
         grants: this.grants,
+        limits: { maxInputsPerJob: o.maxInputsPerJob, maxPromptChars: o.maxPromptChars, maxTextInputChars: o.maxTextInputChars },
+        submitRate: new SubmitRateLimiter(this.redis, this.keys, tenantLimits),
       }).handlers(),
     );
     this.server.addService(

@@ -36,15 +36,25 @@ export class BlobNotFoundError extends CoordinatorError {
   }
 }
 
-/** A limit was exceeded; names the limit and its value. */
+/**
+ * A limit was exceeded (RESOURCE_EXHAUSTED): `limit` names it (the option that sets it, such as
+ * "maxInputsPerJob"), `max` is what the grid allows, `actual` what was asked for, and
+ * `retryAfterMs` when asking again may succeed (a rate limit). See limits.ts for the messages.
+ */
 export class LimitExceededError extends CoordinatorError {
+  readonly actual: number | undefined;
+  readonly retryAfterMs: number | undefined;
+
   constructor(
     readonly limit: string,
     readonly max: number,
     message: string,
+    details: { readonly actual?: number; readonly retryAfterMs?: number } = {},
   ) {
     super('RESOURCE_EXHAUSTED', message);
     this.name = 'LimitExceededError';
+    this.actual = details.actual;
+    this.retryAfterMs = details.retryAfterMs;
   }
 }
 

@@ -6,6 +6,7 @@ import type { EventHub } from './event-hub.js';
 import { newTaskRecord, type JobStore, type RecordedError, type TaskRecord } from './job-store.js';
 import type { Keys } from './keys.js';
 import { bullJobIdOf } from './lease.js';
+import { allows } from './limits.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { readChildOutcomes, type ChildOutcome } from './outcomes.js';
@@ -108,7 +109,9 @@ export class FanOutRunner {
       throw new UnrecoverableError('bad split output');
     }
     if (shards.length > this.deps.maxShards) {
-      const message = `the input would be cut into ${shards.length} shards; the limit is ${this.deps.maxShards} (maxShards)`;
+      // Known only once the split has run, so the job fails here rather than being refused at submit.
+      const message = `the input would be cut into ${shards.length} shards; ${allows('maxShards', this.deps.maxShards, 'per input')}`;
+      this.deps.metrics?.limitRefused('maxShards');
       await this.fail(data, { code: 'TOO_MANY_SHARDS', message, retryable: false });
       throw new UnrecoverableError(message);
     }

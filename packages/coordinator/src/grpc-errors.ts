@@ -1,7 +1,8 @@
-import { status, type sendUnaryData, type ServerErrorResponse, type ServerUnaryCall } from '@grpc/grpc-js';
+import { Metadata, status, type sendUnaryData, type ServerErrorResponse, type ServerUnaryCall } from '@grpc/grpc-js';
 import { ReplyError } from 'ioredis';
 import { InvalidJobSpecError, InvalidOptionError, MmgridError, PlanError, UnsupportedMediaError } from '@mmgrid/core';
-import { CoordinatorError, type CoordinatorErrorCode } from './errors.js';
+import { CoordinatorError, LimitExceededError, type CoordinatorErrorCode } from './errors.js';
+import { LIMIT_METADATA, RETRY_AFTER_METADATA } from './limits.js';
 import type { Logger } from './logger.js';
 
 const coordinatorCodes: Record<CoordinatorErrorCode, status> = {
@@ -16,9 +17,17 @@ const coordinatorCodes: Record<CoordinatorErrorCode, status> = {
 
 /**
  * The one place where errors become gRPC statuses. Mistakes of the caller keep their message;
- * anything unexpected is logged with its stack and reaches the caller as INTERNAL.
+ * anything unexpected is logged with its stack and reaches the caller as INTERNAL. A refusal
+ * for a limit carries the limit's name in trailing metadata (mmgrid-limit), and for a rate,
+ * when to try again (retry-after-ms), for programs to read without parsing the message.
  */
 export function toServiceError(err: unknown, logger: Logger, method: string): ServerErrorResponse {
+  if (err instanceof LimitExceededError) {
+    const trailers = new Metadata();
+    trailers.set(LIMIT_METADATA, err.limit);
+    if (err.retryAfterMs !== undefined) trailers.set(RETRY_AFTER_METADATA, String(err.retryAfterMs));
+    return Object.assign(withCode(status.RESOURCE_EXHAUSTED, err.message), { metadata: trailers });
+  }
   if (err instanceof CoordinatorError) return withCode(coordinatorCodes[err.code], err.message);
   if (err instanceof InvalidJobSpecError || err instanceof UnsupportedMediaError || err instanceof PlanError || err instanceof InvalidOptionError) {
     return withCode(status.INVALID_ARGUMENT, err.message);

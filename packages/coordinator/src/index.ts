@@ -38,6 +38,8 @@ export {
   UnauthenticatedError,
 } from './errors.js';
 export type { CoordinatorErrorCode } from './errors.js';
+export { LIMIT_METADATA, LIMIT_OPTIONS, RETRY_AFTER_METADATA } from './limits.js';
+export type { LimitName } from './limits.js';
 export { Metrics, QUEUE_STATES } from './metrics.js';
 export type { BlobDirection, CoordinatorInstruments, JobOutcome, MetricsOptions, QueueDepth, QueueState, TaskOutcome, WorkerGaugeSource } from './metrics.js';
 export { S3BlobStore } from './s3-blob-store.js';

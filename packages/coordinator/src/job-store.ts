@@ -15,7 +15,8 @@ import {
 } from '@mmgrid/core';
 import { JobEvent, type JobStateChanged, type TaskProgressed, type TaskStateChanged } from '@mmgrid/proto';
 import type { Keys } from './keys.js';
-import { CREATE_JOB, FINISH_JOB, RETRY_JOB, UPDATE_TASK } from './lua.js';
+import { liveJobsFull } from './limits.js';
+import { COUNT_LIVE_JOBS, CREATE_JOB, FINISH_JOB, RETRY_JOB, UPDATE_TASK } from './lua.js';
 import type { JobOutcome, Metrics, TaskOutcome } from './metrics.js';
 import { jobStateToProto, taskStateToProto } from './proto-mapping.js';
 
@@ -175,6 +176,13 @@ export interface NewJob {
 
 type EventBody = { $case: 'jobState'; jobState: JobStateChanged } | { $case: 'taskState'; taskState: TaskStateChanged } | { $case: 'taskProgress'; taskProgress: TaskProgressed };
 
+/** A tenant's quota of live jobs: how many, and whether it is the tenant's own (not the grid's). */
+export interface LiveJobsQuota {
+  readonly maxLiveJobs: number;
+  readonly own: boolean;
+}
+
+const NO_QUOTA: LiveJobsQuota = { maxLiveJobs: Number.MAX_SAFE_INTEGER, own: false };
 const MAX_EVENTS_PER_JOB = 100_000;
 const IDEMPOTENCY_TTL_SEC = 24 * 3600;
 /** Task states a record never leaves (until RetryJob starts another generation). */
@@ -193,10 +201,17 @@ export class JobStore {
     private readonly retentionMs: number,
     /** Counts the jobs this store ends and times its scripts. */
     private readonly metrics?: Metrics,
+    /** Most jobs of a tenant not yet ended (its quota; see CREATE_JOB), and whether that is its own. @default no limit */
+    private readonly quotaOf: (tenant: string) => LiveJobsQuota = () => NO_QUOTA,
   ) {}
 
-  /** Stores a new job; returns the id of the job now stored (an earlier one for a repeated idempotency key). */
+  /**
+   * Stores a new job; returns the id of the job now stored (an earlier one for a repeated
+   * idempotency key). Throws LimitExceededError, having stored nothing, when the tenant has
+   * as many jobs queued or running as its quota allows.
+   */
   async create(job: NewJob): Promise<string> {
+    const quota = this.quotaOf(job.tenant);
     const fields: Record<string, string> = {
       id: job.id,
       tenant: job.tenant,
@@ -216,7 +231,15 @@ export class JobStore {
       tasks[task.id] = packTaskRecord(record);
     }
     const event = encodeEvent(job.id, job.createdAt, { $case: 'jobState', jobState: { state: jobStateToProto('queued'), error: undefined } });
-    const keys = [this.keys.job(job.id), this.keys.tasks(job.id), this.keys.events(job.id), this.keys.jobs(), this.keys.tenantJobs(job.tenant), this.keys.accepting()];
+    const keys = [
+      this.keys.job(job.id),
+      this.keys.tasks(job.id),
+      this.keys.events(job.id),
+      this.keys.jobs(),
+      this.keys.tenantJobs(job.tenant),
+      this.keys.accepting(),
+      this.keys.tenantLive(job.tenant),
+    ];
     if (job.idempotencyKey !== '') keys.push(this.keys.idempotency(job.tenant, job.idempotencyKey));
     const start = performance.now();
     const stored = await CREATE_JOB.run(this.redis, keys, [
@@ -227,8 +250,11 @@ export class JobStore {
       event,
       this.keys.eventsChannel(),
       String(IDEMPOTENCY_TTL_SEC),
+      String(quota.maxLiveJobs),
+      this.keys.job(''),
     ]);
     this.metrics?.redisCommand('create_job', start);
+    if (Array.isArray(stored)) throw liveJobsFull(job.tenant, Number(stored[1]), quota.maxLiveJobs, 'submit', quota.own);
     return String(stored);
   }
 
@@ -324,9 +350,11 @@ export class JobStore {
   /**
    * Starts another run of an ended job for the tasks in `rerun` (see retryPlan), keeping the
    * outcomes of the others in `carried`. Returns false when the job had not ended or was
-   * cancelled meanwhile (nothing changed then).
+   * cancelled meanwhile (nothing changed then). Throws LimitExceededError, changing nothing,
+   * when the job's tenant has as many jobs queued or running as its quota allows.
    */
   async retry(job: JobRecord, rerun: ReadonlySet<string>, now: number): Promise<boolean> {
+    const quota = this.quotaOf(job.tenant);
     const generation = job.generation + 1;
     const previous = await this.tasks(job.id);
     const records: Record<string, string> = {};
@@ -355,7 +383,7 @@ export class JobStore {
     const event = encodeEvent(job.id, now, { $case: 'jobState', jobState: { state: jobStateToProto('queued'), error: undefined } });
     const changed = await RETRY_JOB.run(
       this.redis,
-      [this.keys.job(job.id), this.keys.tasks(job.id), this.keys.events(job.id), this.keys.carried(job.id), this.keys.accepting()],
+      [this.keys.job(job.id), this.keys.tasks(job.id), this.keys.events(job.id), this.keys.carried(job.id), this.keys.accepting(), this.keys.tenantLive(job.tenant)],
       [
         job.id,
         String(generation),
@@ -364,8 +392,11 @@ export class JobStore {
         event,
         String(now),
         this.keys.eventsChannel(),
+        String(quota.maxLiveJobs),
+        this.keys.job(''),
       ],
     );
+    if (Array.isArray(changed)) throw liveJobsFull(job.tenant, Number(changed[1]), quota.maxLiveJobs, 'retry', quota.own);
     return changed === 1;
   }
 
@@ -477,6 +508,7 @@ export class JobStore {
       String(now),
       String(this.retentionMs),
       this.keys.eventsChannel(),
+      ...this.keys.tenantLiveParts(),
     ]);
     this.metrics?.redisCommand('finish', start);
     if (!Array.isArray(changed)) return false;
@@ -484,6 +516,16 @@ export class JobStore {
     const outcome: JobOutcome = state === 'completed' && fields.result?.doc.partial ? 'partial' : state;
     this.metrics?.jobFinished(pipeline, tenant, outcome, (now - Number(runStartedAt)) / 1000);
     return true;
+  }
+
+  /**
+   * Throws LimitExceededError when the tenant has as many jobs queued or running as its quota
+   * allows: a quick look before a submission does any work (create() makes the check that counts).
+   */
+  async checkRoom(tenant: string): Promise<void> {
+    const quota = this.quotaOf(tenant);
+    const live = Number(await COUNT_LIVE_JOBS.run(this.redis, [this.keys.tenantLive(tenant)], [String(quota.maxLiveJobs), this.keys.job('')]));
+    if (live >= quota.maxLiveJobs) throw liveJobsFull(tenant, live, quota.maxLiveJobs, 'submit', quota.own);
   }
 
   /** Records shards a stitch step added at run time, and tells watchers how many there are. */

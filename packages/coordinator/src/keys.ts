@@ -18,6 +18,9 @@
  *   {p}:tokens              hash   token id → token record JSON (its SHA-256, role, tenant, name, times)
  *   {p}:token-hashes        hash   SHA-256 of a token → token id (the token itself is never stored)
  *   {p}:tenant:{t}:blobs    set    SHA-256s of the blobs tenant t uploaded or was given as results
+ *   {p}:tenant:{t}:live     zset   tenant t's jobs not yet ended (queued or running), by creation
+ *                                  time: its quota of live jobs (CREATE_JOB adds, FINISH_JOB removes)
+ *   {p}:tenant:{t}:submits  hash   tenant t's submission token bucket (tokens, at): its rate limit
  */
 export class Keys {
   constructor(readonly prefix: string) {}
@@ -72,5 +75,18 @@ export class Keys {
   }
   tenantBlobs(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:blobs`;
+  }
+  tenantLive(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:live`;
+  }
+  /**
+   * The parts around the tenant in tenantLive's key, for FINISH_JOB, which learns a job's
+   * tenant from the job's record.
+   */
+  tenantLiveParts(): readonly [before: string, after: string] {
+    return [`${this.prefix}:tenant:`, ':live'];
+  }
+  tenantSubmits(tenant: string): string {
+    return `${this.prefix}:tenant:${tenant}:submits`;
   }
 }

@@ -128,6 +128,11 @@ export class Metrics {
     this.instruments.jobsSubmitted.inc({ pipeline, tenant });
   }
 
+  /** A request was refused for a limit (LimitExceededError), named as its option ("maxInputsPerJob"). */
+  limitRefused(limit: string): void {
+    this.instruments.limitRefusals.inc({ limit });
+  }
+
   /** A job ended (counted by the replica whose FINISH_JOB ended it, so once per job). */
   jobFinished(pipeline: string, tenant: string, outcome: JobOutcome, durationSeconds: number): void {
     this.instruments.jobsFinished.inc({ pipeline, tenant, outcome });

@@ -18,7 +18,8 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { InvalidOptionError, isSha256 } from '@mmgrid/core';
 import { verifiedChunks, type BlobStat, type BlobStore, type PutBlobResult } from './blob-store.js';
-import { BadRequestError, BlobNotFoundError, CoordinatorError, LimitExceededError } from './errors.js';
+import { BadRequestError, BlobNotFoundError, CoordinatorError } from './errors.js';
+import { limitExceeded } from './limits.js';
 
 export interface S3BlobStoreOptions {
   /** An S3-compatible server (MinIO, Ceph, ...); absent for AWS S3 itself. */
@@ -194,7 +195,7 @@ export class S3BlobStore implements BlobStore {
     const finalKey = this.keyOf(declared.sha256);
     const max = this.options.maxBlobBytes;
     if (declared.size > max) {
-      throw new LimitExceededError('maxBlobBytes', max, `blob of ${declared.size} bytes exceeds the limit of ${max} bytes (maxBlobBytes)`);
+      throw limitExceeded('maxBlobBytes', declared.size, max, `the blob has ${declared.size} bytes`, 'bytes');
     }
     const tmpKey = `${this.options.prefix}tmp/${declared.sha256}.${randomBytes(6).toString('hex')}`;
     let size: number;

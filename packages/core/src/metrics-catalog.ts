@@ -94,6 +94,12 @@ export const COORDINATOR_METRICS = {
     help: 'Leases that lapsed (a worker stopped renewing them), by kind and by the worker that held them ("unknown" when no record names it).',
     labels: ['kind', 'worker'],
   }),
+  limitRefusals: metric({
+    name: 'mmgrid_limit_refusals_total',
+    type: 'counter',
+    help: 'Requests refused for a limit (RESOURCE_EXHAUSTED), by the limit, named as its coordinator option (maxInputsPerJob, maxLiveJobsPerTenant, submitRatePerTenant, maxBlobBytes, maxShards…).',
+    labels: ['limit'],
+  }),
   staleResults: metric({ name: 'mmgrid_stale_results_rejected_total', type: 'counter', help: 'Results refused because their lease was no longer current.', labels: [] }),
   queueTasks: metric({
     name: 'mmgrid_queue_tasks',

@@ -5,7 +5,7 @@ import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
 import { formatEvent, formatExplanation, formatResult, formatStatus } from '../format.js';
-import { loadJobFile, locateServerError } from '../job-file.js';
+import { loadJobFile, locateServerError, maxJobFileBytes } from '../job-file.js';
 import { findBlobRefs, resultFiles } from '../result-files.js';
 
 export interface SubmitFlags {
@@ -48,7 +48,7 @@ export async function submit(ctx: CommandContext, files: readonly string[], flag
       throw new CliError(`no such file: ${file}`, ExitCode.USAGE);
     }
   }
-  const jobFile = flags.file ? await loadJobFile(flags.file) : undefined;
+  const jobFile = flags.file ? await loadJobFile(flags.file, maxJobFileBytes(process.env)) : undefined;
   if (!jobFile && files.length === 0 && !flags.prompt && (flags.pipeline ?? 'describe') === 'describe') {
     throw new CliError('nothing to submit: give one or more files and/or --prompt TEXT, or a job file with -f', ExitCode.USAGE);
   }

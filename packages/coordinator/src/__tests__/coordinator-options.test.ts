@@ -30,6 +30,13 @@ const DEFAULTS: ResolvedCoordinatorOptions = {
   jobRetentionMs: 7 * 24 * 3600_000,
   assemblyConcurrency: 4,
   maxShards: 20_000,
+  maxInputsPerJob: 1_000,
+  maxPromptChars: 32_768,
+  maxTextInputChars: 1_000_000,
+  maxLiveJobsPerTenant: 1_000,
+  submitRatePerTenant: 50,
+  submitBurstPerTenant: 500,
+  tenantLimits: new Map(),
   coordinatorId: 'host-123',
   metricsListen: { host: '0.0.0.0', port: 9464 },
   auth: 'open',
@@ -69,6 +76,13 @@ describe('resolveCoordinatorOptions defaults', () => {
       jobRetentionMs: 7 * 24 * 3600_000,
       assemblyConcurrency: 4,
       maxShards: 20_000,
+      maxInputsPerJob: 1_000,
+      maxPromptChars: 32_768,
+      maxTextInputChars: 1_000_000,
+      maxLiveJobsPerTenant: 1_000,
+      submitRatePerTenant: 50,
+      submitBurstPerTenant: 500,
+      tenantLimits: {},
       coordinatorId: 'host-123',
       metricsListen: '0.0.0.0:9464',
       auth: 'open',
@@ -94,6 +108,13 @@ describe('resolveCoordinatorOptions defaults', () => {
       jobRetentionMs: 60_000,
       assemblyConcurrency: 256,
       maxShards: 1,
+      maxInputsPerJob: 1,
+      maxPromptChars: 1,
+      maxTextInputChars: 1,
+      maxLiveJobsPerTenant: 1,
+      submitRatePerTenant: 0.001,
+      submitBurstPerTenant: 1,
+      tenantLimits: { acme: { maxLiveJobs: 7 } },
       coordinatorId: 'replica-a',
       metricsListen: '127.0.0.1:0',
       auth: 'tokens',
@@ -115,6 +136,13 @@ describe('resolveCoordinatorOptions defaults', () => {
       jobRetentionMs: 60_000,
       assemblyConcurrency: 256,
       maxShards: 1,
+      maxInputsPerJob: 1,
+      maxPromptChars: 1,
+      maxTextInputChars: 1,
+      maxLiveJobsPerTenant: 1,
+      submitRatePerTenant: 0.001,
+      submitBurstPerTenant: 1,
+      tenantLimits: new Map([['acme', { maxLiveJobs: 7, submitRate: 0.001, submitBurst: 1 }]]),
       coordinatorId: 'replica-a',
       metricsListen: { host: '127.0.0.1', port: 0 },
       auth: 'tokens',
@@ -135,10 +163,17 @@ describe('resolveCoordinatorOptions defaults', () => {
         jobRetentionMs: 365 * 24 * 3600_000,
         keyPrefix: 'p'.repeat(64),
         maxShards: 1_000_000,
+        maxInputsPerJob: 100_000,
+        maxPromptChars: 10_000_000,
+        maxTextInputChars: 100_000_000,
+        maxLiveJobsPerTenant: 10_000_000,
+        submitRatePerTenant: 100_000,
+        submitBurstPerTenant: 1_000_000,
       },
       'id',
     );
     expect(resolved.maxShards).toBe(1_000_000);
+    expect(resolved.submitRatePerTenant).toBe(100_000);
     expect(resolved.leaseMs).toBe(3_600_000);
     expect(resolved.heartbeatIntervalMs).toBe(600_000);
     expect(resolved.keyPrefix).toHaveLength(64);
@@ -149,6 +184,42 @@ describe('resolveCoordinatorOptions defaults', () => {
     expect(resolved.leaseMs).toBe(20_001);
     expect(resolved.heartbeatIntervalMs).toBe(2_500);
     expect(resolved.stalledCheckIntervalMs).toBe(1_001);
+  });
+});
+
+describe('resolveCoordinatorOptions tenant limits', () => {
+  it('takes none given as none (an empty file)', () => {
+    expect(resolvePlain({ tenantLimits: null as unknown as NonNullable<CoordinatorOptions['tenantLimits']> }, 'id').tenantLimits).toEqual(new Map());
+  });
+
+  it('fills what a tenant leaves out from the grid\'s limits', () => {
+    const resolved = resolvePlain(
+      // A number written as a string (helm --set) is taken as the number.
+      { maxLiveJobsPerTenant: 10, submitRatePerTenant: 2, submitBurstPerTenant: 4, tenantLimits: { acme: { maxLiveJobs: 500, submitRate: '0.5' as unknown as number }, 'trial-1': { submitBurst: 1 } } },
+      'id',
+    );
+    expect(resolved.tenantLimits).toEqual(
+      new Map([
+        ['acme', { maxLiveJobs: 500, submitRate: 0.5, submitBurst: 4 }],
+        ['trial-1', { maxLiveJobs: 10, submitRate: 2, submitBurst: 1 }],
+      ]),
+    );
+  });
+
+  const refusals: { option: string; tenantLimits: unknown }[] = [
+    { option: 'tenantLimits', tenantLimits: ['acme'] },
+    { option: 'tenantLimits', tenantLimits: { 'Not A Tenant': { maxLiveJobs: 1 } } },
+    { option: 'tenantLimits.acme', tenantLimits: { acme: 5 } },
+    { option: 'tenantLimits.acme.maxJobs', tenantLimits: { acme: { maxJobs: 5 } } },
+    { option: 'tenantLimits.acme.maxLiveJobs', tenantLimits: { acme: { maxLiveJobs: 0 } } },
+    { option: 'tenantLimits.acme.maxLiveJobs', tenantLimits: { acme: { maxLiveJobs: 'five' } } },
+    { option: 'tenantLimits.acme.maxLiveJobs', tenantLimits: { acme: { maxLiveJobs: true } } },
+    { option: 'tenantLimits.acme.submitRate', tenantLimits: { acme: { submitRate: 0 } } },
+    { option: 'tenantLimits.acme.submitBurst', tenantLimits: { acme: { submitBurst: 1.5 } } },
+  ];
+  it.each(refusals)('refuses $tenantLimits, naming $option', ({ option, tenantLimits }) => {
+    const err = refusal(() => resolvePlain({ tenantLimits: tenantLimits as NonNullable<CoordinatorOptions['tenantLimits']> }, 'id'));
+    expect(err.option).toBe(option);
   });
 });
 
@@ -225,6 +296,24 @@ describe('resolveCoordinatorOptions refusals', () => {
     { option: 'maxShards', options: { maxShards: 1_000_001 } },
     { option: 'maxShards', options: { maxShards: 2.5 } },
     { option: 'maxShards', options: { maxShards: Number.NaN } },
+    { option: 'maxInputsPerJob', options: { maxInputsPerJob: 0 } },
+    { option: 'maxInputsPerJob', options: { maxInputsPerJob: 100_001 } },
+    { option: 'maxInputsPerJob', options: { maxInputsPerJob: 1.5 } },
+    { option: 'maxPromptChars', options: { maxPromptChars: 0 } },
+    { option: 'maxPromptChars', options: { maxPromptChars: 10_000_001 } },
+    { option: 'maxTextInputChars', options: { maxTextInputChars: 0 } },
+    { option: 'maxTextInputChars', options: { maxTextInputChars: 100_000_001 } },
+    { option: 'maxLiveJobsPerTenant', options: { maxLiveJobsPerTenant: 0 } },
+    { option: 'maxLiveJobsPerTenant', options: { maxLiveJobsPerTenant: -1 } },
+    { option: 'maxLiveJobsPerTenant', options: { maxLiveJobsPerTenant: 2.5 } },
+    { option: 'submitRatePerTenant', options: { submitRatePerTenant: 0 } },
+    { option: 'submitRatePerTenant', options: { submitRatePerTenant: 0.0009 } },
+    { option: 'submitRatePerTenant', options: { submitRatePerTenant: 100_001 } },
+    { option: 'submitRatePerTenant', options: { submitRatePerTenant: Number.NaN } },
+    { option: 'submitRatePerTenant', options: { submitRatePerTenant: Number.POSITIVE_INFINITY } },
+    { option: 'submitBurstPerTenant', options: { submitBurstPerTenant: 0 } },
+    { option: 'submitBurstPerTenant', options: { submitBurstPerTenant: 1_000_001 } },
+    { option: 'submitBurstPerTenant', options: { submitBurstPerTenant: 1.5 } },
     { option: 'coordinatorId', options: { coordinatorId: '' } },
     { option: 'coordinatorId', options: { coordinatorId: ' ' } },
     { option: 'metricsListen', options: { metricsListen: '' } },

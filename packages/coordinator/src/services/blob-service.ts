@@ -21,6 +21,7 @@ import { blobTenantOf, type Authenticator, type Principal } from '../auth.js';
 import type { BlobGrants } from '../blob-grants.js';
 import type { BlobStore } from '../blob-store.js';
 import { BadRequestError, BlobNotFoundError, LimitExceededError } from '../errors.js';
+import { limitExceeded } from '../limits.js';
 import { toServiceError, unary } from '../grpc-errors.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -54,6 +55,7 @@ export class BlobServiceImpl {
         this.put(call).then(
           (res) => callback(null, res),
           (err: unknown) => {
+            if (err instanceof LimitExceededError) this.deps.metrics?.limitRefused(err.limit);
             // Stop reading the rest of a refused upload.
             call.destroy();
             callback(toServiceError(err, logger, 'PutBlob'));
@@ -87,7 +89,7 @@ export class BlobServiceImpl {
     if (!header) throw new BadRequestError('the first PutBlob message must be a header (sha256, size, name)');
     if (!isSha256(header.sha256)) throw new BadRequestError(`header.sha256 "${header.sha256}" is not a SHA-256 (64 lower-case hex characters)`);
     if (header.size > this.deps.maxBlobBytes) {
-      throw new LimitExceededError('maxBlobBytes', this.deps.maxBlobBytes, `blob of ${header.size} bytes exceeds the limit of ${this.deps.maxBlobBytes} bytes (maxBlobBytes)`);
+      throw limitExceeded('maxBlobBytes', header.size, this.deps.maxBlobBytes, `${header.name === '' ? 'the blob' : `"${header.name}"`} has ${header.size} bytes`, 'bytes');
     }
     const metrics = this.deps.metrics;
     async function* chunks(): AsyncGenerator<Uint8Array> {

@@ -4,6 +4,7 @@ import {
   batches,
   canRun,
   canTakeNow,
+  DEFAULT_JOB_LIMITS,
   explainWaiting,
   InvalidJobSpecError,
   isTerminalJobState,
@@ -15,6 +16,7 @@ import {
   type JobInputSpec,
   type JobSpec,
   type PlanInput,
+  type TaskGraph,
 } from '@mmgrid/core';
 import {
   type CancelJobRequest,
@@ -36,10 +38,11 @@ import {
 import { blobTenantOf, type Authenticator, type Principal } from '../auth.js';
 import type { BlobGrants } from '../blob-grants.js';
 import type { BlobStore } from '../blob-store.js';
-import { BadRequestError, CoordinatorError, JobNotFoundError } from '../errors.js';
+import { BadRequestError, CoordinatorError, JobNotFoundError, LimitExceededError } from '../errors.js';
 import type { EventHub } from '../event-hub.js';
 import { toServiceError, unary } from '../grpc-errors.js';
 import { jobSummaryToProto, jobToProto, specFromProto } from '../job-mapping.js';
+import { checkSpecLimits, type RawSpecSizes, type SpecLimits } from '../limits.js';
 import { JobStore, type JobRecord, type TaskRecord } from '../job-store.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -47,6 +50,7 @@ import { detectMedia, probeBlob, PROBE_HEAD_BYTES } from '../media-probe.js';
 import { jobStateFromProto, taskStateToProto } from '../proto-mapping.js';
 import type { Dispatcher } from '../dispatcher.js';
 import { bullJobIdOf } from '../lease.js';
+import type { SubmitRateLimiter } from '../submit-rate-limiter.js';
 import { queueOfTask, type FlowSource, type TaskQueues } from '../task-queues.js';
 import type { WorkerDirectory } from '../worker-directory.js';
 
@@ -66,6 +70,18 @@ export interface JobServiceDeps {
   readonly metrics: Metrics;
   /** Which tenants may use which blobs as inputs. */
   readonly grants: BlobGrants;
+  /** How many inputs, and how much text, one job may have. */
+  readonly limits: SpecLimits;
+  /** Each tenant's rate of submissions. */
+  readonly submitRate: SubmitRateLimiter;
+}
+
+/** A submission's job as stored (see JobServiceImpl.store). */
+interface StoredJob {
+  readonly id: string;
+  readonly storedId: string;
+  readonly resolved: JobSpec;
+  readonly graph: TaskGraph;
 }
 
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -81,11 +97,11 @@ export class JobServiceImpl {
   handlers(): JobServiceServer & UntypedServiceImplementation {
     const { logger } = this.deps;
     return {
-      submitJob: unary(logger, 'SubmitJob', (call: ServerUnaryCall<SubmitJobRequest, SubmitJobResponse>) => this.submit(call)),
+      submitJob: unary(logger, 'SubmitJob', (call: ServerUnaryCall<SubmitJobRequest, SubmitJobResponse>) => this.counted(this.submit(call))),
       getJob: unary(logger, 'GetJob', (call: ServerUnaryCall<GetJobRequest, Job>) => this.getJob(call)),
       cancelJob: unary(logger, 'CancelJob', (call: ServerUnaryCall<CancelJobRequest, Job>) => this.cancel(call)),
       listJobs: unary(logger, 'ListJobs', (call: ServerUnaryCall<ListJobsRequest, ListJobsResponse>) => this.list(call)),
-      retryJob: unary(logger, 'RetryJob', (call: ServerUnaryCall<RetryJobRequest, Job>) => this.retry(call)),
+      retryJob: unary(logger, 'RetryJob', (call: ServerUnaryCall<RetryJobRequest, Job>) => this.counted(this.retry(call))),
       explainJob: unary(logger, 'ExplainJob', (call: ServerUnaryCall<ExplainJobRequest, ExplainJobResponse>) => this.explain(call)),
       watchJob: (call: ServerWritableStream<WatchJobRequest, JobEvent>) => {
         // An 'error' event makes grpc-js end the call with the error's status; destroy(err) would
@@ -95,30 +111,50 @@ export class JobServiceImpl {
     };
   }
 
+  /** Counts a refusal for a limit by the limit (mmgrid_limit_refusals_total). */
+  private async counted<T>(answer: Promise<T>): Promise<T> {
+    try {
+      return await answer;
+    } catch (err) {
+      if (err instanceof LimitExceededError) this.deps.metrics.limitRefused(err.limit);
+      throw err;
+    }
+  }
+
   private async submit(call: ServerUnaryCall<SubmitJobRequest, SubmitJobResponse>): Promise<SubmitJobResponse> {
-    const { jobs, logger, now } = this.deps;
+    const { jobs, logger, limits } = this.deps;
     const principal = await this.deps.auth.authenticate(call.metadata, 'submitter');
     const request = call.request;
     const key = request.idempotencyKey;
     if (key !== '' && !IDEMPOTENCY_KEY.test(key)) {
       throw new BadRequestError('idempotency_key must be 1 to 128 letters, digits, "_", ".", ":" or "-"');
     }
-    const raw = specFromProto(request.spec) as { inputs: { source: unknown }[] };
+    const raw = specFromProto(request.spec) as RawSpecSizes;
+    // Too many inputs, or too much text, is a limit (RESOURCE_EXHAUSTED), told before the
+    // spec's shape is checked; the validation below then never meets one.
+    checkSpecLimits(raw, limits);
     raw.inputs.forEach((input, i) => {
       if (input.source === undefined) throw new InvalidJobSpecError(`inputs[${i}]`, 'give the input either a blob (uploaded bytes) or text');
     });
-    const spec = validateJobSpec(raw);
+    const spec = validateJobSpec(raw, { ...DEFAULT_JOB_LIMITS, maxInputs: limits.maxInputsPerJob, maxPromptChars: limits.maxPromptChars, maxInlineTextChars: limits.maxTextInputChars });
     // A retried submission (its answer was lost, or it met UNAVAILABLE) is answered from the
-    // job the key already names, before the inputs are stat'ed and probed again.
+    // job the key already names, before the inputs are stat'ed and probed again (and without
+    // counting against the tenant's rate: it submits nothing new).
     const knownId = await jobs.jobOfIdempotencyKey(principal.tenant, key);
     const known = knownId === undefined ? undefined : await jobs.get(knownId);
     if (known) return { job: await this.resubmitted(known, principal) };
-    const { resolved, planInputs } = await this.resolveInputs(spec, principal);
-    const offered = await this.deps.directory.offeredKinds();
-    const graph = plan({ pipeline: spec.pipeline, inputs: planInputs, prompt: spec.prompt, params: spec.params, steps: spec.steps, offered });
-    const id = this.deps.newJobId();
-    const createdAt = now();
-    const storedId = await jobs.create({ id, tenant: principal.tenant, spec: resolved, inputs: planInputs, graph, createdAt, idempotencyKey: key });
+    // A tenant at its quota is told so before it spends any of its rate.
+    await jobs.checkRoom(principal.tenant);
+    const allowance = await this.deps.submitRate.take(principal.tenant);
+    let stored: StoredJob;
+    try {
+      stored = await this.store(spec, principal, key);
+    } catch (err) {
+      // Refused after all (bad inputs, a full quota): the submission used none of the rate.
+      await allowance.giveBack().catch(() => undefined);
+      throw err;
+    }
+    const { id, storedId, resolved, graph } = stored;
     const earlier = storedId === id ? undefined : await jobs.get(storedId);
     if (earlier) return { job: await this.resubmitted(earlier, principal) };
     await this.enqueue({ id, tenant: principal.tenant, spec: resolved, graph, generation: 0, rerun: undefined });
@@ -129,6 +165,20 @@ export class JobServiceImpl {
     if (accepted) this.deps.metrics.jobSubmitted(resolved.pipeline, principal.tenant);
     logger.info({ jobId: id, tenant: principal.tenant, tasks: graph.tasks.length, pipeline: spec.pipeline }, 'job accepted');
     return { job };
+  }
+
+  /**
+   * Detects the inputs' types, plans the job and stores it (throwing LimitExceededError, with
+   * nothing stored, when the tenant's quota of live jobs is full). `storedId` is another
+   * job's id when the idempotency key named one meanwhile.
+   */
+  private async store(spec: JobSpec, principal: Principal, key: string): Promise<StoredJob> {
+    const { resolved, planInputs } = await this.resolveInputs(spec, principal);
+    const offered = await this.deps.directory.offeredKinds();
+    const graph = plan({ pipeline: spec.pipeline, inputs: planInputs, prompt: spec.prompt, params: spec.params, steps: spec.steps, offered });
+    const id = this.deps.newJobId();
+    const storedId = await this.deps.jobs.create({ id, tenant: principal.tenant, spec: resolved, inputs: planInputs, graph, createdAt: this.deps.now(), idempotencyKey: key });
+    return { id, storedId, resolved, graph };
   }
 
   /**
