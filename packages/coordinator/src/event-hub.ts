@@ -8,7 +8,9 @@ export type ControlMessage =
   | { readonly type: 'worker-connected'; readonly workerId: string; readonly sessionId: string }
   | { readonly type: 'queues-added' }
   /** A token was revoked: drop it from caches, disconnect the workers that use it. */
-  | { readonly type: 'token-revoked'; readonly tokenId: string };
+  | { readonly type: 'token-revoked'; readonly tokenId: string }
+  /** An operator lifted a worker's quarantine (result verification): read its record again. */
+  | { readonly type: 'worker-released'; readonly workerId: string };
 
 export interface ControlHandler {
   onControl(message: ControlMessage): void;

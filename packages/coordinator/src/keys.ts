@@ -18,6 +18,8 @@
  *   {p}:tokens              hash   token id → token record JSON (its SHA-256, role, tenant, name, times)
  *   {p}:token-hashes        hash   SHA-256 of a token → token id (the token itself is never stored)
  *   {p}:tenant:{t}:blobs    set    SHA-256s of the blobs tenant t uploaded or was given as results
+ *   {p}:job:{id}:verify:{task} hash worker id → candidate result JSON (result verification)
+ *   {p}:trust:{worker}      hash   a worker's verification record: agreed, disagreed, quarantinedAt
  */
 export class Keys {
   constructor(readonly prefix: string) {}
@@ -72,5 +74,11 @@ export class Keys {
   }
   tenantBlobs(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:blobs`;
+  }
+  candidates(jobId: string, taskId: string): string {
+    return `${this.prefix}:job:${jobId}:verify:${taskId}`;
+  }
+  trust(workerId: string): string {
+    return `${this.prefix}:trust:${workerId}`;
   }
 }

@@ -1,0 +1,121 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { JobView } from '@mmgrid/client';
+import { audit, submitSelftests, waitForAll } from '../helpers/audit.js';
+import { startTestGrid, type TestGrid } from '../helpers/grid.js';
+import { eventually, exited } from '../helpers/process.js';
+import type { LiarStats } from '../helpers/liar-worker.js';
+import { report } from './faults.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const LIAR_ID = 'liar-1';
+
+/** Starts the Byzantine worker process; resolves once the coordinator welcomed it. */
+async function startLiar(address: string, lieRate: number): Promise<ChildProcess> {
+  const child = fork(path.join(here, '..', 'helpers', 'liar-worker.ts'), ['--coordinator', address, '--id', LIAR_ID, '--lie-rate', String(lieRate), '--slots', '2', '--seed', '7'], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the liar worker exited (${code}) before it connected`)));
+  });
+  return child;
+}
+
+function liarStats(child: ChildProcess): Promise<LiarStats> {
+  return new Promise((resolve) => {
+    child.once('message', (m: LiarStats) => resolve(m));
+    child.send({ type: 'stats' });
+  });
+}
+
+/**
+ * The committed output of every selftest.sleep task, with the index it should have (the
+ * task's own parameter): read from BullMQ's job hashes, where commits put the return value.
+ */
+async function committedOutputs(redisUrl: string): Promise<{ expected: number; got: number | undefined }[]> {
+  const redis = new Redis(redisUrl);
+  try {
+    const out: { expected: number; got: number | undefined }[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', 'mmgrid:selftest.sleep*', 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) {
+        if ((await redis.type(key)) !== 'hash') continue;
+        const [data, returnvalue] = await redis.hmget(key, 'data', 'returnvalue');
+        if (!data || !returnvalue || returnvalue === 'null') continue;
+        const expected = (JSON.parse(data) as { params: { index?: number } }).params.index ?? 0;
+        const got = (JSON.parse(returnvalue) as { index?: number }).index;
+        out.push({ expected, got });
+      }
+    } while (cursor !== '0');
+    return out;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+describe('result verification against a Byzantine worker', () => {
+  let tg: TestGrid | undefined;
+  let liar: ChildProcess | undefined;
+
+  afterEach(async () => {
+    if (liar && liar.exitCode === null && liar.signalCode === null) {
+      const gone = exited(liar);
+      liar.send({ type: 'stop' });
+      await gone;
+    }
+    liar = undefined;
+    await tg?.stop();
+    tg = undefined;
+  });
+
+  it('a worker that lies 30 % of the time among honest ones: ≥ 99 % of results right, the liar quarantined', async () => {
+    tg = await startTestGrid({
+      workers: 4,
+      coordinatorArgs: ['--lease-ms', '4000', '--heartbeat-ms', '500', '--stalled-check-ms', '1000', '--verify', 'selftest.sleep=2', '--canary-rate', '0.1'],
+      workerArgs: ['--slots', 'selftest.sleep=2'],
+    });
+    liar = await startLiar(tg.grid.address, 0.3);
+    const jobs = await submitSelftests(tg.client, 3, { tasks: '100', taskMs: '20' });
+    const finished: JobView[] = await waitForAll(tg.client, jobs);
+
+    const outputs = await committedOutputs(tg.grid.redisUrl);
+    const right = outputs.filter((o) => o.got === o.expected).length;
+    const result = await audit(tg.grid.redisUrl, finished);
+    const stats = await liarStats(liar);
+    await eventually(async () => (await tg?.client.listWorkers())?.workers.some((w) => w.workerId === LIAR_ID && w.quarantined) ?? false, 'the liar is listed as quarantined');
+    const { workers } = await tg.client.listWorkers();
+    const liarView = workers.find((w) => w.workerId === LIAR_ID);
+    const honest = workers.filter((w) => w.workerId !== LIAR_ID);
+    report('Byzantine worker lying 30 % of the time', {
+      tasks: outputs.length,
+      right,
+      rightPercent: ((100 * right) / Math.max(1, outputs.length)).toFixed(2),
+      liarAnswered: stats.tasks,
+      liarLied: stats.lies,
+      liarTrust: liarView?.trustScore.toFixed(2) ?? '?',
+      liarAgreed: liarView?.resultsAgreed ?? 0,
+      liarDisagreed: liarView?.resultsDisagreed ?? 0,
+      liarQuarantined: String(liarView?.quarantined ?? false),
+      honestTrustMin: Math.min(...honest.map((w) => w.trustScore)).toFixed(2),
+      honestQuarantined: honest.filter((w) => w.quarantined).length,
+      duplicates: result.duplicates,
+      lost: result.lost,
+    });
+
+    expect(result.lost).toBe(0);
+    expect(result.duplicates).toBe(0);
+    expect(outputs).toHaveLength(300);
+    expect(right / outputs.length).toBeGreaterThanOrEqual(0.99);
+    expect(stats.lies).toBeGreaterThan(0);
+    expect(liarView?.quarantined).toBe(true);
+    expect(honest.filter((w) => w.quarantined)).toHaveLength(0);
+    expect(honest.every((w) => w.verified)).toBe(true);
+  });
+});
