@@ -17,6 +17,8 @@ const LIAR_ID = 'liar-1';
 async function startLiar(address: string, lieRate: number): Promise<ChildProcess> {
   const child = fork(path.join(here, '..', 'helpers', 'liar-worker.ts'), ['--coordinator', address, '--id', LIAR_ID, '--lie-rate', String(lieRate), '--slots', '2', '--seed', '7'], {
     execArgv: ['--import', 'tsx'],
+    // tsx is a dependency of the test package: resolved from there.
+    cwd: path.join(here, '..'),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -49,7 +51,9 @@ async function committedOutputs(redisUrl: string): Promise<{ expected: number; g
         if ((await redis.type(key)) !== 'hash') continue;
         const [data, returnvalue] = await redis.hmget(key, 'data', 'returnvalue');
         if (!data || !returnvalue || returnvalue === 'null') continue;
-        const expected = (JSON.parse(data) as { params: { index?: number } }).params.index ?? 0;
+        // Stored packed (task-data.ts: `p` holds the parameters) or, from older code, whole.
+        const stored = JSON.parse(data) as { p?: { index?: number }; params?: { index?: number } };
+        const expected = (stored.p ?? stored.params)?.index ?? 0;
         const got = (JSON.parse(returnvalue) as { index?: number }).index;
         out.push({ expected, got });
       }
@@ -117,5 +121,15 @@ describe('result verification against a Byzantine worker', () => {
     expect(liarView?.quarantined).toBe(true);
     expect(honest.filter((w) => w.quarantined)).toHaveLength(0);
     expect(honest.every((w) => w.verified)).toBe(true);
+
+    // An operator lets it back in (mmgrid workers release): a fresh record, tasks again.
+    const released = await tg.client.releaseWorker(LIAR_ID);
+    expect(released.wasQuarantined).toBe(true);
+    await eventually(async () => (await tg?.client.listWorkers())?.workers.some((w) => w.workerId === LIAR_ID && !w.quarantined && w.resultsDisagreed === 0) ?? false, 'the liar is listed as released');
+    const before = (await liarStats(liar)).tasks;
+    const [again] = await submitSelftests(tg.client, 1, { tasks: '40', taskMs: '20' });
+    const view = await tg.client.waitForJob(again?.id ?? '');
+    expect(view.state).toBe('completed');
+    expect((await liarStats(liar)).tasks).toBeGreaterThan(before);
   });
 });
