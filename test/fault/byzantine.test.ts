@@ -13,9 +13,10 @@ import { report } from './faults.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const LIAR_ID = 'liar-1';
 
-/** Starts the Byzantine worker process; resolves once the coordinator welcomed it. */
-async function startLiar(address: string, lieRate: number): Promise<ChildProcess> {
-  const child = fork(path.join(here, '..', 'helpers', 'liar-worker.ts'), ['--coordinator', address, '--id', LIAR_ID, '--lie-rate', String(lieRate), '--slots', '2', '--seed', '7'], {
+/** Starts a Byzantine worker process; resolves once the coordinator welcomed it. */
+async function startLiar(address: string, lieRate: number, id = LIAR_ID, offset = 1): Promise<ChildProcess> {
+  const args = ['--coordinator', address, '--id', id, '--lie-rate', String(lieRate), '--slots', '2', '--seed', '7', '--offset', String(offset)];
+  const child = fork(path.join(here, '..', 'helpers', 'liar-worker.ts'), args, {
     execArgv: ['--import', 'tsx'],
     // tsx is a dependency of the test package: resolved from there.
     cwd: path.join(here, '..'),
@@ -67,14 +68,17 @@ async function committedOutputs(redisUrl: string): Promise<{ expected: number; g
 describe('result verification against a Byzantine worker', () => {
   let tg: TestGrid | undefined;
   let liar: ChildProcess | undefined;
+  let liars: ChildProcess[] = [];
 
   afterEach(async () => {
-    if (liar && liar.exitCode === null && liar.signalCode === null) {
-      const gone = exited(liar);
-      liar.send({ type: 'stop' });
+    for (const child of [...(liar ? [liar] : []), ...liars]) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      const gone = exited(child);
+      child.send({ type: 'stop' });
       await gone;
     }
     liar = undefined;
+    liars = [];
     await tg?.stop();
     tg = undefined;
   });
@@ -131,5 +135,22 @@ describe('result verification against a Byzantine worker', () => {
     const view = await tg.client.waitForJob(again?.id ?? '');
     expect(view.state).toBe('completed');
     expect((await liarStats(liar)).tasks).toBeGreaterThan(before);
+  });
+
+  it('results that never reach a quorum fail the task with VERIFICATION_FAILED', async () => {
+    tg = await startTestGrid({ workers: 0, coordinatorArgs: ['--verify', 'selftest.sleep=2', '--verify-max-replicas', '3'] });
+    const address = tg.grid.address;
+    // Three workers that always lie, each differently: no two results ever agree.
+    liars = await Promise.all([1, 2, 3].map((offset) => startLiar(address, 1, `liar-${offset}`, offset)));
+    const [job] = await submitSelftests(tg.client, 1, { tasks: '2', taskMs: '10' });
+    const done = await tg.client.waitForJob(job?.id ?? '');
+    const tasks = done.tasks.filter((t) => t.kind === 'selftest.sleep');
+    const answered = (await Promise.all(liars.map(liarStats))).reduce((n, s) => n + s.tasks, 0);
+    report('results that never agree', { state: done.state, tasks: tasks.length, codes: tasks.map((t) => t.error?.code ?? '-').join(','), resultsGathered: answered });
+    expect(done.state).toBe('failed');
+    expect(tasks.map((t) => t.error?.code)).toEqual(['VERIFICATION_FAILED', 'VERIFICATION_FAILED']);
+    expect(tasks[0]?.error?.message).toMatch(/did not reach a quorum of 2/);
+    // Each task ran on all three workers, and no more.
+    expect(answered).toBe(6);
   });
 });

@@ -5,7 +5,9 @@
  * one), otherwise like the real handler. Its lies follow a seeded generator, so a run is
  * repeatable.
  *
- *   node --import tsx test/helpers/liar-worker.ts --coordinator HOST:PORT --id liar-1 --lie-rate 0.3 [--slots 2] [--seed 1]
+ *   node --import tsx test/helpers/liar-worker.ts --coordinator HOST:PORT --id liar-1 --lie-rate 0.3 [--slots 2] [--seed 1] [--offset 1]
+ *
+ * A lie is the right index plus `--offset` (liars with different offsets never agree).
  *
  * Started with an IPC channel it reports `{ type: 'ready' }` once welcomed and answers
  * `{ type: 'stats' }` with what it did (`LiarStats`); it stops on `stop`, on SIGTERM, or when
@@ -31,10 +33,12 @@ const { values: flags } = parseArgs({
     'lie-rate': { type: 'string', default: '0.3' },
     slots: { type: 'string', default: '2' },
     seed: { type: 'string', default: '1' },
+    offset: { type: 'string', default: '1' },
   },
 });
 const LIE_RATE = Number(flags['lie-rate']);
 const SLOTS = Number(flags.slots);
+const OFFSET = Number(flags.offset);
 const conn = resolveConnection({ address: flags.coordinator });
 
 /** mulberry32: a small seeded generator, so which answers are lies is repeatable. */
@@ -72,7 +76,7 @@ function run(assignment: TaskAssignment): void {
     tasks += 1;
     const lie = random() < LIE_RATE;
     if (lie) lies += 1;
-    const index = (params.index ?? 0) + (lie ? 1 : 0);
+    const index = (params.index ?? 0) + (lie ? OFFSET : 0);
     const now = Date.now();
     const message: WorkerMessage = {
       msg: {
