@@ -111,7 +111,8 @@ export class Coordinator {
     this.ownsBlobs = parts.blobs === undefined;
     this.grants = new BlobGrants(this.redis, this.keys);
     this.tokens = new TokenStore(this.redis, this.keys, this.now);
-    this.verifier = o.verification ? new Verifier(this.redis, this.keys, o.verification, this.registry, this.metrics, this.logger, this.now) : undefined;
+    const announceTrust = (workerId: string): Promise<void> => this.hub.broadcast({ type: 'worker-trust-changed', workerId });
+    this.verifier = o.verification ? new Verifier(this.redis, this.keys, o.verification, this.registry, this.metrics, this.logger, this.now, announceTrust) : undefined;
     this.dispatcher = new Dispatcher({
       verifier: this.verifier,
       redis: this.redis,

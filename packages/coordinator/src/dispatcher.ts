@@ -84,7 +84,7 @@ export class Dispatcher implements ControlHandler {
     if (!verifier) throw new CoordinatorError('FAILED_PRECONDITION', 'result verification is off on this grid (see --verify and --canary-rate): no worker is quarantined');
     const was = (await verifier.record(workerId)).quarantinedAt > 0;
     await verifier.release(workerId);
-    await this.deps.hub.broadcast({ type: 'worker-released', workerId });
+    await this.deps.hub.broadcast({ type: 'worker-trust-changed', workerId });
     return was;
   }
 
@@ -734,7 +734,7 @@ export class Dispatcher implements ControlHandler {
       case 'queues-added':
         void this.refreshQueues();
         return;
-      case 'worker-released':
+      case 'worker-trust-changed':
         for (const session of this.deps.registry.byWorkerId(message.workerId)) void this.deps.verifier?.load(session).catch(() => undefined);
         return;
       case 'token-revoked':

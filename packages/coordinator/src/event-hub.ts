@@ -9,8 +9,11 @@ export type ControlMessage =
   | { readonly type: 'queues-added' }
   /** A token was revoked: drop it from caches, disconnect the workers that use it. */
   | { readonly type: 'token-revoked'; readonly tokenId: string }
-  /** An operator lifted a worker's quarantine (result verification): read its record again. */
-  | { readonly type: 'worker-released'; readonly workerId: string };
+  /**
+   * A worker's verification record changed on another replica (it was quarantined, or an
+   * operator released it): the replica it is connected to reads the record again.
+   */
+  | { readonly type: 'worker-trust-changed'; readonly workerId: string };
 
 export interface ControlHandler {
   onControl(message: ControlMessage): void;

@@ -87,6 +87,8 @@ export class Verifier {
     private readonly metrics: Metrics,
     private readonly logger: Logger,
     private readonly now: () => number,
+    /** Tells every replica that a worker's record changed (the worker may be connected to another). */
+    private readonly announce: (workerId: string) => Promise<void>,
     private readonly random: () => number = Math.random,
   ) {}
 
@@ -197,6 +199,7 @@ export class Verifier {
       await this.redis.hsetnx(key, 'quarantinedAt', String(this.now()));
       this.metrics.workerQuarantined();
       this.logger.warn({ workerId, agreed: record.agreed, disagreed: record.disagreed, trust: trustScore(record) }, 'worker quarantined: too many of its results disagreed with other workers');
+      await this.announce(workerId).catch((err: unknown) => this.logger.warn({ workerId, err: String(err) }, 'could not tell the other replicas of a quarantine'));
     }
     const latest = record.quarantinedAt === 0 && this.standing(record) === 'quarantined' ? { ...record, quarantinedAt: this.now() } : record;
     for (const session of this.registry.byWorkerId(workerId)) this.apply(session, latest);
