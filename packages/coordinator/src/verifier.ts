@@ -162,10 +162,14 @@ export class Verifier {
       return { action: 'commit', output: own ? own.output : found.output, settle: { agreed: found.agreed, disagreed: found.disagreed } };
     }
     if (stored.size >= this.settings.maxReplicas) {
-      return {
-        action: 'fail',
-        message: `results of ${stored.size} workers did not reach a quorum of ${quorum} agreeing (validator ${validatorFor(task.kind, this.settings.validators).type}); the task's output cannot be trusted`,
-      };
+      const spec = validatorFor(task.kind, this.settings.validators);
+      const largest = findQuorum(candidates, spec, 1);
+      const owners = new Set(largest?.agreed.map((c) => c.owner)).size;
+      const message =
+        largest && largest.agreed.length >= quorum
+          ? `${largest.agreed.length} of ${stored.size} results agree, but they come from ${owners} owner${owners === 1 ? '' : 's'} and a quorum needs ${quorum} different owners (workers connected with different tokens); the task's output cannot be trusted`
+          : `results of ${stored.size} workers did not reach a quorum of ${quorum} agreeing (validator ${spec.type}); the task's output cannot be trusted`;
+      return { action: 'fail', message };
     }
     this.metrics.verificationReplica(task.kind);
     return { action: 'replicate', reason: counted.length < quorum ? `${counted.length} of ${quorum} agreeing results so far` : 'the results disagree' };
