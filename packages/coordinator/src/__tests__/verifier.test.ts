@@ -43,7 +43,10 @@ describe.skipIf(!HAS_REDIS_SERVER)('Verifier (result verification over Redis)', 
   let announced: string[];
 
   const verifier = (settings: VerificationSettings = SETTINGS, random = Math.random): Verifier =>
-    new Verifier(redis, keys, settings, registry, new Metrics({ defaultMetrics: false }), pino({ level: 'silent' }), () => 1_000, async (id) => void announced.push(id), random);
+    new Verifier(redis, keys, settings, registry, new Metrics({ defaultMetrics: false }), pino({ level: 'silent' }), () => 1_000, (id) => {
+      announced.push(id);
+      return Promise.resolve();
+    }, random);
   let n = 0;
   const task = (): { jobId: string; taskId: string; kind: string; params: Record<string, JsonValue> } => ({ jobId: `j${++n}`, taskId: 't1', kind: KIND, params: { index: 4 } });
 
