@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobView } from '@mmgrid/client';
 import { audit, submitSelftests, waitForAll } from '../helpers/audit.js';
+import { runCli } from '../helpers/cli.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { eventually, exited } from '../helpers/process.js';
 import type { LiarStats } from '../helpers/liar-worker.js';
@@ -27,6 +28,19 @@ async function startLiar(address: string, lieRate: number, id = LIAR_ID, offset 
     child.once('exit', (code) => reject(new Error(`the liar worker exited (${code}) before it connected`)));
   });
   return child;
+}
+
+/** Sums a coordinator metric's samples (all label sets) whose labels include `match`. */
+async function metricSum(metricsAddress: string, name: string, match: Readonly<Record<string, string>> = {}): Promise<number> {
+  const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`).exec(line);
+    if (!m) continue;
+    const labels = m[1] ?? '';
+    if (Object.entries(match).every(([k, v]) => labels.includes(`${k}="${v}"`))) sum += Number(m[2]);
+  }
+  return sum;
 }
 
 function liarStats(child: ChildProcess): Promise<LiarStats> {
@@ -101,6 +115,12 @@ describe('result verification against a Byzantine worker', () => {
     const { workers } = await tg.client.listWorkers();
     const liarView = workers.find((w) => w.workerId === LIAR_ID);
     const honest = workers.filter((w) => w.workerId !== LIAR_ID);
+    const metrics = tg.grid.metricsAddresses[0] ?? '';
+    const replicas = await metricSum(metrics, 'mmgrid_verification_replicas_total', { kind: 'selftest.sleep' });
+    const disagreed = await metricSum(metrics, 'mmgrid_verification_verdicts_total', { verdict: 'disagreed' });
+    const quarantines = await metricSum(metrics, 'mmgrid_workers_quarantined_total');
+    const canaries = await metricSum(metrics, 'mmgrid_canary_checks_total');
+    const listed = await runCli(['workers'], tg.cliEnv);
     report('Byzantine worker lying 30 % of the time', {
       tasks: outputs.length,
       right,
@@ -113,6 +133,9 @@ describe('result verification against a Byzantine worker', () => {
       liarQuarantined: String(liarView?.quarantined ?? false),
       honestTrustMin: Math.min(...honest.map((w) => w.trustScore)).toFixed(2),
       honestQuarantined: honest.filter((w) => w.quarantined).length,
+      replicasMetric: replicas,
+      disagreedMetric: disagreed,
+      canaryChecks: canaries,
       duplicates: result.duplicates,
       lost: result.lost,
     });
@@ -125,10 +148,18 @@ describe('result verification against a Byzantine worker', () => {
     expect(liarView?.quarantined).toBe(true);
     expect(honest.filter((w) => w.quarantined)).toHaveLength(0);
     expect(honest.every((w) => w.verified)).toBe(true);
+    // Visible in the metrics and in `mmgrid workers`.
+    expect(replicas).toBeGreaterThanOrEqual(300);
+    expect(disagreed).toBeGreaterThan(0);
+    expect(quarantines).toBe(1);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).toMatch(/^ID\s+NAME\s+SLOTS\s+STATE\s+TRUST\s+AGREED\s+DISAGREED\s+KINDS$/m);
+    expect(listed.stdout).toMatch(new RegExp(`^${LIAR_ID}\\s+${LIAR_ID}\\s+\\S+\\s+quarantined\\s`, 'm'));
 
     // An operator lets it back in (mmgrid workers release): a fresh record, tasks again.
-    const released = await tg.client.releaseWorker(LIAR_ID);
-    expect(released.wasQuarantined).toBe(true);
+    const released = await runCli(['workers', 'release', LIAR_ID], tg.cliEnv);
+    expect(released.code).toBe(0);
+    expect(released.stdout).toContain(`released worker ${LIAR_ID}`);
     await eventually(async () => (await tg?.client.listWorkers())?.workers.some((w) => w.workerId === LIAR_ID && !w.quarantined && w.resultsDisagreed === 0) ?? false, 'the liar is listed as released');
     const before = (await liarStats(liar)).tasks;
     const [again] = await submitSelftests(tg.client, 1, { tasks: '40', taskMs: '20' });
