@@ -5,7 +5,8 @@ import { DEFAULT_COORDINATOR, hideTlsServerNameIpWarning, MmgridClientError } fr
 import { builtinPipelines, InvalidOptionError, ROLES } from '@mmgrid/core';
 import { cancel, explain, result, retry, status, submit, watch } from './commands/jobs.js';
 import { demo, dev, launch } from './commands/grid.js';
-import { createToken, listTokens, listWorkers, releaseWorker, revokeToken } from './commands/tokens.js';
+import { createToken, listTokens, revokeToken } from './commands/tokens.js';
+import { listWorkers, releaseWorker } from './commands/workers.js';
 import { CommandContext, type GlobalOptions } from './context.js';
 import { CliError } from './errors.js';
 import { formatPipelines } from './format.js';

@@ -2,7 +2,7 @@ import { isRole, ROLES } from '@mmgrid/core';
 import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
-import { formatTokens, formatWorkers } from '../format.js';
+import { formatTokens } from '../format.js';
 
 export interface TokenCreateFlags {
   readonly role: string;
@@ -67,21 +67,5 @@ export async function revokeToken(ctx: CommandContext, id: string): Promise<Exit
   const info = await ctx.connect().revokeToken(id);
   if (ctx.json) ctx.printJson(info);
   else ctx.print(`revoked token ${info.id} (${info.role}${info.tenant === null ? '' : `, tenant ${info.tenant}`}${info.name === '' ? '' : `, name "${info.name}"`}) at ${info.revokedAt ?? ''}`);
-  return ExitCode.OK;
-}
-
-/** `mmgrid workers`: the connected fleet (admin), with trust scores under result verification. */
-export async function listWorkers(ctx: CommandContext): Promise<ExitCodeValue> {
-  const { workers } = await ctx.connect().listWorkers();
-  if (ctx.json) ctx.printJson(workers);
-  else ctx.print(formatWorkers(workers));
-  return ExitCode.OK;
-}
-
-/** `mmgrid workers release <id>`: lifts a worker's quarantine. */
-export async function releaseWorker(ctx: CommandContext, workerId: string): Promise<ExitCodeValue> {
-  const { wasQuarantined } = await ctx.connect().releaseWorker(workerId);
-  if (ctx.json) ctx.printJson({ workerId, wasQuarantined });
-  else ctx.print(wasQuarantined ? `released worker ${workerId}: it gets tasks again, with a fresh trust record` : `worker ${workerId} was not quarantined; its trust record was cleared`);
   return ExitCode.OK;
 }
