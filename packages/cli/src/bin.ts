@@ -6,6 +6,7 @@ import { builtinPipelines, InvalidOptionError, ROLES } from '@mmgrid/core';
 import { cancel, explain, result, retry, status, submit, watch } from './commands/jobs.js';
 import { demo, dev, launch } from './commands/grid.js';
 import { createToken, listTokens, revokeToken } from './commands/tokens.js';
+import { listWorkers, releaseWorker } from './commands/workers.js';
 import { CommandContext, type GlobalOptions } from './context.js';
 import { CliError } from './errors.js';
 import { formatPipelines } from './format.js';
@@ -138,6 +139,17 @@ token
   .description('revoke a token at once: its calls are refused and workers using it are disconnected (their tasks run elsewhere)')
   .argument('<id>', 'token id (tok_…, see: mmgrid token list)')
   .action(async (id: string) => run((ctx) => revokeToken(ctx, id))());
+
+const workers = program
+  .command('workers')
+  .description('list the connected workers, with their trust scores under result verification (needs an admin token)')
+  .action(async () => run((ctx) => listWorkers(ctx))());
+
+workers
+  .command('release')
+  .description("lift a worker's quarantine (result verification): it gets tasks again, with a fresh trust record")
+  .argument('<id>', 'worker id (see: mmgrid workers)')
+  .action(async (id: string) => run((ctx) => releaseWorker(ctx, id))());
 
 program
   .command('pipelines')

@@ -1,5 +1,6 @@
 import type { ExplanationView, JobEventView, JobView, TaskView, TokenView } from '@mmgrid/client';
 import { describeRequirements, type PipelineInfo } from '@mmgrid/core';
+import type { WorkerView } from '@mmgrid/proto';
 
 /** Human-readable output. Machine-readable output is the JSON views themselves (--json). */
 
@@ -143,6 +144,23 @@ export function formatTokens(tokens: readonly TokenView[]): string {
       t.expiresAt === null ? 'never' : when(t.expiresAt),
       t.revokedAt !== null ? `revoked ${when(t.revokedAt)}` : t.expiresAt !== null && Date.parse(t.expiresAt) <= Date.now() ? 'expired' : 'active',
       t.name || '-',
+    ]),
+  ]);
+}
+
+/** `mmgrid workers`: the fleet, with trust and quarantine where result verification is on. */
+export function formatWorkers(workers: readonly WorkerView[]): string {
+  if (workers.length === 0) return 'no workers connected';
+  const verified = workers.some((w) => w.verified);
+  return table([
+    ['ID', 'NAME', 'SLOTS', 'STATE', ...(verified ? ['TRUST', 'AGREED', 'DISAGREED'] : []), 'KINDS'],
+    ...workers.map((w) => [
+      w.workerId,
+      w.name,
+      `${w.slots.reduce((n, s) => n + s.busy, 0)}/${w.slots.reduce((n, s) => n + s.total, 0)}`,
+      w.quarantined ? 'quarantined' : w.draining ? 'draining' : 'ready',
+      ...(verified ? [w.trustScore.toFixed(2), String(w.resultsAgreed), String(w.resultsDisagreed)] : []),
+      w.slots.map((s) => s.kind).join(','),
     ]),
   ]);
 }

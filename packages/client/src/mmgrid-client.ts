@@ -13,6 +13,7 @@ import {
   type CreateTokenResponse,
   type ListTokensResponse,
   type ListWorkersResponse,
+  type ReleaseWorkerResponse,
   type RevokeTokenResponse,
 } from '@mmgrid/proto';
 import { BlobClient, type ProgressCallback } from './blob-client.js';
@@ -203,6 +204,11 @@ export class MmgridClient {
 
   async listWorkers(): Promise<ListWorkersResponse> {
     return this.call<ListWorkersResponse>((cb) => this.admin.listWorkers({}, this.conn.metadata(), cb));
+  }
+
+  /** Lifts a worker's quarantine (result verification) and clears its trust record (admin). */
+  async releaseWorker(workerId: string): Promise<ReleaseWorkerResponse> {
+    return this.call<ReleaseWorkerResponse>((cb) => this.admin.releaseWorker({ workerId }, this.conn.metadata(), cb));
   }
 
   async queueStats(): Promise<GetQueueStatsResponse> {

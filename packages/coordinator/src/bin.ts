@@ -23,10 +23,29 @@ function decimal(name: string): (value: string) => number {
   };
 }
 
+function ratio(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError(`${name} must be a number from 0 to 1`);
+    return n;
+  };
+}
+
 /** A limit's option (see limits.ts): its flag and environment variable, a whole number unless `parse` says otherwise. */
 function limitOption(limit: LimitName, argument: string, description: string, parse = integer): Option {
   const { flag, env } = LIMIT_OPTIONS[limit];
   return new Option(`${flag} <${argument}>`, description).env(env).argParser(parse(flag));
+}
+
+/** "kind=n,kind=n" → { kind: n }. */
+function verifyList(value: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const match = /^([^=\s]+)=(\d+)$/.exec(item);
+    if (!match?.[1] || !match[2]) usage(`--verify takes kind=replicas pairs separated by commas, e.g. text.stats=2; not "${item}"`);
+    out[match[1]] = Number(match[2]);
+  }
+  return out;
 }
 
 const program = new Command('mmgrid coordinator')
@@ -76,6 +95,16 @@ const program = new Command('mmgrid coordinator')
       'MMGRID_TLS_CLIENT_CA',
     ),
   )
+  .addOption(
+    new Option('--verify <kind=replicas,…>', 'result verification: kinds whose results that many workers of different owners must agree on before they are committed, e.g. text.stats=2 (docs/security.md)').env(
+      'MMGRID_VERIFY',
+    ),
+  )
+  .addOption(new Option('--verify-max-replicas <n>', 'most results gathered for one task before it fails with VERIFICATION_FAILED').argParser(integer('--verify-max-replicas')))
+  .addOption(new Option('--canary-rate <ratio>', 'share (0 to 1) of results with a known answer that are checked against it').argParser(ratio('--canary-rate')))
+  .addOption(new Option('--trust-min-verdicts <n>', "verified results a worker needs before its trust counts").argParser(integer('--trust-min-verdicts')))
+  .addOption(new Option('--trust-replicate-below <ratio>', 'trust score under which every result of a worker is checked by another').argParser(ratio('--trust-replicate-below')))
+  .addOption(new Option('--trust-quarantine-below <ratio>', 'trust score under which a worker is quarantined (given no tasks)').argParser(ratio('--trust-quarantine-below')))
   // Not .env(): commander would take MMGRID_INSECURE=false as true; read below instead.
   .option('--insecure', 'serve plaintext gRPC on an address other machines can reach (env: MMGRID_INSECURE=true); without TLS files a coordinator listens in plaintext on loopback addresses only')
   .showHelpAfterError();
@@ -108,6 +137,12 @@ const flags = program.opts<{
   tlsKey?: string;
   tlsClientCa?: string;
   insecure?: boolean;
+  verify?: string;
+  verifyMaxReplicas?: number;
+  canaryRate?: number;
+  trustMinVerdicts?: number;
+  trustReplicateBelow?: number;
+  trustQuarantineBelow?: number;
 }>();
 const adminToken = process.env['MMGRID_ADMIN_TOKEN'] ?? '';
 
@@ -169,6 +204,12 @@ const options: CoordinatorOptions = {
   ...(flags.tlsKey !== undefined ? { tlsKeyFile: flags.tlsKey } : {}),
   ...(flags.tlsClientCa !== undefined ? { tlsClientCaFile: flags.tlsClientCa } : {}),
   insecure,
+  ...(flags.verify !== undefined ? { verifyReplicas: verifyList(flags.verify) } : {}),
+  ...(flags.verifyMaxReplicas !== undefined ? { verifyMaxReplicas: flags.verifyMaxReplicas } : {}),
+  ...(flags.canaryRate !== undefined ? { canaryRate: flags.canaryRate } : {}),
+  ...(flags.trustMinVerdicts !== undefined ? { trustMinVerdicts: flags.trustMinVerdicts } : {}),
+  ...(flags.trustReplicateBelow !== undefined ? { trustReplicateBelow: flags.trustReplicateBelow } : {}),
+  ...(flags.trustQuarantineBelow !== undefined ? { trustQuarantineBelow: flags.trustQuarantineBelow } : {}),
 };
 
 let coordinator: Coordinator;

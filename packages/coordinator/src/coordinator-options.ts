@@ -1,4 +1,4 @@
-import { durationOption, intOption, InvalidOptionError, isLoopbackHost, nonEmptyOption, parseHostPort, TENANT_PATTERN } from '@mmgrid/core';
+import { durationOption, intOption, InvalidOptionError, isLoopbackHost, nonEmptyOption, parseHostPort, TENANT_PATTERN, type ValidatorSpec } from '@mmgrid/core';
 import { TlsConfigError } from './errors.js';
 
 /** Options for a coordinator replica. Every field is optional; see each default. */
@@ -95,6 +95,37 @@ export interface CoordinatorOptions {
    * coordinator refuses to listen on such an address unless this is set. @default false
    */
   insecure?: boolean;
+  /**
+   * Result verification (docs/security.md): kinds whose results other workers check, each with
+   * its replication factor, 2 to 9 (that many workers of different owners must agree before a
+   * result is committed), for example `{ "text.stats": 2 }`. Turns verification on, as does
+   * canaryRate. @default {} (off: every result is committed as it comes)
+   */
+  verifyReplicas?: Record<string, number>;
+  /** Validators per kind, over the built-in ones (see ValidatorSpec in @mmgrid/core). @default {} */
+  verifyValidators?: Record<string, ValidatorSpec>;
+  /** Most results gathered for one task before it fails with VERIFICATION_FAILED (3 to 20). @default 5 */
+  verifyMaxReplicas?: number;
+  /**
+   * Share of results (0 to 1) whose answer is known in advance that are checked against it
+   * (canaries); a wrong answer counts against the worker's trust. @default 0
+   */
+  canaryRate?: number;
+  /** Verdicts a worker needs before its trust counts (1 to 1,000). @default 10 */
+  trustMinVerdicts?: number;
+  /** Below this trust score (0 to 1) every result of a worker is checked by another. @default 0.95 */
+  trustReplicateBelow?: number;
+  /** Below this trust score (0 to 1, at most trustReplicateBelow) a worker is quarantined. @default 0.8 */
+  trustQuarantineBelow?: number;
+}
+
+/** Result verification, validated; undefined in ResolvedCoordinatorOptions when off. */
+export interface ResolvedVerification {
+  readonly replicas: ReadonlyMap<string, number>;
+  readonly validators: Readonly<Record<string, ValidatorSpec>>;
+  readonly maxReplicas: number;
+  readonly canaryRate: number;
+  readonly policy: { readonly minVerdicts: number; readonly replicateBelow: number; readonly quarantineBelow: number };
 }
 
 /** One tenant's exceptions to maxLiveJobsPerTenant, submitRatePerTenant and submitBurstPerTenant. */
@@ -152,6 +183,8 @@ export interface ResolvedCoordinatorOptions {
   /** The listener's TLS files; undefined: plaintext (on a loopback address, or with insecure). */
   readonly tls: ListenerTlsFiles | undefined;
   readonly insecure: boolean;
+  /** Undefined: result verification is off. */
+  readonly verification: ResolvedVerification | undefined;
 }
 
 const MiB = 1024 * 1024;
@@ -159,9 +192,11 @@ const GiB = 1024 * MiB;
 
 /** Options that stay undefined when not given (no TLS unless files are named). */
 type Unset = 'tlsCertFile' | 'tlsKeyFile' | 'tlsClientCaFile';
+/** Options whose default is an object (kept as given; see resolveVerification). */
+type Verify = 'verifyReplicas' | 'verifyValidators';
 
 /** Fills defaults. Pure; validation is separate so defaults can be shown in --help. */
-export function withDefaults(options: CoordinatorOptions, defaultId: string): Required<Omit<CoordinatorOptions, Unset>> & { readonly [K in Unset]: string | undefined } {
+export function withDefaults(options: CoordinatorOptions, defaultId: string): Required<Omit<CoordinatorOptions, Unset | Verify>> & { readonly [K in Unset]: string | undefined } & Required<Pick<CoordinatorOptions, Verify>> {
   return {
     redisUrl: options.redisUrl ?? 'redis://127.0.0.1:6379',
     keyPrefix: options.keyPrefix ?? 'mmgrid',
@@ -192,6 +227,13 @@ export function withDefaults(options: CoordinatorOptions, defaultId: string): Re
     tlsKeyFile: options.tlsKeyFile,
     tlsClientCaFile: options.tlsClientCaFile,
     insecure: options.insecure ?? false,
+    verifyReplicas: options.verifyReplicas ?? {},
+    verifyValidators: options.verifyValidators ?? {},
+    verifyMaxReplicas: options.verifyMaxReplicas ?? 5,
+    canaryRate: options.canaryRate ?? 0,
+    trustMinVerdicts: options.trustMinVerdicts ?? 10,
+    trustReplicateBelow: options.trustReplicateBelow ?? 0.95,
+    trustQuarantineBelow: options.trustQuarantineBelow ?? 0.8,
   };
 }
 
@@ -241,7 +283,33 @@ export function resolveCoordinatorOptions(options: CoordinatorOptions, defaultId
     ...resolveAuth(o.auth, o.adminToken),
     tls: resolveListenerTls(o, host),
     insecure: o.insecure,
+    verification: resolveVerification(o),
   };
+}
+
+function ratioOption(name: string, value: number): number {
+  if (!Number.isFinite(value) || value < 0 || value > 1) throw new InvalidOptionError(name, 'a number from 0 to 1', value);
+  return value;
+}
+
+/** Verification is on when some kind is replicated or canaries are checked. */
+function resolveVerification(o: ReturnType<typeof withDefaults>): ResolvedVerification | undefined {
+  const replicas = new Map<string, number>();
+  for (const [kind, n] of Object.entries(o.verifyReplicas)) {
+    nonEmptyOption('verifyReplicas', kind);
+    replicas.set(kind, intOption(`verifyReplicas.${kind}`, n, 1, 9));
+  }
+  const maxReplicas = intOption('verifyMaxReplicas', o.verifyMaxReplicas, 3, 20);
+  for (const [kind, n] of replicas) {
+    if (n >= maxReplicas) throw new InvalidOptionError(`verifyReplicas.${kind}`, `less than verifyMaxReplicas (${maxReplicas}), so a disagreement can be settled`, n);
+  }
+  const canaryRate = ratioOption('canaryRate', o.canaryRate);
+  const replicateBelow = ratioOption('trustReplicateBelow', o.trustReplicateBelow);
+  const quarantineBelow = ratioOption('trustQuarantineBelow', o.trustQuarantineBelow);
+  if (quarantineBelow > replicateBelow) throw new InvalidOptionError('trustQuarantineBelow', `at most trustReplicateBelow (${replicateBelow})`, quarantineBelow);
+  const minVerdicts = intOption('trustMinVerdicts', o.trustMinVerdicts, 1, 1000);
+  if (replicas.size === 0 && canaryRate === 0) return undefined;
+  return { replicas, validators: { ...o.verifyValidators }, maxReplicas, canaryRate, policy: { minVerdicts, replicateBelow, quarantineBelow } };
 }
 
 /**

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { monotonicFactory } from 'ulid';
-import { isTerminalJobState, RECOMMENDED_HASH_MAX_LISTPACK_VALUE } from '@mmgrid/core';
+import { isTerminalJobState, RECOMMENDED_HASH_MAX_LISTPACK_VALUE, trustScore } from '@mmgrid/core';
 import { AdminServiceService, BlobServiceService, JobServiceService, WorkerServiceService } from '@mmgrid/proto';
 import { AssemblyRunner } from './assembly-runner.js';
 import { OpenAuthenticator, TokenAuthenticator, type Authenticator } from './auth.js';
@@ -30,6 +30,7 @@ import { tenantLimitsLookup } from './limits.js';
 import { queueOfTask, TaskQueues } from './task-queues.js';
 import { TokenStore } from './token-store.js';
 import { WorkerDirectory } from './worker-directory.js';
+import { Verifier } from './verifier.js';
 import { WorkerRegistry } from './worker-registry.js';
 
 export interface CoordinatorParts {
@@ -61,6 +62,8 @@ export class Coordinator {
   private readonly keys: Keys;
   private readonly server: Server;
   private readonly registry: WorkerRegistry;
+  /** Result verification; undefined when off. */
+  private readonly verifier: Verifier | undefined;
   private readonly jobs: JobStore;
   private readonly queues: TaskQueues;
   private readonly dispatcher: Dispatcher;
@@ -105,13 +108,16 @@ export class Coordinator {
     this.jobs = new JobStore(this.redis, this.keys, o.jobRetentionMs, this.metrics, tenantLimits);
     this.queues = new TaskQueues(this.redis, this.keys, { leaseMs: o.leaseMs, stalledIntervalMs: o.stalledCheckIntervalMs, maxStalledCount: o.maxStalledCount });
     this.hub = new EventHub(this.redis, this.keys, this.logger);
-    this.directory = new WorkerDirectory(this.redis, this.keys, o.coordinatorId, o.heartbeatIntervalMs * 4, this.now);
+    this.directory = new WorkerDirectory(this.redis, this.keys, o.coordinatorId, o.heartbeatIntervalMs * 4, this.now, o.verification !== undefined);
     this.registry = new WorkerRegistry((session) => this.directory.touch(session));
     this.blobs = parts.blobs ?? (o.blobStoreUrl !== '' ? S3BlobStore.fromUrl(o.blobStoreUrl, o.maxBlobBytes) : new FsBlobStore(o.blobDir, o.maxBlobBytes));
     this.ownsBlobs = parts.blobs === undefined;
     this.grants = new BlobGrants(this.redis, this.keys);
     this.tokens = new TokenStore(this.redis, this.keys, this.now);
+    const announceTrust = (workerId: string): Promise<void> => this.hub.broadcast({ type: 'worker-trust-changed', workerId });
+    this.verifier = o.verification ? new Verifier(this.redis, this.keys, o.verification, this.registry, this.metrics, this.logger, this.now, announceTrust) : undefined;
     this.dispatcher = new Dispatcher({
+      verifier: this.verifier,
       redis: this.redis,
       keys: this.keys,
       queues: this.queues,
@@ -207,14 +213,30 @@ export class Coordinator {
     this.server.addService(BlobServiceService, new BlobServiceImpl({ blobs: this.blobs, auth, logger: this.logger, maxBlobBytes: o.maxBlobBytes, metrics: this.metrics, grants: this.grants }).handlers());
     this.server.addService(
       AdminServiceService,
-      new AdminServiceImpl({ auth, directory: this.directory, queues: this.queues, tokens: this.tokens, hub: this.hub, logger: this.logger, now: this.now }).handlers(),
+      new AdminServiceImpl({
+        auth,
+        directory: this.directory,
+        queues: this.queues,
+        tokens: this.tokens,
+        hub: this.hub,
+        logger: this.logger,
+        now: this.now,
+        releaseWorker: (workerId) => this.dispatcher.releaseWorker(workerId),
+      }).handlers(),
     );
     this.metrics.setQueueSource(() => this.queues.depths());
     this.metrics.setWorkerSource(() =>
       this.registry
         .all()
         .filter((s) => !s.closed)
-        .map((s) => ({ name: s.name, gpus: s.hello.gpus, gpuStats: s.gpuStats, slots: s.slots, vramBudgetBytes: s.vramBudgetBytes })),
+        .map((s) => ({
+          name: s.name,
+          gpus: s.hello.gpus,
+          gpuStats: s.gpuStats,
+          slots: s.slots,
+          vramBudgetBytes: s.vramBudgetBytes,
+          trust: this.verifier ? { score: trustScore(s.trust), standing: s.standing } : undefined,
+        })),
     );
     this.metricsServer = new MetricsServer({
       metrics: this.metrics,

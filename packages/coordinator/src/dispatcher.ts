@@ -13,6 +13,7 @@ import {
 } from '@mmgrid/core';
 import type { Lease, TaskAssignment, TaskFailure, TaskResult, UpstreamOutput } from '@mmgrid/proto';
 import { ClassDispatcher } from './class-dispatcher.js';
+import { CoordinatorError } from './errors.js';
 import type { ControlHandler, ControlMessage, EventHub } from './event-hub.js';
 import type { JobStore, RecordedError } from './job-store.js';
 import type { Keys } from './keys.js';
@@ -22,6 +23,7 @@ import { secondsSince, type Metrics } from './metrics.js';
 import { readChildOutcomes } from './outcomes.js';
 import { blobRefToProto } from './proto-mapping.js';
 import type { TaskQueue } from './task-queue.js';
+import type { Settlement, Verifier } from './verifier.js';
 import type { QueueInfo, TaskData, TaskQueues } from './task-queues.js';
 import type { WorkerRegistry } from './worker-registry.js';
 import type { ActiveLease, WorkerSession } from './worker-session.js';
@@ -40,6 +42,8 @@ export interface DispatcherDeps {
   readonly heartbeatIntervalMs: number;
   readonly maxStalledCount: number;
   readonly now: () => number;
+  /** Result verification; undefined when off (results are committed as they come). */
+  readonly verifier?: Verifier | undefined;
 }
 
 export interface DispatchCounters {
@@ -48,6 +52,8 @@ export interface DispatchCounters {
   failed: number;
   staleRejected: number;
   leasesLapsed: number;
+  /** Results kept as verification candidates while another worker checks the task. */
+  replicated: number;
 }
 
 /**
@@ -65,9 +71,27 @@ export class Dispatcher implements ControlHandler {
   private refreshAgain = false;
   /** Jobs cancelled lately (any replica), for a cancel that races a dispatch on this one. */
   private readonly recentlyCancelled = new Map<string, number>();
-  readonly counters: DispatchCounters = { dispatched: 0, committed: 0, failed: 0, staleRejected: 0, leasesLapsed: 0 };
+  readonly counters: DispatchCounters = { dispatched: 0, committed: 0, failed: 0, staleRejected: 0, leasesLapsed: 0, replicated: 0 };
 
   constructor(private readonly deps: DispatcherDeps) {}
+
+  /**
+   * Lifts a worker's quarantine and clears its trust record (every replica hears of it).
+   * Returns whether it was quarantined; throws when result verification is off.
+   */
+  async releaseWorker(workerId: string): Promise<boolean> {
+    const verifier = this.deps.verifier;
+    if (!verifier) throw new CoordinatorError('FAILED_PRECONDITION', 'result verification is off on this grid (see --verify and --canary-rate): no worker is quarantined');
+    const was = (await verifier.record(workerId)).quarantinedAt > 0;
+    await verifier.release(workerId);
+    await this.deps.hub.broadcast({ type: 'worker-trust-changed', workerId });
+    return was;
+  }
+
+  /** Reads a connecting worker's verification record (quarantined workers get no tasks). */
+  async loadTrust(session: WorkerSession): Promise<void> {
+    await this.deps.verifier?.load(session);
+  }
 
   /** Learns the grid's queues and starts looking for lapsed leases. */
   async start(): Promise<void> {
@@ -183,8 +207,16 @@ export class Dispatcher implements ControlHandler {
       }
     }
 
-    const session = registry.reserve(kind, data.requirements, data.jobId);
+    // Under verification, workers that already answered the task do not get it again.
+    const exclude = this.deps.verifier ? await this.deps.verifier.exclusion(data.jobId, data.taskId) : undefined;
+    const session = registry.reserve(kind, data.requirements, data.jobId, exclude);
     if (!session) {
+      if (exclude) {
+        // Only workers that already answered may be free: it waits a moment, out of the way of
+        // the tasks behind it (at the head of the queue it would hold them up).
+        await job.moveToDelayed(now() + REPLICA_RETRY_MS, grant.lockToken);
+        return true;
+      }
       // The worker whose free slot started this fetch went away (or was taken) meanwhile.
       await job.moveToWait(grant.lockToken);
       return false;
@@ -342,6 +374,31 @@ export class Dispatcher implements ControlHandler {
       await this.fail(session, { lease: result.lease, error: { code: 'INVALID_TASK_OUTPUT', message, retryable: true }, stats: result.stats });
       return;
     }
+    let settle: Settlement | undefined;
+    const verifier = this.deps.verifier;
+    if (verifier) {
+      const task = { jobId: data.jobId, taskId: data.taskId, kind: lease.kind, params: data.params };
+      let verdict: Awaited<ReturnType<Verifier['judge']>>;
+      try {
+        verdict = await retryTransient(() => verifier.judge(session, task, output));
+      } catch (err) {
+        // Redis is unreachable: keep the lease; the worker sends the result again later.
+        logger.warn({ jobId: data.jobId, taskId: data.taskId, err: String(err) }, 'could not verify a result yet');
+        return;
+      }
+      if (verdict.action === 'replicate') {
+        await this.keepForVerification(session, lease, result.lease, verdict.reason);
+        return;
+      }
+      if (verdict.action === 'fail') {
+        this.deps.metrics.verificationFailed(lease.kind);
+        await this.fail(session, { lease: result.lease, error: { code: 'VERIFICATION_FAILED', message: verdict.message, retryable: false }, stats: result.stats });
+        await verifier.discard(task).catch(() => undefined);
+        return;
+      }
+      output = verdict.output;
+      settle = verdict.settle;
+    }
     try {
       await retryTransient(() => this.deps.metrics.timeRedis('commit', () => lease.job.moveToCompleted(output, lease.lockToken, false)));
     } catch (err) {
@@ -360,6 +417,13 @@ export class Dispatcher implements ControlHandler {
     }
     this.finishLease(session, lease);
     this.counters.committed += 1;
+    if (settle && verifier) {
+      // After the commit, so that only the one lease that committed settles the task.
+      const verdicts = settle;
+      await retryTransient(() => verifier.settle({ jobId: data.jobId, taskId: data.taskId, kind: lease.kind, params: data.params }, verdicts)).catch((err: unknown) =>
+        logger.warn({ jobId: data.jobId, taskId: data.taskId, err: String(err) }, 'could not record the verdicts of a verified task'),
+      );
+    }
     const finishedAt = now();
     // Its end is counted by updateTask below (once, whichever replica writes it first).
     this.deps.metrics.taskRan(lease.kind, 'succeeded', (finishedAt - lease.startedAt) / 1000);
@@ -456,6 +520,35 @@ export class Dispatcher implements ControlHandler {
     const at = this.deps.now();
     await this.deps.jobs.updateTask(data.jobId, data.taskId, { kind: lease.kind, state: 'queued', workerId: '', workerName: '', readyAt: at }, at);
     session.send({ msg: { $case: 'ack', ack: { lease: ref, accepted: true, reason: 'handed back' } } });
+    await this.wake([lease.queue.name]);
+  }
+
+  /**
+   * A result kept as a verification candidate: the task goes back to its queue (at its head,
+   * without using up an attempt) for a worker of another owner to run it again.
+   */
+  private async keepForVerification(session: WorkerSession, lease: ActiveLease, ref: Lease | undefined, reason: string): Promise<void> {
+    const data = lease.job.data;
+    try {
+      await retryTransient(() => lease.job.moveToWait(lease.lockToken));
+    } catch (err) {
+      if (!isStaleLockError(err)) {
+        // Redis is unreachable: keep the lease; the worker sends the result again later (the
+        // candidate is stored under its worker's id, so it is not counted twice).
+        this.deps.logger.warn({ jobId: data.jobId, taskId: data.taskId, err: String(err) }, 'could not re-queue a task for verification yet');
+        return;
+      }
+      this.finishLease(session, lease);
+      this.reject(session, ref, 'the lease lapsed before the result arrived; the task ran elsewhere');
+      return;
+    }
+    this.finishLease(session, lease);
+    this.counters.replicated += 1;
+    const at = this.deps.now();
+    this.deps.metrics.taskRan(lease.kind, 'succeeded', (at - lease.startedAt) / 1000);
+    await retryTransient(() => this.deps.jobs.updateTask(data.jobId, data.taskId, { kind: lease.kind, state: 'queued', workerId: '', workerName: '', readyAt: at }, at, { onlyIfLive: true }));
+    this.deps.logger.debug({ jobId: data.jobId, taskId: data.taskId, kind: lease.kind, worker: session.name, reason }, 'result kept for verification');
+    session.send({ msg: { $case: 'ack', ack: { lease: ref, accepted: true, reason: `kept for verification: ${reason}` } } });
     await this.wake([lease.queue.name]);
   }
 
@@ -641,6 +734,9 @@ export class Dispatcher implements ControlHandler {
       case 'queues-added':
         void this.refreshQueues();
         return;
+      case 'worker-trust-changed':
+        for (const session of this.deps.registry.byWorkerId(message.workerId)) void this.deps.verifier?.load(session).catch(() => undefined);
+        return;
       case 'token-revoked':
         for (const session of this.deps.registry.all()) {
           if (session.tokenId === message.tokenId && !session.closed) void this.revokeSession(session, `the worker's token ${message.tokenId} was revoked`);
@@ -695,6 +791,8 @@ export class Dispatcher implements ControlHandler {
 }
 
 const QUEUE_REFRESH_MS = 10_000;
+/** A replica that only workers that already answered could take is tried again after this long. */
+const REPLICA_RETRY_MS = 250;
 const RECENT_CANCEL_MS = 5 * 60_000;
 
 /**

@@ -8,7 +8,12 @@ export type ControlMessage =
   | { readonly type: 'worker-connected'; readonly workerId: string; readonly sessionId: string }
   | { readonly type: 'queues-added' }
   /** A token was revoked: drop it from caches, disconnect the workers that use it. */
-  | { readonly type: 'token-revoked'; readonly tokenId: string };
+  | { readonly type: 'token-revoked'; readonly tokenId: string }
+  /**
+   * A worker's verification record changed on another replica (it was quarantined, or an
+   * operator released it): the replica it is connected to reads the record again.
+   */
+  | { readonly type: 'worker-trust-changed'; readonly workerId: string };
 
 export interface ControlHandler {
   onControl(message: ControlMessage): void;

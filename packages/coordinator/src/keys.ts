@@ -21,6 +21,8 @@
  *   {p}:tenant:{t}:live     zset   tenant t's jobs not yet ended (queued or running), by creation
  *                                  time: its quota of live jobs (CREATE_JOB adds, FINISH_JOB removes)
  *   {p}:tenant:{t}:submits  hash   tenant t's submission token bucket (tokens, at): its rate limit
+ *   {p}:job:{id}:verify:{task} hash worker id → candidate result JSON (result verification)
+ *   {p}:trust:{worker}      hash   a worker's verification record: agreed, disagreed, quarantinedAt
  */
 export class Keys {
   constructor(readonly prefix: string) {}
@@ -88,5 +90,11 @@ export class Keys {
   }
   tenantSubmits(tenant: string): string {
     return `${this.prefix}:tenant:${tenant}:submits`;
+  }
+  candidates(jobId: string, taskId: string): string {
+    return `${this.prefix}:job:${jobId}:verify:${taskId}`;
+  }
+  trust(workerId: string): string {
+    return `${this.prefix}:trust:${workerId}`;
   }
 }

@@ -37,6 +37,8 @@ export interface WorkerGaugeSource {
   readonly gpuStats: readonly GpuStats[];
   readonly slots: ReadonlyMap<string, { readonly slots: number; readonly busy: number }>;
   readonly vramBudgetBytes: number;
+  /** Its trust score and standing, where result verification is on. */
+  readonly trust?: { readonly score: number; readonly standing: string } | undefined;
 }
 
 export interface MetricsOptions {
@@ -95,6 +97,7 @@ export class Metrics {
       gpuTemperature: () => this.collectGpus(this.instruments.gpuTemperature, (s) => s.temperatureCelsius),
       gpuPower: () => this.collectGpus(this.instruments.gpuPower, (s) => s.powerWatts),
       workerVramBudget: () => this.collectVramBudgets(),
+      workerTrust: () => this.collectTrust(),
     };
     const entries = (Object.keys(COORDINATOR_METRICS) as (keyof Catalog)[]).map((key): [keyof Catalog, Counter | Gauge | Histogram] => [
       key,
@@ -170,6 +173,26 @@ export class Metrics {
 
   leaseExpired(kind: string, worker: string): void {
     this.instruments.leaseExpiries.inc({ kind, worker: worker === '' ? 'unknown' : worker });
+  }
+
+  verificationReplica(kind: string): void {
+    this.instruments.verificationReplicas.inc({ kind });
+  }
+
+  verificationVerdict(kind: string, verdict: 'agreed' | 'disagreed'): void {
+    this.instruments.verificationVerdicts.inc({ kind, verdict });
+  }
+
+  verificationFailed(kind: string): void {
+    this.instruments.verificationFailures.inc({ kind });
+  }
+
+  canaryChecked(kind: string, outcome: 'passed' | 'failed'): void {
+    this.instruments.canaryChecks.inc({ kind, outcome });
+  }
+
+  workerQuarantined(): void {
+    this.instruments.workersQuarantined.inc();
   }
 
   staleResultRejected(): void {
@@ -282,6 +305,12 @@ export class Metrics {
         gauge.set({ worker: w.name, gpu: stats.uuid, gpu_model }, value(stats));
       }
     }
+  }
+
+  private collectTrust(): void {
+    const gauge = this.instruments.workerTrust;
+    gauge.reset();
+    for (const w of this.workers()) if (w.trust) gauge.set({ worker: w.name, standing: w.trust.standing }, w.trust.score);
   }
 
   private collectVramBudgets(): void {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { WorkerCapability } from '@mmgrid/core';
+import { trustScore, type WorkerCapability } from '@mmgrid/core';
 import type { WorkerView } from '@mmgrid/proto';
 import type { Keys } from './keys.js';
 import type { WorkerSession } from './worker-session.js';
@@ -21,6 +21,8 @@ export class WorkerDirectory {
     private readonly coordinatorId: string,
     private readonly staleAfterMs: number,
     private readonly now: () => number,
+    /** Result verification is on: views carry trust scores. */
+    private readonly verified = false,
   ) {}
 
   viewOf(session: WorkerSession): WorkerView {
@@ -40,6 +42,11 @@ export class WorkerDirectory {
       gpuStats: session.gpuStats,
       vramBudgetBytes: session.vramBudgetBytes,
       vramReservedBytes: session.vramReservedBytes,
+      verified: this.verified,
+      trustScore: this.verified ? trustScore(session.trust) : 0,
+      resultsAgreed: session.trust.agreed,
+      resultsDisagreed: session.trust.disagreed,
+      quarantined: session.quarantined,
     };
   }
 

@@ -1,5 +1,11 @@
-import { bestWorker, canTakeNow, type TaskRequirements } from '@mmgrid/core';
+import { bestWorker, canRun, canTakeNow, type TaskRequirements } from '@mmgrid/core';
 import type { WorkerSession } from './worker-session.js';
+
+/** Workers (and owners) that already answered a task: its next replica goes elsewhere. */
+export interface Exclusion {
+  readonly workerIds: ReadonlySet<string>;
+  readonly owners: ReadonlySet<string>;
+}
 
 /**
  * The workers connected to this replica and their free slots. Dispatch loops wait here for a
@@ -29,9 +35,24 @@ export class WorkerRegistry {
     return [...this.sessions.values()];
   }
 
-  /** The sessions not closed, without copying them (placement walks them for every task). */
+  /**
+   * The sessions that may get tasks (not closed, not quarantined), without copying them
+   * (placement walks them for every task).
+   */
   private *live(): Generator<WorkerSession> {
-    for (const s of this.sessions.values()) if (!s.closed) yield s;
+    for (const s of this.sessions.values()) if (!s.closed && !s.quarantined) yield s;
+  }
+
+  /** Live sessions outside `exclude`: other workers, of other owners where one can run the kind. */
+  private *eligible(kind: string, requirements: TaskRequirements, exclude: Exclusion): Generator<WorkerSession> {
+    const otherOwners = [...this.live()].some((s) => !exclude.owners.has(s.owner) && !exclude.workerIds.has(s.workerId) && canRun(s, kind, requirements).ok);
+    for (const s of this.live()) {
+      if (exclude.workerIds.has(s.workerId)) continue;
+      // Replicas go to other owners when any is connected; a grid with one owner (one shared
+      // worker token) still checks results on other machines.
+      if (otherOwners && exclude.owners.has(s.owner)) continue;
+      yield s;
+    }
   }
 
   /** Whether some connected worker could take a task of this kind and requirements now. */
@@ -60,10 +81,12 @@ export class WorkerRegistry {
 
   /**
    * Takes a slot on the best worker for the task (see rankWorkers: warm model, fewest tasks
-   * of the same job, least loaded), or returns undefined when none can take it now.
+   * of the same job, least loaded), or returns undefined when none can take it now. Workers in
+   * `exclude` (those that already answered the task, under verification) are passed over.
    */
-  reserve(kind: string, requirements: TaskRequirements, jobId: string): WorkerSession | undefined {
-    const best = bestWorker(this.live(), kind, requirements, (s) => s.tasksOfJob(jobId));
+  reserve(kind: string, requirements: TaskRequirements, jobId: string, exclude?: Exclusion): WorkerSession | undefined {
+    const candidates = exclude ? this.eligible(kind, requirements, exclude) : this.live();
+    const best = bestWorker(candidates, kind, requirements, (s) => s.tasksOfJob(jobId));
     const slot = best?.slots.get(kind);
     if (!best || !slot) return undefined;
     slot.busy += 1;

@@ -1,6 +1,6 @@
 import type { Job as BullJob } from 'bullmq';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import type { WorkerCapability } from '@mmgrid/core';
+import { NEW_TRUST, type TrustRecord, type TrustStanding, type WorkerCapability } from '@mmgrid/core';
 import type { CoordinatorMessage, GpuStats, Hello, WorkerMessage } from '@mmgrid/proto';
 import type { TaskQueue } from './task-queue.js';
 import type { TaskData } from './task-queues.js';
@@ -41,6 +41,10 @@ export class WorkerSession implements WorkerCapability {
   gpuStats: GpuStats[] = [];
   readonly slots = new Map<string, SlotCount>();
   readonly leases = new Map<string, ActiveLease>();
+  /** Its result-verification record, as last read or updated on this replica. */
+  trust: TrustRecord = NEW_TRUST;
+  /** 'quarantined': placement gives it no tasks. */
+  standing: TrustStanding = 'trusted';
 
   constructor(
     readonly sessionId: string,
@@ -63,6 +67,15 @@ export class WorkerSession implements WorkerCapability {
 
   get workerId(): string {
     return this.hello.workerId;
+  }
+
+  /** Who runs the worker, for keeping replicas of a task apart: its token, or itself on an open grid. */
+  get owner(): string {
+    return this.tokenId === '' ? this.workerId : `token:${this.tokenId}`;
+  }
+
+  get quarantined(): boolean {
+    return this.standing === 'quarantined';
   }
 
   get name(): string {

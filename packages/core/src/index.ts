@@ -112,3 +112,18 @@ export { issueParts, issuePathText, parseYamlSource, splitFieldPath, YamlSyntaxE
 export type { YamlSource } from './yaml-source.js';
 export { ALL_METRICS, COORDINATOR_METRICS, DURATION_BUCKETS, FANOUT_BUCKETS, FAST_BUCKETS, FORBIDDEN_LABELS, metricConventionProblem, WORKER_METRICS } from './metrics-catalog.js';
 export type { MetricSpec, MetricType } from './metrics-catalog.js';
+export {
+  canonicalJson,
+  checkKnownAnswer,
+  DEFAULT_VALIDATORS,
+  findQuorum,
+  iou,
+  NEW_TRUST,
+  numericallyEqual,
+  outputsAgree,
+  trustScore,
+  trustStanding,
+  validatorFor,
+  wordSimilarity,
+} from './verification.js';
+export type { Box, Candidate, Quorum, TrustPolicy, TrustRecord, TrustStanding, ValidatorSpec } from './verification.js';

@@ -100,6 +100,42 @@ export const COORDINATOR_METRICS = {
     help: 'Requests refused for a limit (RESOURCE_EXHAUSTED), by the limit, named as its coordinator option (maxInputsPerJob, maxLiveJobsPerTenant, submitRatePerTenant, maxBlobBytes, maxShards…).',
     labels: ['limit'],
   }),
+  verificationReplicas: metric({
+    name: 'mmgrid_verification_replicas_total',
+    type: 'counter',
+    help: 'Results kept as candidates while another worker checks the task (result verification), by kind.',
+    labels: ['kind'],
+  }),
+  verificationVerdicts: metric({
+    name: 'mmgrid_verification_verdicts_total',
+    type: 'counter',
+    help: "Workers' results judged when a task's verification settled, by kind and verdict (agreed with the quorum, or disagreed).",
+    labels: ['kind', 'verdict'],
+  }),
+  verificationFailures: metric({
+    name: 'mmgrid_verification_failures_total',
+    type: 'counter',
+    help: 'Tasks failed with VERIFICATION_FAILED: their results never reached a quorum, by kind.',
+    labels: ['kind'],
+  }),
+  canaryChecks: metric({
+    name: 'mmgrid_canary_checks_total',
+    type: 'counter',
+    help: 'Results checked against an answer known in advance (canaries), by kind and outcome (passed, failed).',
+    labels: ['kind', 'outcome'],
+  }),
+  workersQuarantined: metric({
+    name: 'mmgrid_workers_quarantined_total',
+    type: 'counter',
+    help: 'Workers quarantined (given no more tasks) because too many of their results disagreed.',
+    labels: [],
+  }),
+  workerTrust: metric({
+    name: 'mmgrid_worker_trust_ratio',
+    type: 'gauge',
+    help: "Trust score (0 to 1) of each worker connected to this replica, from its verified results (result verification on).",
+    labels: ['worker', 'standing'],
+  }),
   staleResults: metric({ name: 'mmgrid_stale_results_rejected_total', type: 'counter', help: 'Results refused because their lease was no longer current.', labels: [] }),
   queueTasks: metric({
     name: 'mmgrid_queue_tasks',

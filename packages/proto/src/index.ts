@@ -23,6 +23,8 @@ export {
   ListTokensResponse,
   ListWorkersResponse,
   QueueStats,
+  ReleaseWorkerRequest,
+  ReleaseWorkerResponse,
   RevokeTokenRequest,
   RevokeTokenResponse,
   TokenInfo,

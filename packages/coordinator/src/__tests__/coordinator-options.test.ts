@@ -43,6 +43,7 @@ const DEFAULTS: ResolvedCoordinatorOptions = {
   adminToken: '',
   tls: undefined,
   insecure: true,
+  verification: undefined,
 };
 
 function refusal(fn: () => unknown): InvalidOptionError {
@@ -88,6 +89,13 @@ describe('resolveCoordinatorOptions defaults', () => {
       auth: 'open',
       adminToken: '',
       insecure: false,
+      verifyReplicas: {},
+      verifyValidators: {},
+      verifyMaxReplicas: 5,
+      canaryRate: 0,
+      trustMinVerdicts: 10,
+      trustReplicateBelow: 0.95,
+      trustQuarantineBelow: 0.8,
     });
     expect(withDefaults({ keyPrefix: '' }, 'x').keyPrefix).toBe('');
   });
@@ -426,5 +434,38 @@ describe('resolveCoordinatorOptions TLS and plaintext', () => {
     const err = tlsRefusal(() => resolveCoordinatorOptions(options, 'id'));
     expect(err.option).toBe(option);
     expect(err.message).toMatch(message);
+  });
+});
+
+describe('resolveCoordinatorOptions result verification', () => {
+  it('is off unless a kind is replicated or canaries are checked', () => {
+    expect(resolvePlain({}, 'x').verification).toBeUndefined();
+    expect(resolvePlain({ verifyMaxReplicas: 7, trustMinVerdicts: 3 }, 'x').verification).toBeUndefined();
+    expect(resolvePlain({ canaryRate: 0.01 }, 'x').verification?.canaryRate).toBe(0.01);
+  });
+
+  it('takes replication factors, validators and the trust policy', () => {
+    const v = resolvePlain(
+      {
+        verifyReplicas: { 'text.stats': 2, 'image.ocr': 3 },
+        verifyValidators: { 'image.ocr': { type: 'boxes', field: 'words', minIou: 0.5 } },
+        trustReplicateBelow: 0.9,
+        trustQuarantineBelow: 0.7,
+      },
+      'x',
+    ).verification;
+    expect(v?.replicas).toEqual(new Map([['text.stats', 2], ['image.ocr', 3]]));
+    expect(v?.validators['image.ocr']?.type).toBe('boxes');
+    expect(v).toMatchObject({ maxReplicas: 5, canaryRate: 0, policy: { minVerdicts: 10, replicateBelow: 0.9, quarantineBelow: 0.7 } });
+  });
+
+  it.each([
+    { name: 'a replication factor of 0', options: { verifyReplicas: { 'text.stats': 0 } }, option: 'verifyReplicas.text.stats' },
+    { name: 'a replication factor at the most results gathered', options: { verifyReplicas: { 'text.stats': 5 } }, option: 'verifyReplicas.text.stats' },
+    { name: 'a canary rate above 1', options: { canaryRate: 1.5 }, option: 'canaryRate' },
+    { name: 'a quarantine threshold above the replication one', options: { canaryRate: 0.1, trustReplicateBelow: 0.5, trustQuarantineBelow: 0.6 }, option: 'trustQuarantineBelow' },
+    { name: 'too few results gathered', options: { verifyMaxReplicas: 2 }, option: 'verifyMaxReplicas' },
+  ])('refuses $name, naming the option', ({ options, option }) => {
+    expect(refusal(() => resolvePlain(options, 'x')).option).toBe(option);
   });
 });

@@ -10,12 +10,15 @@ import type {
   ListTokensResponse,
   ListWorkersResponse,
   QueueStats,
+  ReleaseWorkerRequest,
+  ReleaseWorkerResponse,
   RevokeTokenRequest,
   RevokeTokenResponse,
   TokenInfo,
 } from '@mmgrid/proto';
 import type { Authenticator } from '../auth.js';
 import type { EventHub } from '../event-hub.js';
+import { CoordinatorError } from '../errors.js';
 import { unary } from '../grpc-errors.js';
 import type { Logger } from '../logger.js';
 import type { TaskQueues } from '../task-queues.js';
@@ -30,6 +33,8 @@ export interface AdminServiceDeps {
   readonly hub: EventHub;
   readonly logger: Logger;
   readonly now: () => number;
+  /** Lifts a worker's quarantine (result verification); whether it was quarantined. */
+  readonly releaseWorker: (workerId: string) => Promise<boolean>;
 }
 
 function tokenInfo(record: TokenRecord): TokenInfo {
@@ -56,6 +61,7 @@ export class AdminServiceImpl {
       createToken: unary(logger, 'CreateToken', (call: ServerUnaryCall<CreateTokenRequest, CreateTokenResponse>) => this.createToken(call)),
       listTokens: unary(logger, 'ListTokens', (call: ServerUnaryCall<ListTokensRequest, ListTokensResponse>) => this.listTokens(call)),
       revokeToken: unary(logger, 'RevokeToken', (call: ServerUnaryCall<RevokeTokenRequest, RevokeTokenResponse>) => this.revokeToken(call)),
+      releaseWorker: unary(logger, 'ReleaseWorker', (call: ServerUnaryCall<ReleaseWorkerRequest, ReleaseWorkerResponse>) => this.releaseWorker(call)),
     };
   }
 
@@ -80,6 +86,15 @@ export class AdminServiceImpl {
     await this.deps.hub.broadcast({ type: 'token-revoked', tokenId: record.id });
     this.deps.logger.info({ tokenId: record.id, role: record.role, tenant: record.tenant, name: record.name, by: principal.subject }, 'token revoked');
     return { info: tokenInfo(record) };
+  }
+
+  private async releaseWorker(call: ServerUnaryCall<ReleaseWorkerRequest, ReleaseWorkerResponse>): Promise<ReleaseWorkerResponse> {
+    const principal = await this.deps.auth.authenticate(call.metadata, 'admin');
+    const workerId = call.request.workerId.trim();
+    if (workerId === '') throw new CoordinatorError('INVALID_ARGUMENT', 'name the worker to release (its id, as `mmgrid workers` lists it)');
+    const wasQuarantined = await this.deps.releaseWorker(workerId);
+    this.deps.logger.info({ workerId, wasQuarantined, by: principal.subject }, 'worker released from quarantine');
+    return { wasQuarantined };
   }
 
   private async listWorkers(call: ServerUnaryCall<ListWorkersRequest, ListWorkersResponse>): Promise<ListWorkersResponse> {

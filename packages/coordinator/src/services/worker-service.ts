@@ -151,6 +151,7 @@ export class WorkerServiceImpl {
     // A worker has one stream: an older one from the same worker (a half-open connection
     // the worker gave up on) must not keep phantom slots here.
     for (const old of registry.byWorkerId(hello.workerId)) old.kick('replaced by a newer connection from the same worker');
+    await dispatcher.loadTrust(session);
     const lost = await dispatcher.adopt(session, hello.running);
     registry.add(session);
     try {

@@ -51,6 +51,16 @@ export interface WorkerView {
   /** GPU memory the owner lets the grid use, and how much running tasks have reserved. */
   vramBudgetBytes: number;
   vramReservedBytes: number;
+  /**
+   * Result verification (docs/security.md), when the grid has it on: the worker's trust score
+   * (0 to 1, from its results that agreed and disagreed with other workers'), and whether it
+   * is quarantined (given no tasks until an operator releases it).
+   */
+  verified: boolean;
+  trustScore: number;
+  resultsAgreed: number;
+  resultsDisagreed: number;
+  quarantined: boolean;
 }
 
 export interface ListWorkersResponse {
@@ -129,6 +139,15 @@ export interface RevokeTokenRequest {
 
 export interface RevokeTokenResponse {
   info?: TokenInfo | undefined;
+}
+
+export interface ReleaseWorkerRequest {
+  workerId: string;
+}
+
+export interface ReleaseWorkerResponse {
+  /** Whether the worker was quarantined. */
+  wasQuarantined: boolean;
 }
 
 function createBaseListWorkersRequest(): ListWorkersRequest {
@@ -260,6 +279,11 @@ function createBaseWorkerView(): WorkerView {
     gpuStats: [],
     vramBudgetBytes: 0,
     vramReservedBytes: 0,
+    verified: false,
+    trustScore: 0,
+    resultsAgreed: 0,
+    resultsDisagreed: 0,
+    quarantined: false,
   };
 }
 
@@ -309,6 +333,21 @@ export const WorkerView = {
     }
     if (message.vramReservedBytes !== 0) {
       writer.uint32(120).uint64(message.vramReservedBytes);
+    }
+    if (message.verified !== false) {
+      writer.uint32(128).bool(message.verified);
+    }
+    if (message.trustScore !== 0) {
+      writer.uint32(137).double(message.trustScore);
+    }
+    if (message.resultsAgreed !== 0) {
+      writer.uint32(144).uint32(message.resultsAgreed);
+    }
+    if (message.resultsDisagreed !== 0) {
+      writer.uint32(152).uint32(message.resultsDisagreed);
+    }
+    if (message.quarantined !== false) {
+      writer.uint32(160).bool(message.quarantined);
     }
     return writer;
   },
@@ -425,6 +464,41 @@ export const WorkerView = {
 
           message.vramReservedBytes = longToNumber(reader.uint64() as Long);
           continue;
+        case 16:
+          if (tag !== 128) {
+            break;
+          }
+
+          message.verified = reader.bool();
+          continue;
+        case 17:
+          if (tag !== 137) {
+            break;
+          }
+
+          message.trustScore = reader.double();
+          continue;
+        case 18:
+          if (tag !== 144) {
+            break;
+          }
+
+          message.resultsAgreed = reader.uint32();
+          continue;
+        case 19:
+          if (tag !== 152) {
+            break;
+          }
+
+          message.resultsDisagreed = reader.uint32();
+          continue;
+        case 20:
+          if (tag !== 160) {
+            break;
+          }
+
+          message.quarantined = reader.bool();
+          continue;
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -454,6 +528,11 @@ export const WorkerView = {
     message.gpuStats = object.gpuStats?.map((e) => GpuStats.fromPartial(e)) || [];
     message.vramBudgetBytes = object.vramBudgetBytes ?? 0;
     message.vramReservedBytes = object.vramReservedBytes ?? 0;
+    message.verified = object.verified ?? false;
+    message.trustScore = object.trustScore ?? 0;
+    message.resultsAgreed = object.resultsAgreed ?? 0;
+    message.resultsDisagreed = object.resultsDisagreed ?? 0;
+    message.quarantined = object.quarantined ?? false;
     return message;
   },
 };
@@ -1162,6 +1241,96 @@ export const RevokeTokenResponse = {
   },
 };
 
+function createBaseReleaseWorkerRequest(): ReleaseWorkerRequest {
+  return { workerId: "" };
+}
+
+export const ReleaseWorkerRequest = {
+  encode(message: ReleaseWorkerRequest, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.workerId !== "") {
+      writer.uint32(10).string(message.workerId);
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): ReleaseWorkerRequest {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseReleaseWorkerRequest();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 10) {
+            break;
+          }
+
+          message.workerId = reader.string();
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<ReleaseWorkerRequest>, I>>(base?: I): ReleaseWorkerRequest {
+    return ReleaseWorkerRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReleaseWorkerRequest>, I>>(object: I): ReleaseWorkerRequest {
+    const message = createBaseReleaseWorkerRequest();
+    message.workerId = object.workerId ?? "";
+    return message;
+  },
+};
+
+function createBaseReleaseWorkerResponse(): ReleaseWorkerResponse {
+  return { wasQuarantined: false };
+}
+
+export const ReleaseWorkerResponse = {
+  encode(message: ReleaseWorkerResponse, writer: _m0.Writer = _m0.Writer.create()): _m0.Writer {
+    if (message.wasQuarantined !== false) {
+      writer.uint32(8).bool(message.wasQuarantined);
+    }
+    return writer;
+  },
+
+  decode(input: _m0.Reader | Uint8Array, length?: number): ReleaseWorkerResponse {
+    const reader = input instanceof _m0.Reader ? input : _m0.Reader.create(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseReleaseWorkerResponse();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1:
+          if (tag !== 8) {
+            break;
+          }
+
+          message.wasQuarantined = reader.bool();
+          continue;
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skipType(tag & 7);
+    }
+    return message;
+  },
+
+  create<I extends Exact<DeepPartial<ReleaseWorkerResponse>, I>>(base?: I): ReleaseWorkerResponse {
+    return ReleaseWorkerResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReleaseWorkerResponse>, I>>(object: I): ReleaseWorkerResponse {
+    const message = createBaseReleaseWorkerResponse();
+    message.wasQuarantined = object.wasQuarantined ?? false;
+    return message;
+  },
+};
+
 /** Operators' fleet views, and the grid's tokens. Every call needs the admin role. */
 export type AdminServiceService = typeof AdminServiceService;
 export const AdminServiceService = {
@@ -1215,6 +1384,16 @@ export const AdminServiceService = {
     responseSerialize: (value: RevokeTokenResponse) => asBuffer(RevokeTokenResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer) => RevokeTokenResponse.decode(value),
   },
+  /** Lifts a worker's quarantine (result verification) and clears its trust record. */
+  releaseWorker: {
+    path: "/mmgrid.v1.AdminService/ReleaseWorker",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (value: ReleaseWorkerRequest) => asBuffer(ReleaseWorkerRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer) => ReleaseWorkerRequest.decode(value),
+    responseSerialize: (value: ReleaseWorkerResponse) => asBuffer(ReleaseWorkerResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer) => ReleaseWorkerResponse.decode(value),
+  },
 } as const;
 
 export interface AdminServiceServer extends UntypedServiceImplementation {
@@ -1228,6 +1407,8 @@ export interface AdminServiceServer extends UntypedServiceImplementation {
    * disconnected (their running tasks go back to their queues).
    */
   revokeToken: handleUnaryCall<RevokeTokenRequest, RevokeTokenResponse>;
+  /** Lifts a worker's quarantine (result verification) and clears its trust record. */
+  releaseWorker: handleUnaryCall<ReleaseWorkerRequest, ReleaseWorkerResponse>;
 }
 
 export interface AdminServiceClient extends Client {
@@ -1310,6 +1491,22 @@ export interface AdminServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RevokeTokenResponse) => void,
+  ): ClientUnaryCall;
+  /** Lifts a worker's quarantine (result verification) and clears its trust record. */
+  releaseWorker(
+    request: ReleaseWorkerRequest,
+    callback: (error: ServiceError | null, response: ReleaseWorkerResponse) => void,
+  ): ClientUnaryCall;
+  releaseWorker(
+    request: ReleaseWorkerRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReleaseWorkerResponse) => void,
+  ): ClientUnaryCall;
+  releaseWorker(
+    request: ReleaseWorkerRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReleaseWorkerResponse) => void,
   ): ClientUnaryCall;
 }
 
