@@ -1,13 +1,13 @@
 /**
  * A Byzantine worker for the result-verification tests: a process that speaks the real Connect
  * protocol (as test/bench/fleet-sim.ts does; see packages/worker/src/worker-daemon.ts), offers
- * `selftest.sleep`, and answers a share of its tasks wrongly (the `index` of its output off by
- * one), otherwise like the real handler. Its lies follow a seeded generator, so a run is
- * repeatable.
+ * `selftest.sleep` (or, with `--kind text.stats`, `text.stats` over inline texts), and answers
+ * a share of its tasks wrongly (the `index`, or the `words`, of its output off by `--offset`),
+ * otherwise like the real handler. Its lies follow a seeded generator, so a run is repeatable.
  *
- *   node --import tsx test/helpers/liar-worker.ts --coordinator HOST:PORT --id liar-1 --lie-rate 0.3 [--slots 2] [--seed 1] [--offset 1]
+ *   node --import tsx test/helpers/liar-worker.ts --coordinator HOST:PORT --id liar-1 --lie-rate 0.3 [--slots 2] [--seed 1] [--offset 1] [--kind selftest.sleep]
  *
- * A lie is the right index plus `--offset` (liars with different offsets never agree).
+ * A lie is the right answer plus `--offset` (liars with different offsets never agree).
  *
  * Started with an IPC channel it reports `{ type: 'ready' }` once welcomed and answers
  * `{ type: 'stats' }` with what it did (`LiarStats`); it stops on `stop`, on SIGTERM, or when
@@ -17,6 +17,7 @@ import { hostname, cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { resolveConnection } from '@mmgrid/client';
+import { textStats } from '@mmgrid/core';
 import { WorkerServiceClient, type CoordinatorMessage, type Lease, type TaskAssignment, type WorkerMessage } from '@mmgrid/proto';
 
 export interface LiarStats {
@@ -34,11 +35,13 @@ const { values: flags } = parseArgs({
     slots: { type: 'string', default: '2' },
     seed: { type: 'string', default: '1' },
     offset: { type: 'string', default: '1' },
+    kind: { type: 'string', default: 'selftest.sleep' },
   },
 });
 const LIE_RATE = Number(flags['lie-rate']);
 const SLOTS = Number(flags.slots);
 const OFFSET = Number(flags.offset);
+const KIND = flags.kind === 'text.stats' ? 'text.stats' : 'selftest.sleep';
 const conn = resolveConnection({ address: flags.coordinator });
 
 /** mulberry32: a small seeded generator, so which answers are lies is repeatable. */
@@ -78,12 +81,17 @@ function run(assignment: TaskAssignment): void {
     if (lie) lies += 1;
     const index = (params.index ?? 0) + (lie ? OFFSET : 0);
     const now = Date.now();
+    let outputJson = JSON.stringify({ sleptMs: now - started, attempt: assignment.attempt, index });
+    if (assignment.kind === 'text.stats') {
+      const stats = textStats(Object.values(assignment.texts)[0] ?? '', 'input');
+      outputJson = JSON.stringify({ ...stats, words: stats.words + (lie ? OFFSET : 0) });
+    }
     const message: WorkerMessage = {
       msg: {
         $case: 'result',
         result: {
           lease,
-          outputJson: JSON.stringify({ sleptMs: now - started, attempt: assignment.attempt, index }),
+          outputJson,
           blobs: [],
           stats: { startedAtMs: started, finishedAtMs: now, device: 'cpu', model: '' },
         },
@@ -91,7 +99,7 @@ function run(assignment: TaskAssignment): void {
     };
     unacked.set(lease.leaseId, { lease, message });
     call?.write(message);
-  }, params.ms ?? 0);
+  }, assignment.kind === 'text.stats' ? 5 : (params.ms ?? 0));
   running.set(lease.leaseId, { lease, timer });
 }
 
@@ -149,7 +157,7 @@ function open(): void {
         version: 'liar-worker',
         host: { hostname: hostname(), os: 'linux', arch: process.arch, cpus: cpus().length, memoryBytes: totalmem(), nodeVersion: process.version },
         gpus: [],
-        kinds: [{ kind: 'selftest.sleep', slots: SLOTS, models: [] }],
+        kinds: [{ kind: KIND, slots: SLOTS, models: [] }],
         warmModels: [],
         vramBudgetBytes: 0,
         running: held(),

@@ -101,7 +101,7 @@ const program = new Command('mmgrid coordinator')
     ),
   )
   .addOption(new Option('--verify-max-replicas <n>', 'most results gathered for one task before it fails with VERIFICATION_FAILED').argParser(integer('--verify-max-replicas')))
-  .addOption(new Option('--canary-rate <ratio>', 'share (0 to 1) of results with a known answer that are checked against it').argParser(ratio('--canary-rate')))
+  .addOption(new Option('--canary-rate <ratio>', 'share (0 to 1) of results with a known answer checked against it, and chance per heartbeat that an idle worker is sent a canary task').argParser(ratio('--canary-rate')))
   .addOption(new Option('--trust-min-verdicts <n>', "verified results a worker needs before its trust counts").argParser(integer('--trust-min-verdicts')))
   .addOption(new Option('--trust-replicate-below <ratio>', 'trust score under which every result of a worker is checked by another').argParser(ratio('--trust-replicate-below')))
   .addOption(new Option('--trust-quarantine-below <ratio>', 'trust score under which a worker is quarantined (given no tasks)').argParser(ratio('--trust-quarantine-below')))

@@ -31,6 +31,7 @@ import { queueOfTask, TaskQueues } from './task-queues.js';
 import { TokenStore } from './token-store.js';
 import { WorkerDirectory } from './worker-directory.js';
 import { Verifier } from './verifier.js';
+import { Canaries } from './canaries.js';
 import { WorkerRegistry } from './worker-registry.js';
 
 export interface CoordinatorParts {
@@ -116,8 +117,13 @@ export class Coordinator {
     this.tokens = new TokenStore(this.redis, this.keys, this.now);
     const announceTrust = (workerId: string): Promise<void> => this.hub.broadcast({ type: 'worker-trust-changed', workerId });
     this.verifier = o.verification ? new Verifier(this.redis, this.keys, o.verification, this.registry, this.metrics, this.logger, this.now, announceTrust) : undefined;
+    const canaries =
+      this.verifier && o.verification && o.verification.canaryRate > 0
+        ? new Canaries({ redis: this.redis, keys: this.keys, registry: this.registry, verifier: this.verifier, logger: this.logger, now: this.now, rate: o.verification.canaryRate, leaseMs: o.leaseMs })
+        : undefined;
     this.dispatcher = new Dispatcher({
       verifier: this.verifier,
+      canaries,
       redis: this.redis,
       keys: this.keys,
       queues: this.queues,

@@ -23,6 +23,7 @@ import { secondsSince, type Metrics } from './metrics.js';
 import { readChildOutcomes } from './outcomes.js';
 import { blobRefToProto } from './proto-mapping.js';
 import type { TaskQueue } from './task-queue.js';
+import type { Canaries } from './canaries.js';
 import type { Settlement, Verifier } from './verifier.js';
 import type { QueueInfo, TaskData, TaskQueues } from './task-queues.js';
 import type { WorkerRegistry } from './worker-registry.js';
@@ -44,6 +45,8 @@ export interface DispatcherDeps {
   readonly now: () => number;
   /** Result verification; undefined when off (results are committed as they come). */
   readonly verifier?: Verifier | undefined;
+  /** Canary tasks sent to workers on their heartbeats; undefined when off. */
+  readonly canaries?: Canaries | undefined;
 }
 
 export interface DispatchCounters {
@@ -237,6 +240,7 @@ export class Dispatcher implements ControlHandler {
       gpuIndex: pickGpu(session, data.requirements) ?? -1,
     };
     session.leases.set(lease.leaseId, lease);
+    session.recentQueues.set(kind, queue.name);
     try {
       if (!(await this.assign(session, lease, upstream, taken))) {
         // Its job has ended meanwhile: the slot goes back, the task is dropped.
@@ -360,6 +364,10 @@ export class Dispatcher implements ControlHandler {
   /** Commits a task's result if its lease is current; answers the worker either way. */
   async complete(session: WorkerSession, result: TaskResult): Promise<void> {
     const { jobs, now, logger } = this.deps;
+    if (this.deps.canaries?.owns(session, result.lease)) {
+      await this.deps.canaries.complete(session, result);
+      return;
+    }
     const lease = this.leaseOf(session, result.lease);
     if (!lease) {
       await this.rejectUnknown(session, result.lease);
@@ -444,6 +452,10 @@ export class Dispatcher implements ControlHandler {
   /** Records a failed attempt: back to the queue with backoff, or failed for good. */
   async fail(session: WorkerSession, failure: TaskFailure): Promise<void> {
     const { jobs, now } = this.deps;
+    if (this.deps.canaries?.owns(session, failure.lease)) {
+      this.deps.canaries.fail(session, failure);
+      return;
+    }
     const lease = this.leaseOf(session, failure.lease);
     if (!lease) {
       await this.rejectUnknown(session, failure.lease);
@@ -622,6 +634,7 @@ export class Dispatcher implements ControlHandler {
         }
       }
     }
+    await this.deps.canaries?.tick(session).catch((err: unknown) => this.deps.logger.warn({ worker: session.name, err: String(err) }, 'could not send a canary'));
     return lost;
   }
 

@@ -175,6 +175,17 @@ export class Verifier {
     return { action: 'replicate', reason: counted.length < quorum ? `${counted.length} of ${quorum} agreeing results so far` : 'the results disagree' };
   }
 
+  /** The validators in force (for comparing a canary's output with its known answer). */
+  get validators(): Readonly<Record<string, ValidatorSpec>> {
+    return this.settings.validators;
+  }
+
+  /** The result of a canary (canaries.ts) was checked: counts it and adjusts the worker's trust. */
+  async canaryChecked(workerId: string, kind: string, right: boolean): Promise<void> {
+    this.metrics.canaryChecked(kind, right ? 'passed' : 'failed');
+    await this.adjust(workerId, right ? 'agreed' : 'disagreed');
+  }
+
   /** After the agreed output was committed: updates the workers' records and drops the candidates. */
   async settle(task: TaskIds, settlement: Settlement): Promise<void> {
     for (const c of settlement.agreed) {

@@ -94,12 +94,26 @@ export class WorkerRegistry {
     return best;
   }
 
+  /** Takes a free slot of `kind` on this very worker (a canary for it), or returns false. */
+  take(session: WorkerSession, kind: string): boolean {
+    const slot = session.slots.get(kind);
+    if (session.closed || session.draining || !slot || slot.busy >= slot.slots) return false;
+    slot.busy += 1;
+    this.onSlotsChanged(session);
+    return true;
+  }
+
   /** Gives back a slot taken by reserve() and wakes a loop waiting for one. */
   release(session: WorkerSession, kind: string): void {
     const slot = session.slots.get(kind);
     if (slot && slot.busy > 0) slot.busy -= 1;
     this.onSlotsChanged(session);
     this.notify(kind);
+  }
+
+  /** Whether a dispatch loop waits for a slot of `kind` (real work is pending). */
+  hasWaiters(kind: string): boolean {
+    return (this.waiters.get(kind)?.size ?? 0) > 0;
   }
 
   /** Resolves when a slot of `kind` may have become free (or `signal` aborts). */

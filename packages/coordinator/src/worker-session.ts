@@ -1,9 +1,24 @@
 import type { Job as BullJob } from 'bullmq';
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { NEW_TRUST, type TrustRecord, type TrustStanding, type WorkerCapability } from '@mmgrid/core';
+import { NEW_TRUST, type JsonValue, type TrustRecord, type TrustStanding, type WorkerCapability } from '@mmgrid/core';
 import type { CoordinatorMessage, GpuStats, Hello, WorkerMessage } from '@mmgrid/proto';
 import type { TaskQueue } from './task-queue.js';
 import type { TaskData } from './task-queues.js';
+
+/**
+ * A canary running on a worker: a synthetic task only this replica knows of (it is in no
+ * queue and no job), whose right output is known in advance. See canaries.ts.
+ */
+export interface CanaryRun {
+  readonly leaseId: string;
+  readonly fencingToken: number;
+  readonly taskRef: string;
+  readonly kind: string;
+  readonly expected: JsonValue;
+  readonly startedAt: number;
+  /** After this (ms) the canary is dropped and its slot freed (the worker never answered). */
+  readonly deadline: number;
+}
 
 /** A task running on a worker under a lease. */
 export interface ActiveLease {
@@ -41,6 +56,10 @@ export class WorkerSession implements WorkerCapability {
   gpuStats: GpuStats[] = [];
   readonly slots = new Map<string, SlotCount>();
   readonly leases = new Map<string, ActiveLease>();
+  /** The canary it runs (at most one at a time), if any. */
+  canary: CanaryRun | undefined = undefined;
+  /** The queue of the latest real task of each kind it was given (a canary's task ref looks like one). */
+  readonly recentQueues = new Map<string, string>();
   /** Its result-verification record, as last read or updated on this replica. */
   trust: TrustRecord = NEW_TRUST;
   /** 'quarantined': placement gives it no tasks. */
