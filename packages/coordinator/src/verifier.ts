@@ -210,11 +210,13 @@ export class Verifier {
     await this.redis.hincrby(key, verdict, 1);
     const record = await this.record(workerId);
     if (record.quarantinedAt === 0 && this.standing(record) === 'quarantined') {
-      // HSETNX: replicas racing to quarantine the same worker keep the first time.
-      await this.redis.hsetnx(key, 'quarantinedAt', String(this.now()));
-      this.metrics.workerQuarantined();
-      this.logger.warn({ workerId, agreed: record.agreed, disagreed: record.disagreed, trust: trustScore(record) }, 'worker quarantined: too many of its results disagreed with other workers');
-      await this.announce(workerId).catch((err: unknown) => this.logger.warn({ workerId, err: String(err) }, 'could not tell the other replicas of a quarantine'));
+      // HSETNX: of the calls racing to quarantine the same worker (verdicts settled at once,
+      // here or on other replicas), the one that sets the time counts, logs and announces it.
+      if ((await this.redis.hsetnx(key, 'quarantinedAt', String(this.now()))) === 1) {
+        this.metrics.workerQuarantined();
+        this.logger.warn({ workerId, agreed: record.agreed, disagreed: record.disagreed, trust: trustScore(record) }, 'worker quarantined: too many of its results disagreed with other workers');
+        await this.announce(workerId).catch((err: unknown) => this.logger.warn({ workerId, err: String(err) }, 'could not tell the other replicas of a quarantine'));
+      }
     }
     const latest = record.quarantinedAt === 0 && this.standing(record) === 'quarantined' ? { ...record, quarantinedAt: this.now() } : record;
     for (const session of this.registry.byWorkerId(workerId)) this.apply(session, latest);
