@@ -1,6 +1,4 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { JobView } from '@mmgrid/client';
@@ -9,25 +7,14 @@ import { runCli } from '../helpers/cli.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { eventually, exited } from '../helpers/process.js';
 import type { LiarStats } from '../helpers/liar-worker.js';
+import { startLiarProcess } from '../helpers/liar-process.js';
 import { report } from './faults.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const LIAR_ID = 'liar-1';
 
 /** Starts a Byzantine worker process; resolves once the coordinator welcomed it. */
-async function startLiar(address: string, lieRate: number, id = LIAR_ID, offset = 1): Promise<ChildProcess> {
-  const args = ['--coordinator', address, '--id', id, '--lie-rate', String(lieRate), '--slots', '2', '--seed', '7', '--offset', String(offset)];
-  const child = fork(path.join(here, '..', 'helpers', 'liar-worker.ts'), args, {
-    execArgv: ['--import', 'tsx'],
-    // tsx is a dependency of the test package: resolved from there.
-    cwd: path.join(here, '..'),
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`the liar worker exited (${code}) before it connected`)));
-  });
-  return child;
+function startLiar(address: string, lieRate: number, id = LIAR_ID, offset = 1): Promise<ChildProcess> {
+  return startLiarProcess(['--coordinator', address, '--id', id, '--lie-rate', String(lieRate), '--slots', '2', '--seed', '7', '--offset', String(offset)]);
 }
 
 /** Sums a coordinator metric's samples (all label sets) whose labels include `match`. */

@@ -1,28 +1,16 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { eventually, exited } from '../helpers/process.js';
 import type { LiarStats } from '../helpers/liar-worker.js';
+import { startLiarProcess } from '../helpers/liar-process.js';
 import { report } from './faults.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 const LIAR_ID = 'canary-liar';
 
 /** A Byzantine worker that offers only text.stats and always lies on it. */
-async function startTextLiar(address: string): Promise<ChildProcess> {
-  const args = ['--coordinator', address, '--id', LIAR_ID, '--lie-rate', '1', '--slots', '1', '--seed', '3', '--kind', 'text.stats'];
-  const child = fork(path.join(here, '..', 'helpers', 'liar-worker.ts'), args, {
-    execArgv: ['--import', 'tsx'],
-    cwd: path.join(here, '..'),
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`the liar worker exited (${code}) before it connected`)));
-  });
-  return child;
+function startTextLiar(address: string): Promise<ChildProcess> {
+  return startLiarProcess(['--coordinator', address, '--id', LIAR_ID, '--lie-rate', '1', '--slots', '1', '--seed', '3', '--kind', 'text.stats']);
 }
 
 function liarStats(child: ChildProcess): Promise<LiarStats> {
