@@ -1,6 +1,7 @@
 import { access, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MmgridClientError, type JobView } from '@mmgrid/client';
+import { pipelineNames } from '@mmgrid/core';
 import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
@@ -40,6 +41,10 @@ export async function submit(ctx: CommandContext, files: readonly string[], flag
   if (flags.file !== undefined && flags.pipeline !== undefined) {
     // The file decides: its pipeline: or its steps:. (-p/--prompt, by contrast, replaces the file's prompt.)
     throw new CliError('--pipeline cannot be combined with -f: the job file names its pipeline (pipeline:) or its steps (steps:)', ExitCode.USAGE);
+  }
+  if (flags.pipeline !== undefined && !pipelineNames().includes(flags.pipeline)) {
+    // Before any upload: the built-in pipelines are the same in the CLI and the coordinator.
+    throw new CliError(`unknown pipeline "${flags.pipeline}": the built-in pipelines are ${pipelineNames().join(', ')} (see: mmgrid pipelines)`, ExitCode.USAGE);
   }
   for (const file of files) {
     try {
