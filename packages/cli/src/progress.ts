@@ -13,6 +13,8 @@ import type { JobStateName, TaskStateName } from '@mmgrid/core';
 export interface TrackedTask {
   readonly id: string;
   readonly kind: string;
+  /** A shard a split made at run time (listed after the step that gathers the shards). */
+  readonly shard: boolean;
   readonly state: TaskStateName;
   /** Attempts started so far (0 before the first). */
   readonly attempts: number;
@@ -62,15 +64,25 @@ export function estimateEtaMs(elapsedMs: number, done: number, total: number): n
   return Math.round((elapsedMs / done) * (total - done));
 }
 
-/** The stages of a job, in the order their first task appears. */
+/**
+ * The stages of a job, in the order their first task appears in the job; a stage that first
+ * appears as shards comes before the step the shards are listed after (the one that gathers
+ * them), so a split, its shards and their stitch read top to bottom.
+ */
 export function stageStats(tasks: readonly TrackedTask[], nowMs: number): StageStats[] {
   const byKind = new Map<string, TrackedTask[]>();
-  for (const task of tasks) {
+  const order = new Map<string, number>();
+  let planned = 0;
+  tasks.forEach((task, i) => {
+    if (!task.shard) planned = i;
+    const key = task.shard ? planned - 0.5 : i;
+    order.set(task.kind, Math.min(order.get(task.kind) ?? Infinity, key));
     const list = byKind.get(task.kind);
     if (list) list.push(task);
     else byKind.set(task.kind, [task]);
-  }
-  return [...byKind].map(([name, list]) => {
+  });
+  const kinds = [...byKind].sort(([a], [b]) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
+  return kinds.map(([name, list]) => {
     const count = (state: TaskStateName): number => list.filter((t) => t.state === state).length;
     const ended = list.filter((t) => isEnded(t.state)).length;
     const starts = list.map((t) => t.startedAtMs).filter((ms): ms is number => ms !== null);
@@ -140,6 +152,7 @@ export function trackJob(job: JobView, known: ReadonlyMap<string, TrackedTask>):
     out.set(t.id, {
       id: t.id,
       kind: t.kind,
+      shard: t.shard !== null,
       state: t.state,
       attempts: Math.max(t.attempts, before?.attempts ?? 0),
       workers: [...workers],
@@ -188,7 +201,8 @@ interface BarPayload {
 export class JobProgress {
   private readonly multibar: cliProgress.MultiBar;
   private readonly header: cliProgress.SingleBar;
-  private readonly bars = new Map<string, cliProgress.SingleBar>();
+  /** Bar i shows stage i: a stage that appears between others (shards) moves the ones below down. */
+  private readonly bars: cliProgress.SingleBar[] = [];
   private tasks = new Map<string, TrackedTask>();
   private jobState: JobStateName;
   private readonly createdAtMs: number;
@@ -266,16 +280,16 @@ export class JobProgress {
     const job = jobStats(this.createdAtMs, this.finishedAtMs, tasks, now);
     const header = `job ${this.jobId}  ${this.jobState}  ${formatDuration(job.elapsedMs)}  ETA ${formatDuration(job.etaMs)}`;
     this.header.update(0, { label: '', text: header } satisfies BarPayload);
-    for (const stage of stages) {
+    stages.forEach((stage, i) => {
       const payload: BarPayload = { label: stage.name.padEnd(width), text: describeStage(stage) };
       const total = Math.max(1, stage.total);
-      const bar = this.bars.get(stage.name);
+      const bar = this.bars[i];
       if (bar) {
         bar.setTotal(total);
         bar.update(stage.progress, payload);
       } else {
-        this.bars.set(stage.name, this.multibar.create(total, stage.progress, payload));
+        this.bars.push(this.multibar.create(total, stage.progress, payload));
       }
-    }
+    });
   }
 }

@@ -5,7 +5,7 @@ import { applyEvent, describeStage, estimateEtaMs, formatDuration, jobStats, nam
 const T0 = Date.parse('2026-01-01T10:00:00.000Z');
 
 function task(overrides: Partial<TrackedTask> & Pick<TrackedTask, 'id' | 'kind'>): TrackedTask {
-  return { state: 'queued', attempts: 0, workers: [], startedAtMs: null, finishedAtMs: null, fraction: 0, ...overrides };
+  return { shard: false, state: 'queued', attempts: 0, workers: [], startedAtMs: null, finishedAtMs: null, fraction: 0, ...overrides };
 }
 
 function taskView(overrides: Partial<TaskView> & Pick<TaskView, 'id' | 'kind'>): TaskView {
@@ -63,6 +63,25 @@ describe('stageStats', () => {
     expect(audio).toMatchObject({ total: 3, succeeded: 1, failed: 1, running: 1, retries: 1, workers: 2, progress: 2.5, elapsedMs: 4000, etaMs: 2000 });
     // Not started: no time, no estimate.
     expect(fusion).toMatchObject({ total: 1, succeeded: 0, workers: 0, progress: 0, elapsedMs: 0, etaMs: null });
+  });
+
+  it('draws shards before the step they are listed after (the one that gathers them)', () => {
+    const stages = stageStats(
+      [
+        task({ id: 't1', kind: 'audio.split' }),
+        task({ id: 't2', kind: 'audio.stitch' }),
+        task({ id: 't2.0', kind: 'audio.analyze', shard: true }),
+        task({ id: 't2.1', kind: 'audio.analyze', shard: true }),
+        task({ id: 't3', kind: 'fusion.report' }),
+      ],
+      T0,
+    );
+    expect(stages.map((s) => [s.name, s.total])).toEqual([
+      ['audio.split', 1],
+      ['audio.analyze', 2],
+      ['audio.stitch', 1],
+      ['fusion.report', 1],
+    ]);
   });
 
   it('is empty for a job with no tasks', () => {
