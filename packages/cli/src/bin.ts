@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_COORDINATOR, hideTlsServerNameIpWarning, MmgridClientError } from '@mmgrid/client';
 import { builtinPipelines, InvalidOptionError, ROLES } from '@mmgrid/core';
-import { cancel, explain, result, retry, status, submit, watch } from './commands/jobs.js';
+import { cancel, explain, result, retry, status, submit, watch, type WatchFlags } from './commands/jobs.js';
 import { demo, dev, launch } from './commands/grid.js';
 import { createToken, listTokens, revokeToken } from './commands/tokens.js';
 import { listWorkers, releaseWorker } from './commands/workers.js';
@@ -73,6 +73,8 @@ program
   .option('--param <name=value>', 'a pipeline parameter (repeatable; see: mmgrid pipelines)', collect)
   .option('--idempotency-key <key>', 'retrying with the same key returns the same job')
   .option('-w, --wait', 'wait for the job to end and print its result', false)
+  .option('--watch', 'follow the job with progress bars (on a terminal), then print its result')
+  .option('--cancel-on-interrupt', 'with --watch, Ctrl-C cancels the job (without it, Ctrl-C only detaches)')
   .action(async (files: string[], flags: Parameters<typeof submit>[2]) => run((ctx) => submit(ctx, files, flags))());
 
 program
@@ -93,7 +95,8 @@ program
   .command('watch')
   .description("follow a job's events until it ends")
   .argument('<job>', 'job id')
-  .action(async (job: string) => run((ctx) => watch(ctx, job))());
+  .option('--cancel-on-interrupt', 'Ctrl-C cancels the job (without it, Ctrl-C only detaches)')
+  .action(async (job: string, flags: WatchFlags) => run((ctx) => watch(ctx, job, flags))());
 
 program
   .command('cancel')
@@ -107,7 +110,9 @@ program
   .description('run the failed tasks of an ended job again (and the steps that use them), keeping what succeeded')
   .argument('<job>', 'job id')
   .option('-w, --wait', 'wait for the job to end and print its result', false)
-  .action(async (job: string, flags: { wait: boolean }) => run((ctx) => retry(ctx, job, flags.wait))());
+  .option('--watch', 'follow the job with progress bars (on a terminal), then print its result')
+  .option('--cancel-on-interrupt', 'with --watch, Ctrl-C cancels the job (without it, Ctrl-C only detaches)')
+  .action(async (job: string, flags: { wait: boolean } & WatchFlags) => run((ctx) => retry(ctx, job, flags.wait, flags))());
 
 program
   .command('explain')

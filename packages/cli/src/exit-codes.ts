@@ -15,6 +15,8 @@ export const ExitCode = {
   LIMIT: 6,
   /** The job has not finished yet. */
   NOT_READY: 7,
+  /** Ctrl-C while following a job: detached, the job keeps running (128 + SIGINT). */
+  DETACHED: 130,
   INTERNAL: 70,
 } as const;
 

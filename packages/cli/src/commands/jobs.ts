@@ -5,6 +5,7 @@ import { pipelineNames } from '@mmgrid/core';
 import type { CommandContext } from '../context.js';
 import { CliError } from '../errors.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
+import { exitCodeOf, followJob, followMode, reportOutcome } from '../follow.js';
 import { formatEvent, formatExplanation, formatResult, formatStatus } from '../format.js';
 import { loadJobFile, locateServerError, maxJobFileBytes } from '../job-file.js';
 import { findBlobRefs, resultFiles } from '../result-files.js';
@@ -18,13 +19,16 @@ export interface SubmitFlags {
   readonly param?: readonly string[];
   readonly wait?: boolean;
   readonly idempotencyKey?: string;
+  readonly watch?: boolean;
+  readonly cancelOnInterrupt?: boolean;
 }
 
-/** Exit code for a finished (or unfinished) job. */
-export function exitCodeOf(job: JobView): ExitCodeValue {
-  if (job.state === 'completed') return ExitCode.OK;
-  if (job.state === 'failed' || job.state === 'cancelled') return ExitCode.JOB_FAILED;
-  return ExitCode.NOT_READY;
+export { exitCodeOf };
+
+/** `--watch` and `--cancel-on-interrupt` (submit, retry, watch). */
+export interface WatchFlags {
+  readonly watch?: boolean;
+  readonly cancelOnInterrupt?: boolean;
 }
 
 function parsePairs(flag: string, pairs: readonly string[] = []): Record<string, string> {
@@ -46,6 +50,7 @@ export async function submit(ctx: CommandContext, files: readonly string[], flag
     // Before any upload: the built-in pipelines are the same in the CLI and the coordinator.
     throw new CliError(`unknown pipeline "${flags.pipeline}": the built-in pipelines are ${pipelineNames().join(', ')} (see: mmgrid pipelines)`, ExitCode.USAGE);
   }
+  refuseLoneCancelOnInterrupt(flags);
   for (const file of files) {
     try {
       await access(file);
@@ -82,6 +87,10 @@ export async function submit(ctx: CommandContext, files: readonly string[], flag
     }
     throw err;
   }
+  if (flags.watch) {
+    ctx.note(`submitted job ${job.id} (${job.tasks.length} tasks)`);
+    return followAndReport(ctx, job, flags);
+  }
   if (!flags.wait) {
     if (ctx.json) ctx.printJson(job);
     else {
@@ -104,13 +113,34 @@ export async function status(ctx: CommandContext, jobId: string): Promise<ExitCo
   return ExitCode.OK;
 }
 
-export async function watch(ctx: CommandContext, jobId: string): Promise<ExitCodeValue> {
+function refuseLoneCancelOnInterrupt(flags: WatchFlags): void {
+  if (flags.cancelOnInterrupt && !flags.watch) throw new CliError('--cancel-on-interrupt works only with --watch (Ctrl-C while following the job)', ExitCode.USAGE);
+}
+
+/** Follows a job with bars (or plain event lines on stderr), then prints its result. */
+async function followAndReport(ctx: CommandContext, job: JobView, flags: WatchFlags): Promise<ExitCodeValue> {
+  const outcome = await followJob(ctx.connect(), job, {
+    mode: followMode(ctx),
+    cancelOnInterrupt: flags.cancelOnInterrupt === true,
+    onEvent: (event) => ctx.note(formatEvent(event)),
+  });
+  return reportOutcome(ctx, outcome, true);
+}
+
+export async function watch(ctx: CommandContext, jobId: string, flags: WatchFlags = {}): Promise<ExitCodeValue> {
   const client = ctx.connect();
-  for await (const event of client.watch(jobId)) {
-    if (ctx.json) process.stdout.write(`${JSON.stringify(event)}\n`);
-    else ctx.print(formatEvent(event));
-  }
-  return exitCodeOf(await client.getJob(jobId));
+  const job = await client.getJob(jobId);
+  // On a terminal: bars, then the result. Otherwise the events themselves are the data, on stdout.
+  if (!ctx.json && process.stdout.isTTY === true && process.stderr.isTTY === true) return followAndReport(ctx, job, flags);
+  const outcome = await followJob(client, job, {
+    mode: 'lines',
+    cancelOnInterrupt: flags.cancelOnInterrupt === true,
+    onEvent: (event) => {
+      if (ctx.json) process.stdout.write(`${JSON.stringify(event)}\n`);
+      else ctx.print(formatEvent(event));
+    },
+  });
+  return reportOutcome(ctx, outcome, false);
 }
 
 export async function cancel(ctx: CommandContext, jobId: string, reason: string | undefined): Promise<ExitCodeValue> {
@@ -150,10 +180,15 @@ export async function result(ctx: CommandContext, jobId: string, flags: { output
   return exitCodeOf(job);
 }
 
-export async function retry(ctx: CommandContext, jobId: string, wait: boolean): Promise<ExitCodeValue> {
+export async function retry(ctx: CommandContext, jobId: string, wait: boolean, flags: WatchFlags = {}): Promise<ExitCodeValue> {
+  refuseLoneCancelOnInterrupt(flags);
   const client = ctx.connect();
   const job = await client.retry(jobId);
   const failed = job.tasks.filter((t) => t.state === 'queued' || t.state === 'blocked').length;
+  if (flags.watch) {
+    ctx.note(`job ${job.id} retried (${failed} task${failed === 1 ? '' : 's'} to run)`);
+    return followAndReport(ctx, job, flags);
+  }
   if (!wait) {
     if (ctx.json) ctx.printJson(job);
     else ctx.print(`job ${job.id} is ${job.state} again (retry ${job.generation}): ${failed} task${failed === 1 ? '' : 's'} to run`);
