@@ -4,6 +4,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { DEFAULT_COORDINATOR, hideTlsServerNameIpWarning, MmgridClientError } from '@mmgrid/client';
 import { builtinPipelines, InvalidOptionError, ROLES } from '@mmgrid/core';
 import { cancel, explain, result, retry, status, submit, watch, type WatchFlags } from './commands/jobs.js';
+import { DEFAULT_LIST_LIMIT, JOB_STATES, listJobs, listQueues, type ListFlags } from './commands/fleet.js';
 import { demo, dev, launch } from './commands/grid.js';
 import { createToken, listTokens, revokeToken } from './commands/tokens.js';
 import { listWorkers, releaseWorker } from './commands/workers.js';
@@ -120,6 +121,22 @@ program
   .argument('<job>', 'job id')
   .action(async (job: string) => run((ctx) => explain(ctx, job))());
 
+program
+  .command('list')
+  .description('list your jobs, newest first, a page at a time (an admin lists another tenant\'s with --tenant)')
+  .option('--state <state>', `only jobs in this state (repeatable or comma-separated: ${JOB_STATES.join('|')})`, collect)
+  .option('--pipeline <name>', 'only jobs of this pipeline')
+  .option('--limit <n>', `jobs a page (default: ${DEFAULT_LIST_LIMIT})`, integer('--limit', 1, 500))
+  .option('--page-token <token>', 'list the page after the one that printed this token')
+  .option('--all', 'follow the pages to the end', false)
+  .action(async (flags: ListFlags) => run((ctx) => listJobs(ctx, flags))());
+
+program
+  .command('queues')
+  .description('show the task queues: waiting, active, delayed and failed tasks per kind, and the oldest wait (needs an admin token)')
+  .option('--by-queue', 'one row a queue (kind, requirement class and tenant) instead of one a kind', false)
+  .action(async (flags: { byQueue: boolean }) => run((ctx) => listQueues(ctx, flags))());
+
 const token = program.command('token').description('manage the grid\'s tokens (needs an admin token; see docs/security.md)');
 
 token
@@ -147,7 +164,7 @@ token
 
 const workers = program
   .command('workers')
-  .description('list the connected workers, with their trust scores under result verification (needs an admin token)')
+  .description('list the connected workers: GPUs, free VRAM, kinds, busy slots, state, last heartbeat, and trust under result verification (needs an admin token)')
   .action(async () => run((ctx) => listWorkers(ctx))());
 
 workers

@@ -1,23 +1,13 @@
 import type { ExplanationView, JobEventView, JobView, TaskView, TokenView } from '@mmgrid/client';
 import { describeRequirements, type PipelineInfo } from '@mmgrid/core';
-import type { WorkerView } from '@mmgrid/proto';
+import { table, when } from './table.js';
 
 /** Human-readable output. Machine-readable output is the JSON views themselves (--json). */
-
-function when(iso: string | null): string {
-  return iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';
-}
 
 function duration(task: TaskView): string {
   if (!task.startedAt) return '';
   const end = task.finishedAt ? Date.parse(task.finishedAt) : Date.now();
   return `${((end - Date.parse(task.startedAt)) / 1000).toFixed(1)}s`;
-}
-
-function table(rows: readonly string[][]): string {
-  const widths: number[] = [];
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd()).join('\n');
 }
 
 export function formatStatus(job: JobView): string {
@@ -144,23 +134,6 @@ export function formatTokens(tokens: readonly TokenView[]): string {
       t.expiresAt === null ? 'never' : when(t.expiresAt),
       t.revokedAt !== null ? `revoked ${when(t.revokedAt)}` : t.expiresAt !== null && Date.parse(t.expiresAt) <= Date.now() ? 'expired' : 'active',
       t.name || '-',
-    ]),
-  ]);
-}
-
-/** `mmgrid workers`: the fleet, with trust and quarantine where result verification is on. */
-export function formatWorkers(workers: readonly WorkerView[]): string {
-  if (workers.length === 0) return 'no workers connected';
-  const verified = workers.some((w) => w.verified);
-  return table([
-    ['ID', 'NAME', 'SLOTS', 'STATE', ...(verified ? ['TRUST', 'AGREED', 'DISAGREED'] : []), 'KINDS'],
-    ...workers.map((w) => [
-      w.workerId,
-      w.name,
-      `${w.slots.reduce((n, s) => n + s.busy, 0)}/${w.slots.reduce((n, s) => n + s.total, 0)}`,
-      w.quarantined ? 'quarantined' : w.draining ? 'draining' : 'ready',
-      ...(verified ? [w.trustScore.toFixed(2), String(w.resultsAgreed), String(w.resultsDisagreed)] : []),
-      w.slots.map((s) => s.kind).join(','),
     ]),
   ]);
 }

@@ -162,7 +162,16 @@ export function jobToProto(record: JobRecord, tasks: ReadonlyMap<string, TaskRec
 
 /** A Job message with the summary fields only (ListJobs). */
 export function jobSummaryToProto(summary: JobSummary): Job {
-  return { ...summaryFields(summary), spec: undefined, tasks: [], result: undefined, modalities: {}, generation: 0 };
+  // The inputs by name and modality only: their sources (texts inline) stay with GetJob.
+  const inputs = summary.inputs.filter((i) => i.name !== PROMPT_INPUT_NAME);
+  return {
+    ...summaryFields(summary),
+    spec: { inputs: inputs.map((i) => ({ name: i.name, source: undefined })), prompt: '', pipeline: summary.pipeline, priority: summary.priority, labels: {}, params: {}, stepsJson: '' },
+    tasks: [],
+    result: undefined,
+    modalities: Object.fromEntries(inputs.map((i) => [i.name, modalities[i.modality]])),
+    generation: 0,
+  };
 }
 
 function summaryFields(s: JobSummary): Omit<Job, 'spec' | 'tasks' | 'result' | 'modalities' | 'generation'> {

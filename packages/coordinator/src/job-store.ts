@@ -157,7 +157,20 @@ export interface JobRecord {
 }
 
 /** The summary fields ListJobs reads, without spec, plan or result. */
-export type JobSummary = Pick<JobRecord, 'id' | 'tenant' | 'state' | 'pipeline' | 'priority' | 'createdAt' | 'finishedAt' | 'error'>;
+export type JobSummary = Pick<JobRecord, 'id' | 'tenant' | 'state' | 'pipeline' | 'priority' | 'createdAt' | 'finishedAt' | 'error' | 'inputs'>;
+
+/** A position in a job index: a job's creation time (the index's score) and id. */
+export interface JobListCursor {
+  readonly createdAt: number;
+  readonly id: string;
+}
+
+export interface JobListQuery {
+  /** Start after this job (exclusive); undefined: at the newest. */
+  readonly after: JobListCursor | undefined;
+  readonly limit: number;
+  readonly accept: (job: JobSummary) => boolean;
+}
 
 export interface StoredEvent {
   readonly id: string;
@@ -187,7 +200,11 @@ const MAX_EVENTS_PER_JOB = 100_000;
 const IDEMPOTENCY_TTL_SEC = 24 * 3600;
 /** Task states a record never leaves (until RetryJob starts another generation). */
 const ENDED_TASK_STATES: ReadonlySet<string> = new Set<TaskStateName>(['succeeded', 'failed', 'cancelled']);
-const SUMMARY_FIELDS = ['id', 'tenant', 'state', 'pipeline', 'priority', 'createdAt', 'finishedAt', 'error'] as const;
+const SUMMARY_FIELDS = ['id', 'tenant', 'state', 'pipeline', 'priority', 'createdAt', 'finishedAt', 'error', 'inputs'] as const;
+/** Index entries a list call reads per round trip, and at most in all before it returns a short page. */
+const LIST_CHUNK_MIN = 20;
+const LIST_CHUNK_MAX = 500;
+const SCAN_BUDGET = 2000;
 
 function encodeEvent(jobId: string, atMs: number, event: EventBody): Buffer {
   return Buffer.from(JobEvent.encode({ id: '', jobId, atMs, event }).finish());
@@ -277,7 +294,6 @@ export class JobStore {
     return {
       ...parseSummary(raw),
       spec: JSON.parse(raw['spec'] ?? '{}') as JobSpec,
-      inputs: JSON.parse(raw['inputs'] ?? '[]') as PlanInput[],
       graph: parseGraph(raw['graph'] ?? '{}'),
       result: raw['result'] ? (JSON.parse(raw['result']) as JobRecord['result']) : null,
       generation: Number(raw['generation'] ?? 0),
@@ -319,32 +335,75 @@ export class JobStore {
     return out;
   }
 
-  /** Newest first. Returns the page and the offset of the next one (undefined at the end). */
-  async list(tenant: string | undefined, offset: number, limit: number): Promise<{ jobs: JobSummary[]; next: number | undefined }> {
+  /**
+   * A page of the tenant's jobs (every tenant's without one), newest first: up to `limit` of
+   * those after `query.after` that `query.accept` lets through. `next` is where the following
+   * page starts, undefined at the end. Pages follow the index by position (creation time, then
+   * id, as Redis orders it), so a job created or expired between two pages does not move the
+   * others: each job is listed once. A page that scanned `SCAN_BUDGET` jobs without filling up
+   * is returned short, with its `next`.
+   */
+  async list(tenant: string | undefined, query: JobListQuery): Promise<{ jobs: JobSummary[]; next: JobListCursor | undefined }> {
     const index = tenant === undefined ? this.keys.jobs() : this.keys.tenantJobs(tenant);
-    const ids = await this.redis.zrevrange(index, offset, offset + limit);
-    const page = ids.slice(0, limit);
-    const pipeline = this.redis.pipeline();
-    for (const id of page) pipeline.hmget(this.keys.job(id), ...SUMMARY_FIELDS);
-    const rows = (await pipeline.exec()) ?? [];
+    const { after, limit, accept } = query;
     const jobs: JobSummary[] = [];
     const expired: string[] = [];
+    const seen = new Set<string>();
+    let last: JobListCursor | undefined = after;
+    let skip = 0;
+    let scanned = 0;
+    try {
+      for (;;) {
+        const want = Math.min(LIST_CHUNK_MAX, Math.max(limit - jobs.length + 1, LIST_CHUNK_MIN));
+        const flat = await this.redis.zrevrangebyscore(index, after === undefined ? '+inf' : after.createdAt, '-inf', 'WITHSCORES', 'LIMIT', skip, want);
+        skip += flat.length / 2;
+        const entries: JobListCursor[] = [];
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          const id = flat[i] ?? '';
+          const createdAt = Number(flat[i + 1]);
+          // Jobs of the cursor's millisecond that sort before it were on earlier pages; a job
+          // created during this call can shift the window by one, hence `seen`.
+          if (after !== undefined && createdAt === after.createdAt && id >= after.id) continue;
+          if (seen.has(id)) continue;
+          seen.add(id);
+          entries.push({ createdAt, id });
+        }
+        const summaries = await this.summaries(entries.map((e) => e.id));
+        for (const entry of entries) {
+          if (jobs.length === limit) return { jobs, next: last };
+          last = entry;
+          scanned += 1;
+          const summary = summaries.get(entry.id);
+          if (summary === undefined) expired.push(entry.id);
+          else if (accept(summary)) jobs.push(summary);
+        }
+        if (flat.length / 2 < want) return { jobs, next: undefined };
+        if (scanned >= SCAN_BUDGET) return { jobs, next: last };
+      }
+    } finally {
+      if (expired.length > 0) await this.redis.zrem(index, ...expired);
+    }
+  }
+
+  /** The summaries of these jobs, by id; a job whose record has expired is missing. */
+  private async summaries(ids: readonly string[]): Promise<Map<string, JobSummary>> {
+    const out = new Map<string, JobSummary>();
+    if (ids.length === 0) return out;
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.keys.job(id), ...SUMMARY_FIELDS);
+    const rows = (await pipeline.exec()) ?? [];
     rows.forEach(([err, values], i) => {
       const list = values as (string | null)[] | undefined;
-      if (err || !list || list[0] === null) {
-        const id = page[i];
-        if (id !== undefined) expired.push(id);
-        return;
-      }
+      const id = ids[i];
+      if (err || !list || list[0] === null || id === undefined) return;
       const raw: Record<string, string> = {};
       SUMMARY_FIELDS.forEach((f, j) => {
         const v = list[j];
         if (v !== null && v !== undefined) raw[f] = v;
       });
-      jobs.push(parseSummary(raw));
+      out.set(id, parseSummary(raw));
     });
-    if (expired.length > 0) await this.redis.zrem(index, ...expired);
-    return { jobs, next: ids.length > limit ? offset + limit : undefined };
+    return out;
   }
 
   /**
@@ -594,5 +653,6 @@ function parseSummary(raw: Record<string, string>): JobSummary {
     createdAt: Number(raw['createdAt'] ?? 0),
     finishedAt: Number(raw['finishedAt'] ?? 0),
     error: raw['error'] ? (JSON.parse(raw['error']) as TaskError) : null,
+    inputs: JSON.parse(raw['inputs'] ?? '[]') as PlanInput[],
   };
 }

@@ -1,12 +1,12 @@
 import type { CommandContext } from '../context.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
-import { formatWorkers } from '../format.js';
+import { formatWorkers } from '../fleet-format.js';
 
 /** `mmgrid workers`: the connected fleet (admin), with trust scores under result verification. */
 export async function listWorkers(ctx: CommandContext): Promise<ExitCodeValue> {
   const { workers } = await ctx.connect().listWorkers();
   if (ctx.json) ctx.printJson(workers);
-  else ctx.print(formatWorkers(workers));
+  else ctx.print(formatWorkers(workers, Date.now()));
   return ExitCode.OK;
 }
 

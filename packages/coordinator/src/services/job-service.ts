@@ -43,7 +43,7 @@ import type { EventHub } from '../event-hub.js';
 import { toServiceError, unary } from '../grpc-errors.js';
 import { jobSummaryToProto, jobToProto, specFromProto } from '../job-mapping.js';
 import { checkSpecLimits, type RawSpecSizes, type SpecLimits } from '../limits.js';
-import { JobStore, type JobRecord, type TaskRecord } from '../job-store.js';
+import { JobStore, type JobListCursor, type JobRecord, type TaskRecord } from '../job-store.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { detectMedia, probeBlob, PROBE_HEAD_BYTES } from '../media-probe.js';
@@ -318,8 +318,7 @@ export class JobServiceImpl {
     const principal = await this.deps.auth.authenticate(call.metadata, 'submitter');
     const req = call.request;
     const pageSize = req.pageSize === 0 ? 50 : Math.min(req.pageSize, 500);
-    const offset = req.pageToken === '' ? 0 : Number(req.pageToken);
-    if (!Number.isInteger(offset) || offset < 0) throw new BadRequestError('page_token is not one this server issued');
+    const after = req.pageToken === '' ? undefined : decodePageToken(req.pageToken);
     let tenant: string | undefined = principal.tenant;
     if (req.tenant !== '' && req.tenant !== principal.tenant) {
       // The same answer whether or not the tenant exists.
@@ -327,9 +326,12 @@ export class JobServiceImpl {
       tenant = req.tenant;
     }
     const states = new Set(req.states.map((s: JobState) => jobStateFromProto(s)));
-    const page = await this.deps.jobs.list(tenant, offset, pageSize);
-    const jobs = page.jobs.filter((j) => (states.size === 0 || states.has(j.state)) && (req.pipeline === '' || j.pipeline === req.pipeline));
-    return { jobs: jobs.map(jobSummaryToProto), nextPageToken: page.next === undefined ? '' : String(page.next) };
+    const page = await this.deps.jobs.list(tenant, {
+      after,
+      limit: pageSize,
+      accept: (j) => (states.size === 0 || states.has(j.state)) && (req.pipeline === '' || j.pipeline === req.pipeline),
+    });
+    return { jobs: page.jobs.map(jobSummaryToProto), nextPageToken: page.next === undefined ? '' : encodePageToken(page.next) };
   }
 
   /** Runs the failed tasks of an ended job again, and the steps that consume them. */
@@ -480,4 +482,15 @@ export class JobServiceImpl {
       unlisten();
     }
   }
+}
+
+/** A ListJobs page token: where the next page starts in the job index, opaque to callers. */
+function encodePageToken(cursor: JobListCursor): string {
+  return Buffer.from(`${cursor.createdAt}:${cursor.id}`).toString('base64url');
+}
+
+function decodePageToken(token: string): JobListCursor {
+  const match = /^(\d{1,15}):([0-9A-Za-z_-]{1,128})$/.exec(Buffer.from(token, 'base64url').toString());
+  if (!match?.[1] || !match[2]) throw new BadRequestError('page_token is not one this server issued');
+  return { createdAt: Number(match[1]), id: match[2] };
 }
