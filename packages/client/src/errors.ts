@@ -8,23 +8,35 @@ import type { JobView } from './views.js';
  * in packages/client/README.md ("Errors").
  */
 export type ClientErrorCode =
+  /** The coordinator refused the request (a bad parameter, an unreadable input), or the options contradict each other. */
   | 'INVALID_ARGUMENT'
+  /** No such job, blob, worker or token. */
   | 'NOT_FOUND'
+  /** The coordinator holds that already. */
   | 'ALREADY_EXISTS'
+  /** The job is not in a state for that call (`retry` of a job with nothing failed). */
   | 'FAILED_PRECONDITION'
+  /** A limit or quota refused the call: `limit` names it, `retryAfterMs` says when a rate allows it again. */
   | 'RESOURCE_EXHAUSTED'
+  /** No token, or a wrong, expired or revoked one. */
   | 'UNAUTHENTICATED'
+  /** The token's role or tenant does not allow the call. */
   | 'PERMISSION_DENIED'
+  /** The coordinator cannot be reached (nothing listens, a TLS handshake failed: the message says which). */
   | 'UNAVAILABLE'
+  /** The coordinator did not answer in time. */
   | 'DEADLINE_EXCEEDED'
+  /** The call was cancelled on the way (its connection closed under it). */
   | 'CANCELLED'
-  /** The job has not finished yet, so it has no result (`result()` without `wait`). */
+  /** The job has not ended yet, so it has no result (`result()` without `wait`, `saveResult`). */
   | 'NOT_READY'
-  /** The job failed or was cancelled without a result; the message is the job's error. */
+  /** The job failed or was cancelled without a result; the message carries the job's error. */
   | 'JOB_FAILED'
   /** The caller's AbortSignal stopped the call (`waitForJob`, `result` with `wait`). */
   | 'ABORTED'
+  /** Downloaded bytes did not hash to the blob's SHA-256, or were more than expected. */
   | 'INTEGRITY'
+  /** Anything else: a bug on one side. */
   | 'INTERNAL';
 
 /** Every ClientErrorCode, for code that checks a value it was given. */

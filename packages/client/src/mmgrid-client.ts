@@ -242,8 +242,8 @@ export class MmgridClient {
   }
 
   /**
-   * The result of an ended job. A completed job has one; a job that failed may have a partial
-   * one (`partial`, `coverage`), which is returned too.
+   * The result of an ended job: its summary, document and blobs. A completed job's result may
+   * be partial (`partial`, `coverage`: some inputs could not be read).
    *
    * @throws MmgridClientError NOT_READY when the job has not ended (and `wait` is not set),
    *   JOB_FAILED when it failed or was cancelled without a result (the message is its error),
