@@ -33,6 +33,10 @@ const byClientCode: Record<ClientErrorCode, ExitCodeValue> = {
   DEADLINE_EXCEEDED: ExitCode.UNAVAILABLE,
   RESOURCE_EXHAUSTED: ExitCode.LIMIT,
   CANCELLED: ExitCode.INTERNAL,
+  NOT_READY: ExitCode.NOT_READY,
+  JOB_FAILED: ExitCode.JOB_FAILED,
+  // Stopped following a job (Ctrl-C): the job goes on, unfinished as far as this command knows.
+  ABORTED: ExitCode.DETACHED,
   INTEGRITY: ExitCode.INTERNAL,
   INTERNAL: ExitCode.INTERNAL,
 };

@@ -23,6 +23,10 @@ export interface UploadResult {
   readonly deduplicated: boolean;
 }
 
+/**
+ * Called as bytes go (upload) or come (download): after each chunk, and once at the end with
+ * `doneBytes === totalBytes` when the transfer completes.
+ */
 export type ProgressCallback = (doneBytes: number, totalBytes: number) => void;
 
 /** Content-addressed uploads and downloads; hashes are checked on both ends. */
@@ -74,12 +78,12 @@ export class BlobClient {
   }
 
   /** Uploads bytes held in memory (outputs such as thumbnails). */
-  async uploadBytes(bytes: Uint8Array, opts: { name: string; mediaType: string }): Promise<UploadResult> {
+  async uploadBytes(bytes: Uint8Array, opts: { name: string; mediaType: string; onProgress?: ProgressCallback }): Promise<UploadResult> {
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const size = bytes.byteLength;
     const chunks: Uint8Array[] = [];
     for (let at = 0; at < size; at += this.chunkBytes) chunks.push(bytes.subarray(at, Math.min(size, at + this.chunkBytes)));
-    const res = await this.put({ sha256, size, name: opts.name, mediaType: opts.mediaType }, chunks);
+    const res = await this.put({ sha256, size, name: opts.name, mediaType: opts.mediaType }, chunks, opts.onProgress);
     return { blob: refOf(res, { sha256, size, name: opts.name, mediaType: opts.mediaType }), skipped: false, deduplicated: res.deduplicated };
   }
 
@@ -107,6 +111,8 @@ export class BlobClient {
           done += chunk.byteLength;
           onProgress?.(done, header.size);
         }
+        // An empty blob sends no chunk: report it done all the same.
+        if (header.size === 0) onProgress?.(0, 0);
         call.end();
       };
       send().catch((err: unknown) => {
@@ -144,6 +150,7 @@ export class BlobClient {
           opts.onProgress?.(size, total);
         }
       }
+      if (size === 0) opts.onProgress?.(0, total);
       const actual = hash.digest('hex');
       if (actual !== sha256 || size !== total) {
         throw new MmgridClientError('INTEGRITY', `downloaded blob ${sha256} hashes to ${actual} (${size} of ${total} bytes); refusing it`);
@@ -159,7 +166,7 @@ export class BlobClient {
   }
 
   /** A blob's bytes in memory (for small blobs), hash-checked. */
-  async downloadBytes(sha256: string): Promise<Buffer> {
+  async downloadBytes(sha256: string, opts: { onProgress?: ProgressCallback } = {}): Promise<Buffer> {
     // Each chunk is kept as received (it is its own message's memory) and hashed as it comes,
     // so the bytes are copied once, into the result, and the hash overlaps the download.
     const parts: Uint8Array[] = [];
@@ -167,13 +174,20 @@ export class BlobClient {
     const hash = createHash('sha256');
     try {
       const stream = this.client.getBlob({ sha256, offset: 0 }, this.conn.metadata());
+      let size = 0;
       for await (const message of stream as AsyncIterable<GetBlobResponse>) {
+        if (message.part?.$case === 'info') {
+          size = message.part.info.size;
+          continue;
+        }
         if (message.part?.$case !== 'chunk') continue;
         const chunk = message.part.chunk;
         hash.update(chunk);
         parts.push(chunk);
         total += chunk.length;
+        opts.onProgress?.(total, size);
       }
+      if (total === 0) opts.onProgress?.(0, size);
     } catch (err) {
       throw toClientError(err, this.conn);
     }

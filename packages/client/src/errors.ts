@@ -1,19 +1,69 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
+import type { JobView } from './views.js';
 
-/** What kind of failure a call met; the CLI maps each to an exit code. */
+/**
+ * What kind of failure a call met; the CLI maps each to an exit code. Codes named like gRPC
+ * statuses come from the coordinator's answer (or from gRPC when it could not be reached);
+ * NOT_READY, JOB_FAILED, ABORTED and INTEGRITY are this client's own. Every code is described
+ * in packages/client/README.md ("Errors").
+ */
 export type ClientErrorCode =
+  /** The coordinator refused the request (a bad parameter, an unreadable input), or the options contradict each other. */
   | 'INVALID_ARGUMENT'
+  /** No such job, blob, worker or token. */
   | 'NOT_FOUND'
+  /** The coordinator holds that already. */
   | 'ALREADY_EXISTS'
+  /** The job is not in a state for that call (`retry` of a job with nothing failed). */
   | 'FAILED_PRECONDITION'
+  /** A limit or quota refused the call: `limit` names it, `retryAfterMs` says when a rate allows it again. */
   | 'RESOURCE_EXHAUSTED'
+  /** No token, or a wrong, expired or revoked one. */
   | 'UNAUTHENTICATED'
+  /** The token's role or tenant does not allow the call. */
   | 'PERMISSION_DENIED'
+  /** The coordinator cannot be reached (nothing listens, a TLS handshake failed: the message says which). */
   | 'UNAVAILABLE'
+  /** The coordinator did not answer in time. */
   | 'DEADLINE_EXCEEDED'
+  /** The call was cancelled on the way (its connection closed under it). */
   | 'CANCELLED'
+  /** The job has not ended yet, so it has no result (`result()` without `wait`, `saveResult`). */
+  | 'NOT_READY'
+  /** The job failed or was cancelled without a result; the message carries the job's error. */
+  | 'JOB_FAILED'
+  /** The caller's AbortSignal stopped the call (`waitForJob`, `result` with `wait`). */
+  | 'ABORTED'
+  /** Downloaded bytes did not hash to the blob's SHA-256, or were more than expected. */
   | 'INTEGRITY'
+  /** Anything else: a bug on one side. */
   | 'INTERNAL';
+
+/** Every ClientErrorCode, for code that checks a value it was given. */
+export const CLIENT_ERROR_CODES: readonly ClientErrorCode[] = [
+  'INVALID_ARGUMENT',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'FAILED_PRECONDITION',
+  'RESOURCE_EXHAUSTED',
+  'UNAUTHENTICATED',
+  'PERMISSION_DENIED',
+  'UNAVAILABLE',
+  'DEADLINE_EXCEEDED',
+  'CANCELLED',
+  'NOT_READY',
+  'JOB_FAILED',
+  'ABORTED',
+  'INTEGRITY',
+  'INTERNAL',
+];
+
+export interface MmgridClientErrorOptions {
+  readonly cause?: unknown;
+  readonly limit?: string;
+  readonly retryAfterMs?: number;
+  readonly job?: JobView;
+}
 
 /** An error from talking to a coordinator, with a message a person can act on. */
 export class MmgridClientError extends Error {
@@ -25,17 +75,37 @@ export class MmgridClientError extends Error {
   readonly limit: string | undefined;
   /** For a rate limit: milliseconds after which the same call may succeed. */
   readonly retryAfterMs: number | undefined;
+  /** For NOT_READY, JOB_FAILED and ABORTED: the job as last seen (its state, tasks and error). */
+  readonly job: JobView | undefined;
 
   constructor(
     readonly code: ClientErrorCode,
     message: string,
-    options?: { cause?: unknown; limit?: string; retryAfterMs?: number },
+    options?: MmgridClientErrorOptions,
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'MmgridClientError';
     this.limit = options?.limit;
     this.retryAfterMs = options?.retryAfterMs;
+    this.job = options?.job;
   }
+}
+
+/**
+ * Whether `err` is an error of this client, and with `code`, one with that code.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await client.result(jobId);
+ * } catch (err) {
+ *   if (isMmgridError(err, 'NOT_READY')) console.log(`still ${err.job?.state}`);
+ *   else throw err;
+ * }
+ * ```
+ */
+export function isMmgridError(err: unknown, code?: ClientErrorCode): err is MmgridClientError {
+  return err instanceof MmgridClientError && (code === undefined || err.code === code);
 }
 
 /** Trailing metadata of a coordinator's refusal for a limit (see the coordinator's limits.ts). */

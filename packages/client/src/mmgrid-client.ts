@@ -19,7 +19,19 @@ import {
 import { BlobClient, type ProgressCallback } from './blob-client.js';
 import { resolveConnection, type ConnectionOptions, type ResolvedConnection } from './connection.js';
 import { MmgridClientError, toClientError } from './errors.js';
-import { jobStateValue, toEventView, toExplanationView, toJobView, toTokenView, type ExplanationView, type JobEventView, type JobView, type TokenView } from './views.js';
+import { saveResultFiles, type SavedFile, type SaveResultOptions } from './save-result.js';
+import {
+  jobStateValue,
+  toEventView,
+  toExplanationView,
+  toJobView,
+  toTokenView,
+  type ExplanationView,
+  type JobEventView,
+  type JobView,
+  type ResultView,
+  type TokenView,
+} from './views.js';
 
 /** One input of a job: a file to upload, or inline text. */
 export type SubmitInput = { readonly path: string; readonly name?: string } | { readonly text: string; readonly name: string };
@@ -57,6 +69,27 @@ export interface CreateTokenOptions {
   readonly name?: string;
   /** How long the token is valid. @default for ever */
   readonly expiresInMs?: number;
+}
+
+export interface WatchOptions {
+  /** Resume after this event (its `id`), instead of from the job's first event. @default the start */
+  readonly afterEventId?: string;
+  /** Stops following: the iteration ends (without an error) once it is aborted. @default none */
+  readonly signal?: AbortSignal;
+}
+
+export interface WaitOptions {
+  /** Called with each event of the job while waiting. @default none */
+  readonly onEvent?: (event: JobEventView) => void;
+  /** Stops waiting (the job goes on): the call rejects with an ABORTED error. @default none */
+  readonly signal?: AbortSignal;
+}
+
+export interface ResultOptions {
+  /** Wait for an unfinished job to end, instead of failing with NOT_READY. @default false */
+  readonly wait?: boolean;
+  /** Stops waiting (with `wait`): the call rejects with an ABORTED error. @default none */
+  readonly signal?: AbortSignal;
 }
 
 const WATCH_RETRIES = 5;
@@ -156,27 +189,38 @@ export class MmgridClient {
 
   /**
    * The job's events from the start (or after `afterEventId`), then live until it ends. A
-   * dropped stream is resumed where it stopped, so no event is lost or repeated.
+   * dropped stream is resumed where it stopped, so no event is lost or repeated. Aborting
+   * `signal` ends the iteration early (breaking out of the loop does too).
    */
-  async *watch(jobId: string, options: { afterEventId?: string } = {}): AsyncGenerator<JobEventView> {
+  async *watch(jobId: string, options: WatchOptions = {}): AsyncGenerator<JobEventView> {
+    const signal = options.signal;
     let after = options.afterEventId ?? '';
     let retries = 0;
-    for (;;) {
+    while (!signal?.aborted) {
       const stream = this.jobs.watchJob({ jobId, afterEventId: after }, this.conn.metadata());
+      const stop = (): void => stream.cancel();
+      signal?.addEventListener('abort', stop, { once: true });
       try {
         for await (const event of stream as AsyncIterable<JobEvent>) {
           retries = 0;
           after = event.id;
           const view = toEventView(event);
           if (view) yield view;
+          if (signal?.aborted) return;
         }
         return;
       } catch (err) {
+        if (signal?.aborted) return;
         const e = toClientError(err, this.conn);
         if (e.code !== 'UNAVAILABLE' || retries >= WATCH_RETRIES) throw e;
         retries += 1;
-        await delay(200 * 2 ** retries);
+        try {
+          await delay(200 * 2 ** retries, undefined, signal ? { signal } : {});
+        } catch {
+          return; // aborted while waiting to reconnect
+        }
       } finally {
+        signal?.removeEventListener('abort', stop);
         stream.cancel();
       }
     }
@@ -185,10 +229,43 @@ export class MmgridClient {
   /**
    * Follows the job until it ends and returns it, result included. (The coordinator ends the
    * event stream when the job has ended; a job retried after it ended keeps going.)
+   *
+   * @throws MmgridClientError ABORTED when `signal` stopped the wait (the job goes on).
    */
-  async waitForJob(jobId: string, onEvent?: (event: JobEventView) => void): Promise<JobView> {
-    for await (const event of this.watch(jobId)) onEvent?.(event);
+  async waitForJob(jobId: string, options: WaitOptions | ((event: JobEventView) => void) = {}): Promise<JobView> {
+    const { onEvent, signal } = typeof options === 'function' ? { onEvent: options, signal: undefined } : options;
+    for await (const event of this.watch(jobId, signal ? { signal } : {})) onEvent?.(event);
+    if (signal?.aborted) {
+      throw new MmgridClientError('ABORTED', `stopped waiting for job ${jobId}: ${abortReason(signal)}; the job goes on`, { cause: signal.reason });
+    }
     return this.getJob(jobId);
+  }
+
+  /**
+   * The result of an ended job: its summary, document and blobs. A completed job's result may
+   * be partial (`partial`, `coverage`: some inputs could not be read).
+   *
+   * @throws MmgridClientError NOT_READY when the job has not ended (and `wait` is not set),
+   *   JOB_FAILED when it failed or was cancelled without a result (the message is its error),
+   *   ABORTED when `signal` stopped the wait; `error.job` is the job as last seen.
+   */
+  async result(jobId: string, options: ResultOptions = {}): Promise<ResultView> {
+    const job = options.wait ? await this.waitForJob(jobId, options.signal ? { signal: options.signal } : {}) : await this.getJob(jobId);
+    return resultOf(job);
+  }
+
+  /**
+   * Writes a job's result into `dir` (created if missing): result.json (the result document),
+   * summary.txt and every blob the result refers to, each under its name made safe for a file
+   * (a name two blobs share gets the blob's hash before its extension). Takes a job as
+   * returned by getJob or waitForJob, or a job id (then fetched, not waited for).
+   *
+   * @throws MmgridClientError as `result()` does for a job without a result; INTEGRITY when
+   *   a blob's bytes do not hash to its name.
+   */
+  async saveResult(job: JobView | string, dir: string, options: SaveResultOptions = {}): Promise<SavedFile[]> {
+    const view = typeof job === 'string' ? await this.getJob(job) : job;
+    return saveResultFiles(this.blobs, resultOf(view), dir, options);
   }
 
   /** Runs the failed tasks of an ended job again (and what consumes them). */
@@ -256,4 +333,27 @@ export class MmgridClient {
       });
     });
   }
+}
+
+/** A job's result, or the error that says why it has none. */
+function resultOf(job: JobView): ResultView {
+  if (job.result) return job.result;
+  switch (job.state) {
+    case 'queued':
+    case 'running':
+      throw new MmgridClientError('NOT_READY', `job ${job.id} is ${job.state} and has no result yet; wait for it (result with { wait: true }, or waitForJob)`, { job });
+    case 'failed':
+    case 'cancelled': {
+      const verb = job.state === 'failed' ? 'failed' : 'was cancelled';
+      throw new MmgridClientError('JOB_FAILED', `job ${job.id} ${verb} without a result: ${job.error?.message || 'no reason given'}`, { job });
+    }
+    case 'completed':
+      throw new MmgridClientError('INTERNAL', `the coordinator reports job ${job.id} completed but sent no result`, { job });
+  }
+}
+
+function abortReason(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error && reason.name !== 'AbortError') return reason.message;
+  return typeof reason === 'string' && reason !== '' ? reason : 'aborted';
 }

@@ -1,14 +1,13 @@
-import { access, mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { access } from 'node:fs/promises';
 import { MmgridClientError, type JobView } from '@mmgrid/client';
 import { pipelineNames } from '@mmgrid/core';
 import type { CommandContext } from '../context.js';
+import { untilInterrupted } from '../detach.js';
 import { CliError } from '../errors.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
 import { exitCodeOf, followJob, followMode, reportOutcome } from '../follow.js';
 import { formatEvent, formatExplanation, formatResult, formatStatus } from '../format.js';
 import { loadJobFile, locateServerError, maxJobFileBytes } from '../job-file.js';
-import { findBlobRefs, resultFiles } from '../result-files.js';
 
 export interface SubmitFlags {
   readonly file?: string;
@@ -100,7 +99,7 @@ export async function submit(ctx: CommandContext, files: readonly string[], flag
     return ExitCode.OK;
   }
   ctx.note(`submitted job ${job.id} (${job.tasks.length} tasks); waiting for it`);
-  const done = await client.waitForJob(job.id, (event) => ctx.note(formatEvent(event)));
+  const done = await untilInterrupted(job.id, (signal) => client.waitForJob(job.id, { onEvent: (event) => ctx.note(formatEvent(event)), signal }));
   if (ctx.json) ctx.printJson(done);
   else ctx.print(formatResult(done));
   return exitCodeOf(done);
@@ -152,7 +151,7 @@ export async function cancel(ctx: CommandContext, jobId: string, reason: string 
 
 export async function result(ctx: CommandContext, jobId: string, flags: { output?: string; wait?: boolean }): Promise<ExitCodeValue> {
   const client = ctx.connect();
-  const job = flags.wait ? await client.waitForJob(jobId) : await client.getJob(jobId);
+  const job = flags.wait ? await untilInterrupted(jobId, (signal) => client.waitForJob(jobId, { signal })) : await client.getJob(jobId);
   if (!job.result) {
     if (job.state === 'queued' || job.state === 'running') {
       throw new CliError(`job ${job.id} is ${job.state}; wait for it with: mmgrid result ${job.id} --wait`, ExitCode.NOT_READY);
@@ -162,18 +161,7 @@ export async function result(ctx: CommandContext, jobId: string, flags: { output
     return exitCodeOf(job);
   }
   if (flags.output) {
-    const dir = flags.output;
-    await mkdir(dir, { recursive: true });
-    await writeFile(path.join(dir, 'result.json'), `${JSON.stringify(job.result.doc, null, 2)}\n`);
-    await writeFile(path.join(dir, 'summary.txt'), `${job.result.summary}\n`);
-    // Every name under which the result mentions a blob (the same bytes may be named twice),
-    // then any blob the result lists but its document does not show.
-    for (const file of resultFiles([...findBlobRefs(job.result.doc), ...job.result.blobs])) {
-      const target = path.join(dir, file.fileName);
-      await client.blobs.download(file.sha256, target);
-      ctx.note(`wrote ${target}`);
-    }
-    ctx.note(`wrote ${path.join(dir, 'result.json')} and ${path.join(dir, 'summary.txt')}`);
+    await client.saveResult(job, flags.output, { onFile: (file) => ctx.note(`wrote ${file.path}`) });
   }
   if (ctx.json) ctx.printJson(job);
   else ctx.print(formatResult(job));
@@ -195,7 +183,7 @@ export async function retry(ctx: CommandContext, jobId: string, wait: boolean, f
     return ExitCode.OK;
   }
   ctx.note(`job ${job.id} retried (${failed} tasks to run); waiting for it`);
-  const done = await client.waitForJob(job.id, (event) => ctx.note(formatEvent(event)));
+  const done = await untilInterrupted(job.id, (signal) => client.waitForJob(job.id, { onEvent: (event) => ctx.note(formatEvent(event)), signal }));
   if (ctx.json) ctx.printJson(done);
   else ctx.print(formatResult(done));
   return exitCodeOf(done);

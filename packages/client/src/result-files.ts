@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { blobRefSchema, type BlobRef } from '@mmgrid/core';
 
-/** The files `mmgrid result -o DIR` writes besides the blobs; a blob never takes their names. */
+/** The files `saveResult` (and `mmgrid result -o DIR`) writes besides the blobs; a blob never takes their names. */
 export const RESULT_DOC_FILES: readonly string[] = ['result.json', 'summary.txt'];
 
 /** Longest name kept (ASCII once made safe): with a suffix it stays under the usual 255 bytes. */
