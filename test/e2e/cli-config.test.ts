@@ -180,6 +180,10 @@ describe('mmgrid config: profiles, precedence and errors', () => {
       expect(syntax.code).toBe(2);
       expect(syntax.stderr).toMatch(new RegExp(`^mmgrid: ${broken.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+: not valid YAML: `, 'm'));
       expect(syntax.stderr).not.toMatch(/\n\s+at /);
+      // The path is still told, to mend the file by.
+      const where = await runCli(['config', 'path'], env({ MMGRID_CONFIG: broken }));
+      expect(where.code, where.stderr).toBe(0);
+      expect(where.stdout).toBe(`${broken}\n`);
 
       const wrong = path.join(dir, 'wrong.yaml');
       await writeFile(wrong, 'profiles:\n  prod:\n    tls: maybe\n');

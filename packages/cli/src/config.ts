@@ -143,7 +143,11 @@ export function parseConfig(textValue: string, file: string, mode = 0o600): Load
     usage(`${source.where(parts)}: ${fieldPath || 'the file'}: ${issue?.message ?? 'is not an mmgrid config file'}`);
   }
   const profiles = new Map<string, ProfileConfig>();
-  for (const [name, profile] of Object.entries(parsed.data.profiles ?? {})) profiles.set(name, profile ?? {});
+  for (const [name, profile] of Object.entries(parsed.data.profiles ?? {})) {
+    if (profile?.tls === true && profile.insecure === true) usage(`${source.where(['profiles', name, 'insecure'])}: profiles.${name}: tls and insecure contradict each other; give one`);
+    if (profile?.token !== undefined && profile['token-file'] !== undefined) usage(`${source.where(['profiles', name, 'token-file'])}: profiles.${name}: give token or token-file, not both`);
+    profiles.set(name, profile ?? {});
+  }
   return { file, exists: true, currentProfile: parsed.data['current-profile'], profiles, mode, where: (parts) => source.where(parts) };
 }
 

@@ -4,6 +4,7 @@ import {
   configLocation,
   loadConfig,
   resolveSettings,
+  type ConfigLocation,
   type EffectiveSettings,
   type FlagValues,
   type LoadedConfig,
@@ -44,9 +45,14 @@ export interface ConfigInUse {
   readonly profile: ProfileChoice;
 }
 
+/** Where the config file is: --config, MMGRID_CONFIG or the default place. */
+export function configLocationInUse(program: Command, env: Env): ConfigLocation {
+  return configLocation(fromCommandLine(program, 'config'), env);
+}
+
 /** Reads the config file: --config, MMGRID_CONFIG or the default place. */
 export function configFileInUse(program: Command, env: Env): LoadedConfig {
-  return loadConfig(configLocation(fromCommandLine(program, 'config'), env));
+  return loadConfig(configLocationInUse(program, env));
 }
 
 /** Reads the config file and picks the profile (--profile, MMGRID_PROFILE, current-profile). */

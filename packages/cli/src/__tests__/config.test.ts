@@ -59,6 +59,8 @@ describe('parseConfig: errors name the file, line, column and what is allowed', 
     ['not YAML', 'profiles:\n  prod: [\n', /^\/c\.yaml:\d+:\d+: not valid YAML: /],
     ['a number for a string', 'profiles:\n  prod:\n    tenant: 42\n', /^\/c\.yaml:3:5: profiles\.prod\.tenant: expected text$/],
     ['a list for the file', '- a\n- b\n', /^\/c\.yaml: expected a map with current-profile and profiles$/],
+    ['tls and insecure both on', 'profiles:\n  p:\n    tls: true\n    insecure: true\n', /^\/c\.yaml:4:5: profiles\.p: tls and insecure contradict each other; give one$/],
+    ['a token and a token file', 'profiles:\n  p:\n    token: mmg_x\n    token-file: t\n', /^\/c\.yaml:4:5: profiles\.p: give token or token-file, not both$/],
   ])('%s', (_, text, message) => {
     const err = refusal(() => parseConfig(text, '/c.yaml'));
     expect(err.exitCode).toBe(ExitCode.USAGE);

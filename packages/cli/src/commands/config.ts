@@ -12,7 +12,7 @@ import {
 } from '../config.js';
 import { CliError } from '../errors.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
-import { configFileInUse, configInUse, effectiveSettings } from '../global-settings.js';
+import { configFileInUse, configInUse, configLocationInUse, effectiveSettings } from '../global-settings.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -41,7 +41,7 @@ function table(rows: readonly (readonly string[])[]): string {
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
 }
 
-const PROFILE_FROM = { flag: '--profile', env: 'MMGRID_PROFILE', file: 'current-profile', default: 'default' } as const;
+const PROFILE_FROM = { flag: '--profile', env: 'MMGRID_PROFILE', file: 'current-profile', default: 'no choice made' } as const;
 
 /** `mmgrid config show`: each setting in effect and where it came from (the token masked). */
 export function configShow(ctx: ConfigCommandContext): ExitCodeValue {
@@ -76,9 +76,10 @@ export function configProfiles(ctx: ConfigCommandContext): ExitCodeValue {
 
 /** `mmgrid config path`: the config file in use (whether or not it exists). */
 export function configPath(ctx: ConfigCommandContext): ExitCodeValue {
-  const { config } = configInUse(ctx.program, ctx.env);
-  if (ctx.json) outJson({ file: config.file, exists: config.exists });
-  else out(config.file);
+  // Neither read nor checked: the path is what one needs to mend a broken file.
+  const { file } = configLocationInUse(ctx.program, ctx.env);
+  if (ctx.json) outJson({ file, exists: existsSync(file) });
+  else out(file);
   return ExitCode.OK;
 }
 
@@ -93,9 +94,11 @@ export async function configSet(ctx: ConfigCommandContext, key: string, value: s
   const { location, profile } = targetProfile(ctx);
   const written = await editConfig(location, (doc) => {
     doc.setIn(['profiles', profile, key], stored);
-    // A token and a token file would contradict each other: the newer one stays.
+    // A token and a token file, or tls and insecure, would contradict each other: the newer one stays.
     if (key === 'token') doc.deleteIn(['profiles', profile, 'token-file']);
     if (key === 'token-file') doc.deleteIn(['profiles', profile, 'token']);
+    if (key === 'tls' && stored === true) doc.deleteIn(['profiles', profile, 'insecure']);
+    if (key === 'insecure' && stored === true) doc.deleteIn(['profiles', profile, 'tls']);
   });
   note(ctx, `mmgrid: set profiles.${profile}.${key} in ${written.file}`);
   if ((key === 'token' || key === 'token-file') && (written.mode & 0o077) !== 0) {
