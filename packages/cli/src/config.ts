@@ -232,12 +232,14 @@ function looseMode(mode: number): boolean {
 function readTokenFile(config: LoadedConfig, profileName: string, file: string, warn: (message: string) => void): string {
   const where = config.where(['profiles', profileName, 'token-file']);
   let token: string;
+  let mode: number;
   try {
     token = readFileSync(file, 'utf8').trim();
-    if (looseMode(statSync(file).mode)) warn(`mmgrid: warning: the token file ${file} can be read by other users (mode ${(statSync(file).mode & 0o777).toString(8)}); run: chmod 600 ${file}`);
+    mode = statSync(file).mode & 0o777;
   } catch {
     usage(`${where}: profiles.${profileName}.token-file: cannot read ${file}`);
   }
+  if (looseMode(mode)) warn(`mmgrid: warning: the token file ${file} can be read by other users (mode ${mode.toString(8)}); run: chmod 600 ${file}`);
   if (token === '') usage(`${where}: profiles.${profileName}.token-file: ${file} is empty`);
   return token;
 }

@@ -154,6 +154,11 @@ describe('resolveSettings: flag > env > profile > default', () => {
     expect(resolve({}, {}, withFile, warnings).token).toEqual({ value: 'mmg_fromfile0000abcd', source: 'profile prod' });
     expect(warnings).toEqual([]);
 
+    await chmod(path.join(dir, 'prod.token'), 0o640);
+    resolve({}, {}, withFile, warnings);
+    expect(warnings).toEqual([`mmgrid: warning: the token file ${path.join(dir, 'prod.token')} can be read by other users (mode 640); run: chmod 600 ${path.join(dir, 'prod.token')}`]);
+    warnings.length = 0;
+
     const open = parseConfig('profiles:\n  prod:\n    token: mmg_inline00001234\n', file, 0o644);
     expect(resolve({}, {}, open, warnings).token.value).toBe('mmg_inline00001234');
     expect(warnings).toEqual([`mmgrid: warning: ${file} holds a token and can be read by other users (mode 644); run: chmod 600 ${file}`]);
