@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { createRequire } from 'node:module';
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_COORDINATOR, hideTlsServerNameIpWarning, MmgridClientError } from '@mmgrid/client';
 import { builtinPipelines, InvalidOptionError, ROLES } from '@mmgrid/core';
 import { cancel, explain, result, retry, status, submit, watch, type WatchFlags } from './commands/jobs.js';
@@ -8,6 +8,10 @@ import { DEFAULT_LIST_LIMIT, JOB_STATES, listJobs, listQueues, type ListFlags } 
 import { demo, dev, launch } from './commands/grid.js';
 import { createToken, listTokens, revokeToken } from './commands/tokens.js';
 import { listWorkers, releaseWorker } from './commands/workers.js';
+import { configPath, configProfiles, configSet, configShow, configUse, type ConfigCommandContext } from './commands/config.js';
+import { completionScript, SHELLS, type Shell } from './completion.js';
+import { PROFILE_KEYS } from './config.js';
+import { globalOptions } from './global-settings.js';
 import { CommandContext, type GlobalOptions } from './context.js';
 import { CliError } from './errors.js';
 import { formatPipelines } from './format.js';
@@ -45,6 +49,8 @@ const program = new Command('mmgrid')
   .addOption(new Option('--cert <file>', 'PEM client certificate, for a coordinator that requires mutual TLS').env('MMGRID_CERT'))
   .addOption(new Option('--key <file>', 'PEM private key of --cert').env('MMGRID_CERT_KEY'))
   .addOption(new Option('--tls-server-name <name>', "name the coordinator's certificate carries, when the address's host is another").env('MMGRID_TLS_SERVER_NAME'))
+  .addOption(new Option('--profile <name>', 'profile of the config file to use (default: its current-profile, else "default")').env('MMGRID_PROFILE'))
+  .addOption(new Option('--config <file>', 'config file (default: $XDG_CONFIG_HOME/mmgrid/config.yaml or ~/.config/mmgrid/config.yaml)').env('MMGRID_CONFIG'))
   .option('--json', 'print data as JSON (stable shapes, see docs/cli.md)', false)
   .option('-q, --quiet', 'print no progress notes on stderr', false)
   .option('--debug', 'print stack traces for errors', false)
@@ -52,7 +58,8 @@ const program = new Command('mmgrid')
   .exitOverride();
 
 let exitCode: number = ExitCode.OK;
-const context = (): CommandContext => new CommandContext(program.opts<GlobalOptions>());
+// Flags, then the environment, then the config file's profile (see config.ts).
+const context = (): CommandContext => new CommandContext(globalOptions(program, process.env, (message) => void process.stderr.write(`${message}\n`)));
 const run = (fn: (ctx: CommandContext) => Promise<number>) => async (): Promise<void> => {
   const ctx = context();
   try {
@@ -215,15 +222,69 @@ program
   .allowExcessArguments()
   .argument('[args...]')
   .action(async (args: string[]) => {
-    // --coordinator and --token are also mmgrid's own options, so commander hands them to the
+    // --coordinator, --token and --config are also mmgrid's own options, so commander hands them to the
     // parent command: give them back to the worker.
     const forwarded: string[] = [];
     const globals = program.opts<GlobalOptions>();
     if (program.getOptionValueSource('coordinator') === 'cli') forwarded.push('--coordinator', globals.coordinator);
     if (program.getOptionValueSource('token') === 'cli' && globals.token !== undefined) forwarded.push('--token', globals.token);
+    // The worker's --config (its worker.yaml) has the name of mmgrid's own.
+    const configFile = program.opts<{ config?: string }>().config;
+    if (program.getOptionValueSource('config') === 'cli' && configFile !== undefined) forwarded.push('--config', configFile);
     forwarded.push(...forwardedTransport(['tls', 'insecure', 'ca', 'cert', 'key', 'tlsServerName']));
     exitCode = await launch('@mmgrid/worker', [...forwarded, ...args]);
   });
+
+const configContext = (): ConfigCommandContext => {
+  const { json, quiet } = program.opts<GlobalOptions>();
+  return { program, env: process.env, json, quiet };
+};
+
+const config = program
+  .command('config')
+  .description('show and change the settings of the config file (profiles: coordinator, token, TLS files)');
+
+config
+  .command('show')
+  .description('the settings in effect and where each came from (flag, env, profile, default); the token masked')
+  .action(() => void (exitCode = configShow(configContext())));
+
+config
+  .command('profiles')
+  .description('list the profiles of the config file, the one in use marked *')
+  .action(() => void (exitCode = configProfiles(configContext())));
+
+config
+  .command('path')
+  .description('print the path of the config file in use')
+  .action(() => void (exitCode = configPath(configContext())));
+
+config
+  .command('set')
+  .description('set a key of a profile (the one in use, or the global --profile NAME, created if new)')
+  .addArgument(new Argument('<key>', 'what to set').choices(PROFILE_KEYS))
+  .argument('<value>', 'its value (true or false for tls and insecure; file paths are stored absolute)')
+  .action(async (key: string, value: string) => void (exitCode = await configSet(configContext(), key, value)));
+
+config
+  .command('use')
+  .description('make a profile the current one (current-profile in the file)')
+  .argument('<profile>', 'profile name (see: mmgrid config profiles)')
+  .action(async (name: string) => void (exitCode = await configUse(configContext(), name)));
+
+program
+  .command('completion')
+  .description('print a shell completion script (bash, zsh or fish)')
+  .addArgument(new Argument('<shell>', 'bash, zsh or fish').choices(SHELLS))
+  .addHelpText(
+    'after',
+    `
+Install:
+  bash:  source <(mmgrid completion bash)              (add it to ~/.bashrc to keep it)
+  zsh:   mmgrid completion zsh > "\${fpath[1]}/_mmgrid"  (then start a new shell)
+  fish:  mmgrid completion fish > ~/.config/fish/completions/mmgrid.fish`,
+  )
+  .action((shell: Shell) => void process.stdout.write(completionScript(program, shell)));
 
 program
   .command('version')
