@@ -33,6 +33,12 @@ function section(help: string, title: string): string[] {
   return out;
 }
 
+/** The titles of the help's command sections (commands are grouped: "Jobs:", "Setup:"…). */
+function commandSections(help: string): string[] {
+  const notCommands = new Set(['Options:', 'Global Options:', 'Arguments:', 'Examples:', 'Install:']);
+  return help.split('\n').filter((line) => /^[A-Z][\w ()-]*:$/.test(line) && !notCommands.has(line));
+}
+
 /** Each option's flags: "-f, --file <job.yaml>" gives ["-f", "--file"]. */
 function flagsOf(entries: readonly string[]): string[][] {
   return entries
@@ -51,7 +57,7 @@ async function helpTree(prefix: readonly string[] = []): Promise<HelpCommand[]> 
   expect(help.code, `mmgrid ${prefix.join(' ')} --help`).toBe(0);
   const out: HelpCommand[] = [];
   if (prefix.length > 0) out.push({ path: prefix.join(' '), flags: flagsOf(section(help.stdout, 'Options:')) });
-  for (const entry of section(help.stdout, 'Commands:')) {
+  for (const entry of commandSections(help.stdout).flatMap((title) => section(help.stdout, title))) {
     const name = entry.split(/[ |]/)[0] ?? '';
     if (name === 'help') continue;
     // `coordinator` and `worker` hand --help to their own programs (documented in their docs).
@@ -101,6 +107,8 @@ describe('docs/cli.md and the README match mmgrid --help', () => {
 
   it('documents every command with every one of its options, and no command the CLI lacks', () => {
     const known = commands.map((c) => c.path);
+    // The help was read: its groups and subcommands are all there.
+    expect(known).toEqual(expect.arrayContaining(['submit', 'list', 'watch', 'queues', 'token create', 'workers release', 'config set', 'completion', 'version']));
     const rows = documentedCommands(doc, known);
     const groups = new Set(known.flatMap((k) => (k.includes(' ') ? [k.split(' ')[0] ?? ''] : [])));
     for (const command of commands) {

@@ -51,13 +51,34 @@ const program = new Command('mmgrid')
   .addOption(new Option('--tls-server-name <name>', "name the coordinator's certificate carries, when the address's host is another").env('MMGRID_TLS_SERVER_NAME'))
   .addOption(new Option('--profile <name>', 'profile of the config file to use (default: its current-profile, else "default")').env('MMGRID_PROFILE'))
   .addOption(new Option('--config <file>', 'config file (default: $XDG_CONFIG_HOME/mmgrid/config.yaml or ~/.config/mmgrid/config.yaml)').env('MMGRID_CONFIG'))
-  .option('--json', 'print data as JSON (stable shapes, see docs/cli.md)', false)
-  .option('-q, --quiet', 'print no progress notes on stderr', false)
-  .option('--debug', 'print stack traces for errors', false)
-  .showHelpAfterError()
+  .option('--json', 'print data as JSON (stable shapes, see docs/cli.md)')
+  .option('-q, --quiet', 'print no progress notes on stderr')
+  .option('--debug', 'print stack traces for errors')
+  // A usage error is one line and a pointer to --help, not the whole help.
+  .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'mmgrid: ')) })
+  .showHelpAfterError('(add --help for usage)')
+  .addHelpText(
+    'after',
+    `
+Examples:
+  mmgrid dev                                             a local grid (redis, coordinator, 2 workers)
+  mmgrid submit photo.png talk.wav -p "What is wrong?" --watch
+  mmgrid submit -f job.yaml --wait --json                 for scripts: the job as JSON, exit 0 when it completed
+  mmgrid list --state running,queued
+  mmgrid result JOB -o out/
+
+Settings come from flags, then MMGRID_* variables, then the config file's profile
+(mmgrid config show). Exit codes: 0 ok, 1 job failed, 2 usage, 3 not found,
+4 unauthenticated, 5 unavailable, 6 limit, 7 not ready, 130 detached (docs/cli.md).`,
+  )
   .exitOverride();
 
 let exitCode: number = ExitCode.OK;
+/** --json, --quiet and --debug (absent: off). */
+const outputFlags = (): { json: boolean; quiet: boolean; debug: boolean } => {
+  const o = program.opts<{ json?: boolean; quiet?: boolean; debug?: boolean }>();
+  return { json: o.json === true, quiet: o.quiet === true, debug: o.debug === true };
+};
 // Flags, then the environment, then the config file's profile (see config.ts).
 const context = (): CommandContext => new CommandContext(globalOptions(program, process.env, (message) => void process.stderr.write(`${message}\n`)));
 const run = (fn: (ctx: CommandContext) => Promise<number>) => async (): Promise<void> => {
@@ -71,6 +92,7 @@ const run = (fn: (ctx: CommandContext) => Promise<number>) => async (): Promise<
 
 program
   .command('submit')
+  .helpGroup('Jobs:')
   .description('upload files and submit a job (modality is detected from each file\'s bytes)')
   .argument('[files...]', 'images, recordings, videos, text files')
   .option('-f, --file <job.yaml>', 'a job file: inputs, prompt, and a pipeline or declared steps (see docs/job-files.md)')
@@ -80,27 +102,41 @@ program
   .option('--label <key=value>', 'a label for your own bookkeeping (repeatable)', collect)
   .option('--param <name=value>', 'a pipeline parameter (repeatable; see: mmgrid pipelines)', collect)
   .option('--idempotency-key <key>', 'retrying with the same key returns the same job')
-  .option('-w, --wait', 'wait for the job to end and print its result', false)
+  .option('-w, --wait', 'wait for the job to end and print its result')
   .option('--watch', 'follow the job with progress bars (on a terminal), then print its result')
   .option('--cancel-on-interrupt', 'with --watch, Ctrl-C cancels the job (without it, Ctrl-C only detaches)')
   .action(async (files: string[], flags: Parameters<typeof submit>[2]) => run((ctx) => submit(ctx, files, flags))());
 
 program
+  .command('list')
+  .helpGroup('Jobs:')
+  .description('list your jobs, newest first, a page at a time (an admin lists another tenant\'s with --tenant)')
+  .option('--state <state>', `only jobs in this state (repeatable or comma-separated: ${JOB_STATES.join('|')})`, collect)
+  .option('--pipeline <name>', 'only jobs of this pipeline')
+  .option('--limit <n>', `jobs a page (default: ${DEFAULT_LIST_LIMIT})`, integer('--limit', 1, 500))
+  .option('--page-token <token>', 'list the page after the one that printed this token')
+  .option('--all', 'follow the pages to the end')
+  .action(async (flags: ListFlags) => run((ctx) => listJobs(ctx, flags))());
+
+program
   .command('status')
+  .helpGroup('Jobs:')
   .description("show a job's state and its tasks")
   .argument('<job>', 'job id')
   .action(async (job: string) => run((ctx) => status(ctx, job))());
 
 program
   .command('result')
+  .helpGroup('Jobs:')
   .description("print a finished job's result")
   .argument('<job>', 'job id')
   .option('-o, --output <dir>', 'also write result.json, summary.txt and the result\'s blobs into DIR')
-  .option('-w, --wait', 'wait for the job to end first', false)
+  .option('-w, --wait', 'wait for the job to end first')
   .action(async (job: string, flags: { output?: string; wait?: boolean }) => run((ctx) => result(ctx, job, flags))());
 
 program
   .command('watch')
+  .helpGroup('Jobs:')
   .description("follow a job's events until it ends")
   .argument('<job>', 'job id')
   .option('--cancel-on-interrupt', 'Ctrl-C cancels the job (without it, Ctrl-C only detaches)')
@@ -108,6 +144,7 @@ program
 
 program
   .command('cancel')
+  .helpGroup('Jobs:')
   .description('cancel a job: queued tasks are removed, running ones stopped')
   .argument('<job>', 'job id')
   .option('--reason <text>', 'why (recorded with the job)')
@@ -115,36 +152,29 @@ program
 
 program
   .command('retry')
+  .helpGroup('Jobs:')
   .description('run the failed tasks of an ended job again (and the steps that use them), keeping what succeeded')
   .argument('<job>', 'job id')
-  .option('-w, --wait', 'wait for the job to end and print its result', false)
+  .option('-w, --wait', 'wait for the job to end and print its result')
   .option('--watch', 'follow the job with progress bars (on a terminal), then print its result')
   .option('--cancel-on-interrupt', 'with --watch, Ctrl-C cancels the job (without it, Ctrl-C only detaches)')
-  .action(async (job: string, flags: { wait: boolean } & WatchFlags) => run((ctx) => retry(ctx, job, flags.wait, flags))());
+  .action(async (job: string, flags: { wait?: boolean } & WatchFlags) => run((ctx) => retry(ctx, job, flags.wait === true, flags))());
 
 program
   .command('explain')
+  .helpGroup('Jobs:')
   .description('say, per task, why it waits (or where it runs)')
   .argument('<job>', 'job id')
   .action(async (job: string) => run((ctx) => explain(ctx, job))());
 
 program
-  .command('list')
-  .description('list your jobs, newest first, a page at a time (an admin lists another tenant\'s with --tenant)')
-  .option('--state <state>', `only jobs in this state (repeatable or comma-separated: ${JOB_STATES.join('|')})`, collect)
-  .option('--pipeline <name>', 'only jobs of this pipeline')
-  .option('--limit <n>', `jobs a page (default: ${DEFAULT_LIST_LIMIT})`, integer('--limit', 1, 500))
-  .option('--page-token <token>', 'list the page after the one that printed this token')
-  .option('--all', 'follow the pages to the end', false)
-  .action(async (flags: ListFlags) => run((ctx) => listJobs(ctx, flags))());
-
-program
   .command('queues')
+  .helpGroup('The grid (admin):')
   .description('show the task queues: waiting, active, delayed and failed tasks per kind, and the oldest wait (needs an admin token)')
-  .option('--by-queue', 'one row a queue (kind, requirement class and tenant) instead of one a kind', false)
-  .action(async (flags: { byQueue: boolean }) => run((ctx) => listQueues(ctx, flags))());
+  .option('--by-queue', 'one row a queue (kind, requirement class and tenant) instead of one a kind')
+  .action(async (flags: { byQueue?: boolean }) => run((ctx) => listQueues(ctx, flags))());
 
-const token = program.command('token').description('manage the grid\'s tokens (needs an admin token; see docs/security.md)');
+const token = program.command('token').helpGroup('The grid (admin):').description('manage the grid\'s tokens (needs an admin token; see docs/security.md)');
 
 token
   .command('create')
@@ -160,8 +190,8 @@ token
 token
   .command('list')
   .description('list the grid\'s tokens (never the tokens themselves)')
-  .option('--all', 'include revoked tokens', false)
-  .action(async (flags: { all: boolean }) => run((ctx) => listTokens(ctx, flags))());
+  .option('--all', 'include revoked tokens')
+  .action(async (flags: { all?: boolean }) => run((ctx) => listTokens(ctx, flags))());
 
 token
   .command('revoke')
@@ -171,6 +201,7 @@ token
 
 const workers = program
   .command('workers')
+  .helpGroup('The grid (admin):')
   .description('list the connected workers: GPUs, free VRAM, kinds, busy slots, state, last heartbeat, and trust under result verification (needs an admin token)')
   .action(async () => run((ctx) => listWorkers(ctx))());
 
@@ -182,14 +213,16 @@ workers
 
 program
   .command('pipelines')
+  .helpGroup('Jobs:')
   .description('list the built-in pipelines, their steps and parameters')
   .action(() => {
-    if (program.opts<GlobalOptions>().json) process.stdout.write(`${JSON.stringify(builtinPipelines(), null, 2)}\n`);
+    if (outputFlags().json) process.stdout.write(`${JSON.stringify(builtinPipelines(), null, 2)}\n`);
     else process.stdout.write(`${formatPipelines(builtinPipelines())}\n`);
   });
 
 program
   .command('dev')
+  .helpGroup('Run a grid:')
   .description('run a local grid in the foreground: redis (private unless REDIS_URL is set), a coordinator and workers')
   .option('--workers <n>', 'worker processes', integer('--workers', 0, 64), 2)
   .option('--port <port>', 'coordinator port (0: any free port)', integer('--port', 0, 65535), 7070)
@@ -198,12 +231,14 @@ program
 
 program
   .command('demo')
+  .helpGroup('Run a grid:')
   .description('run the sample job (a receipt photo, a spoken complaint, a prompt) on a temporary local grid')
   .option('--workers <n>', 'worker processes', integer('--workers', 1, 16), 2)
   .action(async (flags: { workers: number }) => run((ctx) => demo(ctx, flags))());
 
 program
   .command('coordinator')
+  .helpGroup('Run a grid:')
   .description('run a coordinator replica (see: mmgrid coordinator --help)')
   .helpOption(false)
   .allowUnknownOption()
@@ -216,6 +251,7 @@ program
 
 program
   .command('worker')
+  .helpGroup('Run a grid:')
   .description('run a worker daemon on this machine (see: mmgrid worker --help)')
   .helpOption(false)
   .allowUnknownOption()
@@ -236,12 +272,13 @@ program
   });
 
 const configContext = (): ConfigCommandContext => {
-  const { json, quiet } = program.opts<GlobalOptions>();
+  const { json, quiet } = outputFlags();
   return { program, env: process.env, json, quiet };
 };
 
 const config = program
   .command('config')
+  .helpGroup('Setup:')
   .description('show and change the settings of the config file (profiles: coordinator, token, TLS files)');
 
 config
@@ -274,6 +311,7 @@ config
 
 program
   .command('completion')
+  .helpGroup('Setup:')
   .description('print a shell completion script (bash, zsh or fish)')
   .addArgument(new Argument('<shell>', 'bash, zsh or fish').choices(SHELLS))
   .addHelpText(
@@ -288,11 +326,14 @@ Install:
 
 program
   .command('version')
+  .helpGroup('Setup:')
   .description('print the version')
   .action(() => {
-    if (program.opts<GlobalOptions>().json) process.stdout.write(`${JSON.stringify({ version: VERSION, node: process.version })}\n`);
+    if (outputFlags().json) process.stdout.write(`${JSON.stringify({ version: VERSION, node: process.version })}\n`);
     else process.stdout.write(`mmgrid ${VERSION} (node ${process.version})\n`);
   });
+
+program.commandsGroup('Setup:').helpCommand('help [command]', 'help for a command');
 
 try {
   await program.parseAsync();
@@ -316,7 +357,7 @@ function forwardedTransport(names: readonly ('tls' | 'insecure' | 'ca' | 'cert' 
 
 /** The one place where errors become a sentence and an exit code. */
 function report(err: unknown): number {
-  const debug = program.opts<GlobalOptions>().debug;
+  const { debug } = outputFlags();
   if (err instanceof CommanderError) {
     // Commander has already printed the usage error (or help/version output).
     return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;

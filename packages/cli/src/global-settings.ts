@@ -16,7 +16,10 @@ import type { GlobalOptions } from './context.js';
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** The program's global options as commander parsed them (values from flags, env or defaults). */
-interface ParsedGlobals extends GlobalOptions {
+interface ParsedGlobals extends Omit<GlobalOptions, 'json' | 'quiet' | 'debug'> {
+  readonly json?: boolean;
+  readonly quiet?: boolean;
+  readonly debug?: boolean;
   readonly profile?: string;
   readonly config?: string;
 }
@@ -90,8 +93,8 @@ export function globalOptions(program: Command, env: Env, warn: (message: string
     ...optional('cert', str('cert')),
     ...optional('key', str('key')),
     ...optional('tlsServerName', str('tls-server-name')),
-    json: parsed.json,
-    quiet: parsed.quiet,
-    debug: parsed.debug,
+    json: parsed.json === true,
+    quiet: parsed.quiet === true,
+    debug: parsed.debug === true,
   };
 }
