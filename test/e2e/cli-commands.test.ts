@@ -3,7 +3,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ExplanationView, JobView, TokenView } from '@mmgrid/client';
+import type { ExplanationView, JobEventView, JobView, TokenView } from '@mmgrid/client';
 import { jobOf, runCli, type CliResult } from '../helpers/cli.js';
 import { removeDir, tempDir, writeIn } from '../helpers/files.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
@@ -114,6 +114,16 @@ describe('the mmgrid job commands, as a submitter uses them', () => {
     expect((await readFile(path.join(out, 'summary.txt'), 'utf8')).trim()).toBe(done.result?.summary);
     expect(saved.stderr).toContain(`wrote ${path.join(out, 'receipt.thumbnail.webp')}`);
 
+    // watch of an ended job: its events from the start, as lines (or JSON lines), then exit 0.
+    const watched = await cli(['watch', id]);
+    expect(watched.code).toBe(0);
+    expect(watched.stdout.trim().split('\n').at(-1)).toMatch(/^\d\d:\d\d:\d\d\.\d{3} {2}job completed$/);
+    expect(watched.stdout).toMatch(/ image\.ocr succeeded on /);
+    const events = (await cli(['watch', id, '--json'])).stdout.trim().split('\n').map((line) => JSON.parse(line) as JobEventView);
+    expect(events.at(-1)).toMatchObject({ type: 'job', state: 'completed' });
+    const succeeded = events.flatMap((e) => (e.type === 'task' && e.state === 'succeeded' ? [e.taskId] : []));
+    expect(succeeded).toEqual(expect.arrayContaining(done.tasks.filter((t) => t.kind !== 'job.assemble').map((t) => t.id)));
+
     const explained = await cli(['explain', id]);
     expect(explained.code).toBe(0);
     expect(explained.stdout).toMatch(/^TASK\s+KIND\s+STATE\s+NEEDS\s+CAPABLE\s+WHY/);
@@ -188,6 +198,9 @@ describe('the mmgrid job commands, as a submitter uses them', () => {
     expect(listed.stdout).toMatch(/ID\s+ROLE\s+TENANT\s+CREATED\s+EXPIRES\s+STATE\s+NAME/);
     expect(listed.stdout).toMatch(new RegExp(`${created.id}\\s+submitter\\s+acme\\s+.*active\\s+to revoke`));
     expect(listed.stdout).not.toContain(created.token);
+    const other = JSON.parse((await cli(['token', 'create', '--role', 'worker', '--json'], admin)).stdout) as TokenView;
+    const revokedHuman = await cli(['token', 'revoke', other.id], admin);
+    expect(revokedHuman.stdout).toMatch(new RegExp(`^revoked token ${other.id} \\(worker\\) at \\d{4}-`));
     const revoked = JSON.parse((await cli(['token', 'revoke', created.id, '--json'], admin)).stdout) as TokenView;
     expect(revoked.revokedAt).not.toBeNull();
     const all = JSON.parse((await cli(['token', 'list', '--all', '--json'], admin)).stdout) as TokenView[];
@@ -199,6 +212,16 @@ describe('the mmgrid job commands, as a submitter uses them', () => {
     expect(refused.stderr).toContain('was revoked');
   });
 
+  it('workers release on a grid without result verification says so (exit 2)', async () => {
+    const admin = { MMGRID_TOKEN: ADMIN_TOKEN };
+    const workers = JSON.parse((await cli(['workers', '--json'], admin)).stdout) as { workerId: string }[];
+    expect(workers).toHaveLength(2);
+    const refused = await cli(['workers', 'release', workers[0]?.workerId ?? ''], admin);
+    expect(refused.code).toBe(2);
+    expectPlainError(refused);
+    expect(refused.stderr).toContain('result verification is off on this grid (see --verify and --canary-rate)');
+  });
+
   it('each documented exit code comes from the situation docs/cli.md names, with one sentence and no stack trace', async () => {
     const port = await deadPort();
     const texts = await Promise.all(Array.from({ length: MAX_INPUTS + 1 }, (_, i) => writeIn(dir, `note-${i}.txt`, `note ${i}\n`)));
@@ -208,7 +231,8 @@ describe('the mmgrid job commands, as a submitter uses them', () => {
       { name: 'a missing file', args: ['submit', path.join(dir, 'nope.png')], code: 2, says: `no such file: ${path.join(dir, 'nope.png')}` },
       { name: 'nothing to submit', args: ['submit'], code: 2, says: 'nothing to submit' },
       { name: 'an unknown pipeline', args: ['submit', png, '--pipeline', 'nope'], code: 2, says: 'unknown pipeline "nope": the built-in pipelines are describe, transcribe, ocr, video-summary, declared, selftest (see: mmgrid pipelines)' },
-      { name: 'an unknown job', args: ['status', '01M8CP1K74QPAZMDMTNMBA2SZG'], code: 3, says: '01M8CP1K74QPAZMDMTNMBA2SZG' },
+      { name: 'an unknown job', args: ['status', '01M8CP1K74QPAZMDMTNMBA2SZG'], code: 3, says: 'job 01M8CP1K74QPAZMDMTNMBA2SZG not found (your jobs: mmgrid list)' },
+      { name: 'a malformed address', args: ['status', 'X'], env: { MMGRID_COORDINATOR: 'not an address' }, code: 2, says: '--coordinator (or MMGRID_COORDINATOR, or a profile\'s coordinator) must be HOST:PORT' },
       { name: 'no token', args: ['status', '01M8CP1K74QPAZMDMTNMBA2SZG'], env: { MMGRID_TOKEN: undefined }, code: 4, says: 'requires a token' },
       { name: 'a wrong token', args: ['status', '01M8CP1K74QPAZMDMTNMBA2SZG'], env: { MMGRID_TOKEN: 'mmg_wrong' }, code: 4, says: 'not one this grid issued' },
       { name: 'a submitter at an admin command', args: ['token', 'list'], code: 4, says: /admin/ },

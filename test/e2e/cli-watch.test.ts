@@ -66,6 +66,13 @@ describe('following a job with --watch', () => {
 
   /** A job whose sleep tasks leave time to interrupt whoever follows it. */
   const slowJob = (): Promise<JobView> => tg.client.submit([], { pipeline: 'selftest', params: { tasks: '2', taskMs: '4000' } });
+  /** A job that runs far longer than any test: whoever detached from it must have left before it ends. */
+  const longJob = (): Promise<JobView> => tg.client.submit([], { pipeline: 'selftest', params: { tasks: '2', taskMs: '600000' } });
+  const expectLive = async (job: JobView): Promise<void> => {
+    expect(['queued', 'running']).toContain((await tg.client.getJob(job.id)).state);
+    await tg.client.cancel(job.id, 'test over');
+  };
+  const detached = (job: JobView): string => `mmgrid: detached from job ${job.id}; it keeps running. Re-attach with: mmgrid watch ${job.id}`;
 
   it('shows one bar per stage on a terminal, then the result, and exits 0', async () => {
     const run = startInPty(submitArgs(), tg.cliEnv);
@@ -112,28 +119,48 @@ describe('following a job with --watch', () => {
     expect(cli.stderr).toBe('mmgrid: --cancel-on-interrupt works only with --watch (Ctrl-C while following the job)\n');
   });
 
-  it('detaches on Ctrl-C: exit 130, a hint to re-attach, and the job keeps running to the end', async () => {
-    const job = await slowJob();
+  it('detaches on Ctrl-C: exit 130 at once, a hint to re-attach, and the job keeps running', async () => {
+    const job = await longJob();
     const run = start(process.execPath, [mmgridBin(), 'watch', job.id], tg.cliEnv);
     await eventually(() => Promise.resolve(/ selftest\.sleep running/.test(run.output().stdout)), 'the watch shows a running task');
     run.child.kill('SIGINT');
     const { code, stderr } = await run.done;
     expect(code).toBe(130);
-    expect(stderr).toBe(`detached from job ${job.id}; it keeps running. Re-attach with: mmgrid watch ${job.id}\n`);
-    expect((await tg.client.waitForJob(job.id)).state).toBe('completed');
+    expect(stderr).toBe(`${detached(job)}\n`);
+    // It left while the job still runs (the job takes ten minutes).
+    await expectLive(job);
   });
 
   it('detaches on Ctrl-C in a terminal, giving the cursor back', async () => {
-    const job = await slowJob();
+    const job = await longJob();
     const run = startInPty(['watch', job.id], tg.cliEnv);
     await eventually(() => Promise.resolve(/selftest\.sleep +\S+ 0\/2 /.test(run.output().stdout)), 'the bars show the stage');
     // Ctrl-C typed at the terminal: the line discipline turns it into SIGINT.
     run.child.stdin?.write('\x03');
     const { code, stdout } = await run.done;
     expect(code).toBe(130);
-    expect(stdout).toContain(`detached from job ${job.id}; it keeps running. Re-attach with: mmgrid watch ${job.id}`);
+    expect(stdout).toContain(detached(job));
     expect(stdout).toContain(`${ESC}?25h`);
-    expect((await tg.client.waitForJob(job.id)).state).toBe('completed');
+    await expectLive(job);
+  });
+
+  it('detaches on Ctrl-C during --wait too, with the same words', async () => {
+    const run = start(process.execPath, [mmgridBin(), 'submit', '--pipeline', 'selftest', '--param', 'tasks=2', '--param', 'taskMs=600000', '--wait', '--json'], tg.cliEnv);
+    await eventually(() => Promise.resolve(/selftest\.sleep running/.test(run.output().stderr)), 'the wait shows a running task');
+    const id = /submitted job (\w+)/.exec(run.output().stderr)?.[1] ?? '';
+    run.child.kill('SIGINT');
+    const { code, stdout, stderr } = await run.done;
+    expect(code).toBe(130);
+    expect(stdout).toBe('');
+    const job = await tg.client.getJob(id);
+    expect(stderr).toContain(`${detached(job)}\n`);
+    await expectLive(job);
+  });
+
+  it('refuses --wait and --watch together', async () => {
+    const cli = await runCli(['submit', ...inputs, '--wait', '--watch'], tg.cliEnv);
+    expect(cli.code).toBe(2);
+    expect(cli.stderr).toContain('not both');
   });
 
   it('cancels the job on Ctrl-C with --cancel-on-interrupt, and exits 1', async () => {
@@ -143,7 +170,7 @@ describe('following a job with --watch', () => {
     run.child.kill('SIGINT');
     const { code, stderr } = await run.done;
     expect(code).toBe(1);
-    expect(stderr).toBe(`cancelled job ${job.id} (interrupted by the submitter)\n`);
+    expect(stderr).toBe(`mmgrid: cancelled job ${job.id} (interrupted by the submitter)\n`);
     const after = await tg.client.getJob(job.id);
     expect(after.state).toBe('cancelled');
     expect(after.error).toEqual({ code: 'CANCELLED', message: 'interrupted by the submitter' });

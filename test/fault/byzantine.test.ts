@@ -140,13 +140,17 @@ describe('result verification against a Byzantine worker', () => {
     expect(disagreed).toBeGreaterThan(0);
     expect(quarantines).toBe(1);
     expect(listed.code).toBe(0);
-    expect(listed.stdout).toMatch(/^ID\s+NAME\s+SLOTS\s+STATE\s+TRUST\s+AGREED\s+DISAGREED\s+KINDS$/m);
-    expect(listed.stdout).toMatch(new RegExp(`^${LIAR_ID}\\s+${LIAR_ID}\\s+\\S+\\s+quarantined\\s`, 'm'));
+    expect(listed.stdout).toMatch(/^NAME\s+ID\s+GPUS\s+VRAM FREE\/TOTAL\s+SLOTS\s+TRUST\s+AGREED\s+DISAGREED\s+STATE\s+LAST HEARTBEAT\s+KINDS$/m);
+    // Its trust, its results that agreed and disagreed, then its state.
+    expect(listed.stdout).toMatch(new RegExp(`^${LIAR_ID}\\s+${LIAR_ID}\\s.*\\s[01]\\.\\d\\d\\s+\\d+\\s+[1-9]\\d*\\s+quarantined\\s`, 'm'));
 
     // An operator lets it back in (mmgrid workers release): a fresh record, tasks again.
     const released = await runCli(['workers', 'release', LIAR_ID], tg.cliEnv);
     expect(released.code).toBe(0);
     expect(released.stdout).toContain(`released worker ${LIAR_ID}`);
+    // Released again (--json): it was no longer quarantined.
+    const twice = await runCli(['workers', 'release', LIAR_ID, '--json'], tg.cliEnv);
+    expect(JSON.parse(twice.stdout)).toEqual({ workerId: LIAR_ID, wasQuarantined: false });
     await eventually(async () => (await tg?.client.listWorkers())?.workers.some((w) => w.workerId === LIAR_ID && !w.quarantined && w.resultsDisagreed === 0) ?? false, 'the liar is listed as released');
     const before = (await liarStats(liar)).tasks;
     const [again] = await submitSelftests(tg.client, 1, { tasks: '40', taskMs: '20' });

@@ -57,6 +57,8 @@ const program = new Command('mmgrid')
   // A usage error is one line and a pointer to --help, not the whole help.
   .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'mmgrid: ')) })
   .showHelpAfterError('(add --help for usage)')
+  // A command's help lists the options every command takes too (--json, --coordinator…).
+  .configureHelp({ showGlobalOptions: true })
   .addHelpText(
     'after',
     `
@@ -69,7 +71,8 @@ Examples:
 
 Settings come from flags, then MMGRID_* variables, then the config file's profile
 (mmgrid config show). Exit codes: 0 ok, 1 job failed, 2 usage, 3 not found,
-4 unauthenticated, 5 unavailable, 6 limit, 7 not ready, 130 detached (docs/cli.md).`,
+4 unauthenticated, 5 unavailable, 6 limit, 7 not ready, 70 internal error,
+130 detached (docs/cli.md).`,
   )
   .exitOverride();
 
@@ -363,11 +366,16 @@ function report(err: unknown): number {
     return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
   }
   if (err instanceof InvalidOptionError) {
-    process.stderr.write(`mmgrid: ${err.message}\n`);
+    // Named as the user gives it: the flag, its variable, or the profile's key.
+    const flag = `--${err.option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    const env = `MMGRID_${err.option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+    process.stderr.write(`mmgrid: ${flag} (or ${env}, or a profile's ${flag.slice(2)}) must be ${err.allowed} (got ${JSON.stringify(err.value)})\n`);
     return ExitCode.USAGE;
   }
   if (err instanceof CliError || err instanceof MmgridClientError) {
-    process.stderr.write(`mmgrid: ${err.message}\n`);
+    // An unknown job: say where the known ones are.
+    const hint = err instanceof MmgridClientError && err.code === 'NOT_FOUND' && /^job \S+ not found/.test(err.message) ? ' (your jobs: mmgrid list)' : '';
+    process.stderr.write(`mmgrid: ${err.message}${hint}\n`);
     if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
     return err instanceof CliError ? err.exitCode : exitCodeFor(err.code);
   }

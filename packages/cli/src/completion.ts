@@ -106,7 +106,9 @@ function listCases(commands: readonly CommandSpec[], fn: string, comment: string
 }
 
 function optionWords(global: readonly OptionSpec[], cmd: CommandSpec): string[] {
-  return [...cmd.options, ...global].map((o) => o.long ?? o.short ?? '').filter((n) => n !== '');
+  // -V/--version is the program's alone; --help is every command's (once).
+  const globals = cmd.path === '' ? global : global.filter((o) => o.long !== '--version');
+  return [...new Set([...cmd.options, ...globals].map((o) => o.long ?? o.short ?? '').filter((n) => n !== ''))];
 }
 
 /** The functions both bash and zsh scripts use: the command tree as data, and the walk over the words typed. */

@@ -1,6 +1,7 @@
 import { isMmgridError } from '@mmgrid/client';
 import { CliError } from './errors.js';
 import { ExitCode } from './exit-codes.js';
+import { detachedMessage } from './follow.js';
 
 /**
  * Waits for a job (`--wait`) with a signal that Ctrl-C (SIGINT) aborts, so the command
@@ -15,7 +16,7 @@ export async function untilInterrupted<T>(jobId: string, wait: (signal: AbortSig
     return await wait(controller.signal);
   } catch (err) {
     if (isMmgridError(err, 'ABORTED') && controller.signal.aborted) {
-      throw new CliError(`detached from job ${jobId}; it keeps running. Re-attach with: mmgrid watch ${jobId}`, ExitCode.DETACHED, { cause: err });
+      throw new CliError(detachedMessage(jobId), ExitCode.DETACHED, { cause: err });
     }
     throw err;
   } finally {

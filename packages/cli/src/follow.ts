@@ -25,6 +25,11 @@ export type FollowOutcome =
   | { readonly kind: 'detached'; readonly jobId: string }
   | { readonly kind: 'cancelled'; readonly job: JobView };
 
+/** What Ctrl-C while following a job (--watch, --wait, watch) says. */
+export function detachedMessage(jobId: string): string {
+  return `detached from job ${jobId}; it keeps running. Re-attach with: mmgrid watch ${jobId}`;
+}
+
 /** The reason a job cancelled by Ctrl-C carries. */
 export const INTERRUPT_REASON = 'interrupted by the submitter';
 
@@ -37,6 +42,7 @@ export function followMode(ctx: CommandContext, stream: NodeJS.WriteStream = pro
 
 export async function followJob(client: MmgridClient, job: JobView, options: FollowOptions): Promise<FollowOutcome> {
   const progress = options.mode === 'bars' ? new JobProgress(job.id, job) : undefined;
+  const stopWatching = new AbortController();
   let interrupts = 0;
   let interrupt = (): void => undefined;
   const interrupted = new Promise<'interrupted'>((resolve) => (interrupt = () => resolve('interrupted')));
@@ -52,13 +58,16 @@ export async function followJob(client: MmgridClient, job: JobView, options: Fol
   };
   process.on('SIGINT', onSigint);
   try {
-    const events = client.watch(job.id)[Symbol.asyncIterator]();
+    // Aborted on Ctrl-C: the event stream is cancelled, or it would hold the process open
+    // until the job ends.
+    const events = client.watch(job.id, { signal: stopWatching.signal })[Symbol.asyncIterator]();
     for (;;) {
       const next = events.next();
       // After Ctrl-C the pending read fails when the connection closes; nobody waits for it.
       next.catch(() => undefined);
       const step = await Promise.race([next, interrupted]);
       if (step === 'interrupted') {
+        stopWatching.abort();
         progress?.stop();
         if (!options.cancelOnInterrupt) return { kind: 'detached', jobId: job.id };
         return { kind: 'cancelled', job: await client.cancel(job.id, INTERRUPT_REASON) };
@@ -77,6 +86,7 @@ export async function followJob(client: MmgridClient, job: JobView, options: Fol
     progress?.refresh(done);
     return { kind: 'ended', job: done };
   } finally {
+    stopWatching.abort();
     progress?.stop();
     process.removeListener('SIGINT', onSigint);
   }
@@ -88,10 +98,10 @@ export async function followJob(client: MmgridClient, job: JobView, options: Fol
  */
 export function reportOutcome(ctx: CommandContext, outcome: FollowOutcome, printResult: boolean): ExitCodeValue {
   if (outcome.kind === 'detached') {
-    process.stderr.write(`detached from job ${outcome.jobId}; it keeps running. Re-attach with: mmgrid watch ${outcome.jobId}\n`);
+    process.stderr.write(`mmgrid: ${detachedMessage(outcome.jobId)}\n`);
     return ExitCode.DETACHED;
   }
-  if (outcome.kind === 'cancelled') process.stderr.write(`cancelled job ${outcome.job.id} (${INTERRUPT_REASON})\n`);
+  if (outcome.kind === 'cancelled') process.stderr.write(`mmgrid: cancelled job ${outcome.job.id} (${INTERRUPT_REASON})\n`);
   if (printResult) {
     if (ctx.json) ctx.printJson(outcome.job);
     else ctx.print(formatResult(outcome.job));

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MmgridClient } from '@mmgrid/client';
@@ -23,7 +23,8 @@ export function launch(pkg: '@mmgrid/coordinator' | '@mmgrid/worker', args: read
     child.on('exit', (code, signal) => {
       process.off('SIGINT', forward);
       process.off('SIGTERM', forward);
-      resolve(code ?? (signal ? 128 + 2 : 1));
+      // Killed by a signal: 128 + its number, as a shell reports it.
+      resolve(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1));
     });
   });
 }

@@ -112,8 +112,9 @@ export async function status(ctx: CommandContext, jobId: string): Promise<ExitCo
   return ExitCode.OK;
 }
 
-function refuseLoneCancelOnInterrupt(flags: WatchFlags): void {
+function refuseLoneCancelOnInterrupt(flags: WatchFlags & { readonly wait?: boolean }): void {
   if (flags.cancelOnInterrupt && !flags.watch) throw new CliError('--cancel-on-interrupt works only with --watch (Ctrl-C while following the job)', ExitCode.USAGE);
+  if (flags.watch && flags.wait) throw new CliError('give -w/--wait (event lines, then the result) or --watch (progress bars, then the result), not both', ExitCode.USAGE);
 }
 
 /** Follows a job with bars (or plain event lines on stderr), then prints its result. */
@@ -169,7 +170,7 @@ export async function result(ctx: CommandContext, jobId: string, flags: { output
 }
 
 export async function retry(ctx: CommandContext, jobId: string, wait: boolean, flags: WatchFlags = {}): Promise<ExitCodeValue> {
-  refuseLoneCancelOnInterrupt(flags);
+  refuseLoneCancelOnInterrupt({ ...flags, wait });
   const client = ctx.connect();
   const job = await client.retry(jobId);
   const failed = job.tasks.filter((t) => t.state === 'queued' || t.state === 'blocked').length;
