@@ -210,6 +210,8 @@ describe('the mmgrid job commands, as a submitter uses them', () => {
     expect(refused.code).toBe(4);
     expectPlainError(refused);
     expect(refused.stderr).toContain('was revoked');
+    // …and says where a token goes and who makes one.
+    expect(refused.stderr).toContain('Give a token with --token, MMGRID_TOKEN or a profile (mmgrid config set token TOKEN); an admin makes one with: mmgrid token create --role submitter');
   });
 
   it('workers release on a grid without result verification says so (exit 2)', async () => {

@@ -358,6 +358,18 @@ function forwardedTransport(names: readonly ('tls' | 'insecure' | 'ca' | 'cert' 
   return out;
 }
 
+/** What to do next, after the coordinator's own words, where the CLI knows better. */
+function hintFor(err: MmgridClientError): string {
+  // An unknown job: say where the known ones are.
+  if (err.code === 'NOT_FOUND' && /^job \S+ not found/.test(err.message)) return ' (your jobs: mmgrid list)';
+  // No token, or one the grid refuses: where a token goes, and who makes one.
+  if (err.code === 'UNAUTHENTICATED') {
+    const make = 'an admin makes one with: mmgrid token create --role submitter';
+    return /MMGRID_TOKEN/.test(err.message) ? `, or a profile (mmgrid config set token TOKEN); ${make}` : `. Give a token with --token, MMGRID_TOKEN or a profile (mmgrid config set token TOKEN); ${make}`;
+  }
+  return '';
+}
+
 /** The one place where errors become a sentence and an exit code. */
 function report(err: unknown): number {
   const { debug } = outputFlags();
@@ -374,7 +386,7 @@ function report(err: unknown): number {
   }
   if (err instanceof CliError || err instanceof MmgridClientError) {
     // An unknown job: say where the known ones are.
-    const hint = err instanceof MmgridClientError && err.code === 'NOT_FOUND' && /^job \S+ not found/.test(err.message) ? ' (your jobs: mmgrid list)' : '';
+    const hint = err instanceof MmgridClientError ? hintFor(err) : '';
     process.stderr.write(`mmgrid: ${err.message}${hint}\n`);
     if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
     return err instanceof CliError ? err.exitCode : exitCodeFor(err.code);
