@@ -66,6 +66,28 @@ describe('mmgrid dev and mmgrid demo', () => {
     expect(await portOpen(redisPort)).toBe(false);
   });
 
+  it('dev --json prints one JSON line with the address, for scripts', async () => {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env['REDIS_URL'];
+    const dataDir = path.join(dir, 'json-grid');
+    const dev = spawn(process.execPath, [mmgridBin(), 'dev', '--json', '--port', '0', '--workers', '0', '--data-dir', dataDir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    dev.stderr.resume();
+    let first = '';
+    for await (const line of createInterface({ input: dev.stdout })) {
+      first = line;
+      break;
+    }
+    const ready = JSON.parse(first) as { address: string; redisUrl: string; privateRedis: boolean; workers: number; dataDir: string };
+    expect(ready).toMatchObject({ privateRedis: true, workers: 0, dataDir });
+    expect(ready.address).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(ready.redisUrl).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
+    // The address answers: a job id it does not know is "not found" (exit 3), not "unavailable".
+    const status = await runCli(['status', '01M8CP1K74QPAZMDMTNMBA2SZG'], { MMGRID_COORDINATOR: ready.address });
+    expect(status.code).toBe(3);
+    dev.kill('SIGINT');
+    expect(await exited(dev)).toBe(0);
+  });
+
   it('dev says exactly how to get Redis when redis-server is not installed (exit 5)', async () => {
     // The CLI runs under this node by its full path; an empty PATH hides redis-server.
     const emptyBin = path.join(dir, 'empty-bin');
@@ -87,5 +109,12 @@ describe('mmgrid dev and mmgrid demo', () => {
     const complaint = job.result?.doc.inputs.find((i) => i.name === 'complaint.wav')?.outputs['audio.analyze'] as AudioAnalyzeOutput | undefined;
     expect(complaint?.durationSec).toBeCloseTo(15.49, 1);
     expect(demo.stderr).toContain('job completed');
+
+    // The same for people: the result as text.
+    const human = await runCli(['demo']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^job \w+ completed$/m);
+    expect(human.stdout).toMatch(/image\.ocr: text ".*TOTAL 126\.74/);
+    expect(human.stdout).toContain('complaint.wav (audio, audio/wav)');
   });
 });

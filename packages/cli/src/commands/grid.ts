@@ -47,7 +47,12 @@ export async function dev(ctx: CommandContext, flags: DevFlags): Promise<ExitCod
     ...(redisUrl ? { redisUrl } : {}),
   });
   const redisNote = grid.redis ? `private redis ${grid.redisUrl} (data in ${grid.redis.dir})` : `redis ${grid.redisUrl}`;
-  ctx.print(`mmgrid dev: coordinator listening on ${grid.address} with ${flags.workers} worker${flags.workers === 1 ? '' : 's'}, ${redisNote}. Ctrl-C stops it.`);
+  if (ctx.json) {
+    // One line a script can read the address from, then nothing more on stdout until it stops.
+    process.stdout.write(`${JSON.stringify({ address: grid.address, redisUrl: grid.redisUrl, privateRedis: grid.redis !== undefined, workers: flags.workers, dataDir: path.resolve(flags.dataDir) })}\n`);
+  } else {
+    ctx.print(`mmgrid dev: coordinator listening on ${grid.address} with ${flags.workers} worker${flags.workers === 1 ? '' : 's'}, ${redisNote}. Ctrl-C stops it.`);
+  }
   await new Promise<void>((resolve) => {
     const done = (): void => resolve();
     process.once('SIGINT', done);
