@@ -130,7 +130,8 @@ export function describeStage(stage: StageStats): string {
   if (stage.failed > 0) parts.push(`${stage.failed} failed`);
   if (stage.cancelled > 0) parts.push(`${stage.cancelled} cancelled`);
   parts.push(`${stage.retries} retr${stage.retries === 1 ? 'y' : 'ies'}`);
-  parts.push(`${stage.workers} worker${stage.workers === 1 ? '' : 's'}`);
+  // The assembly runs in the coordinator, on no worker.
+  parts.push(stage.name === 'job.assemble' ? 'in the coordinator' : `${stage.workers} worker${stage.workers === 1 ? '' : 's'}`);
   parts.push(formatDuration(stage.elapsedMs));
   parts.push(`ETA ${formatDuration(stage.etaMs)}`);
   return parts.join('  ');

@@ -130,6 +130,7 @@ describe('formatDuration and describeStage', () => {
     );
     if (!stage) throw new Error('no stage');
     expect(describeStage(stage)).toBe('1/2  1 failed  1 retry  1 worker  3s  ETA 0s');
+    expect(describeStage({ ...stage, name: 'job.assemble', workers: 0 })).toBe('1/2  1 failed  1 retry  in the coordinator  3s  ETA 0s');
   });
 });
 
