@@ -18,7 +18,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # command → Debian package (espeak-ng makes the speech the tests transcribe and analyse;
 # promtool checks deploy/prometheus, docker-compose reads deploy/compose without an engine,
-# openssl makes the certificates of the TLS tests)
+# openssl makes the certificates of the TLS tests; script runs the CLI in a pseudo-terminal,
+# zsh and fish load the CLI's completion scripts in the tests)
 declare -A tools=(
   [redis-server]=redis-server
   [ffmpeg]=ffmpeg
@@ -30,6 +31,9 @@ declare -A tools=(
   [docker-compose]=docker-compose
   [unzip]=unzip
   [openssl]=openssl
+  [script]=bsdutils
+  [zsh]=zsh
+  [fish]=fish
 )
 missing=()
 for cmd in "${!tools[@]}"; do

@@ -40,15 +40,6 @@ async function deadAddress(): Promise<string> {
 }
 
 /** Whether a program is on the PATH. */
-async function installed(program: string): Promise<boolean> {
-  try {
-    await run('sh', ['-c', `command -v ${program}`]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('mmgrid config: profiles, precedence and errors', () => {
   let tg: TestGrid;
   let home: string;
@@ -258,6 +249,7 @@ describe('mmgrid completion', () => {
     expect(await complete('mmgrid', '--profile', 'live', 'token', 'create', '--ro')).toEqual(['--role']);
     expect(await complete('mmgrid', 'completion', '')).toEqual(['bash', 'zsh', 'fish']);
     expect(await complete('mmgrid', 'status', '--js')).toEqual(['--json']);
+    expect(await complete('mmgrid', 'list', '--state', '')).toEqual(['queued', 'running', 'completed', 'failed', 'cancelled']);
   });
 
   it('completes file names where a command takes files', async () => {
@@ -284,11 +276,46 @@ describe('mmgrid completion', () => {
       ['zsh', zsh.stdout],
       ['fish', fish.stdout],
     ] as const) {
-      if (!(await installed(shell))) continue;
       const file = path.join(dir, `mmgrid.${shell}`);
       await writeFile(file, text);
       await run(shell, ['-n', file]);
     }
+  });
+
+  it('completes in fish, as fish itself asks (complete -C)', async () => {
+    const file = path.join(dir, 'mmgrid.fish');
+    await writeFile(file, (await runCli(['completion', 'fish'])).stdout);
+    const complete = async (line: string): Promise<string[]> => {
+      const { stdout } = await run('fish', ['--no-config', '-c', `source $argv[1]; complete -C $argv[2]`, file, line], { cwd: dir });
+      return stdout.split('\n').filter((l) => l !== '').map((l) => l.split('\t')[0] ?? '');
+    };
+    expect(await complete('mmgrid su')).toEqual(['submit']);
+    expect(await complete('mmgrid token create --role ')).toEqual(['admin', 'submitter', 'worker']);
+    expect(await complete('mmgrid submit --pri')).toEqual(['--priority']);
+    expect(await complete('mmgrid --json token c')).toEqual(['create']);
+    expect(await complete('mmgrid list --state ')).toEqual(['cancelled', 'completed', 'failed', 'queued', 'running']);
+  });
+
+  it('completes in zsh: the script registers itself and reads command paths and option values', async () => {
+    const file = path.join(dir, '_mmgrid');
+    await writeFile(file, (await runCli(['completion', 'zsh'])).stdout);
+    const script = [
+      'autoload -Uz compinit && compinit -u -D',
+      'source $1',
+      'print -r -- ${_comps[mmgrid]}',
+      '_mmgrid__path --profile live token create --role',
+      '_mmgrid__value "token create" --role',
+      '_mmgrid__value list --state',
+      '_mmgrid__commands config',
+    ].join('\n');
+    const { stdout } = await run('zsh', ['-f', '-c', script, 'zsh', file], { cwd: dir });
+    expect(stdout.split('\n').filter((l) => l !== '')).toEqual([
+      '_mmgrid',
+      'token create',
+      'choices:submitter worker admin',
+      'choices:queued running completed failed cancelled',
+      'show profiles path set use',
+    ]);
   });
 
   it('refuses an unknown shell, naming the ones it knows', async () => {

@@ -114,7 +114,11 @@ program
   .command('list')
   .helpGroup('Jobs:')
   .description('list your jobs, newest first, a page at a time (an admin lists another tenant\'s with --tenant)')
-  .option('--state <state>', `only jobs in this state (repeatable or comma-separated: ${JOB_STATES.join('|')})`, collect)
+  .addOption(
+    // The states are its choices (for help and completion), but it also takes "running,queued":
+    // its own parser collects, and listJobs checks each state.
+    new Option('--state <state>', 'only jobs in this state (repeatable or comma-separated)').choices(JOB_STATES).argParser(collect),
+  )
   .option('--pipeline <name>', 'only jobs of this pipeline')
   .option('--limit <n>', `jobs a page (default: ${DEFAULT_LIST_LIMIT})`, integer('--limit', 1, 500))
   .option('--page-token <token>', 'list the page after the one that printed this token')

@@ -311,14 +311,14 @@ function ${fn}_path
         switch $w
             case '--*=*'
             case '-*'
-                ${fn}_takes_value "$cmdpath" $w; and set skip 1
+                ${fn}_takes_value "$path" $w; and set skip 1
             case '*'
                 set -l subs
-                switch "$cmdpath"
+                switch "$path"
 ${commandCases.join('\n')}
                 end
                 if contains -- $w $subs
-                    if test -z "$cmdpath"
+                    if test -z "$path"
                         set path $w
                     else
                         set path "$path $w"
