@@ -1,10 +1,12 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExplanationView, JobEventView, JobView, TokenView } from '@mmgrid/client';
-import { jobOf, runCli, type CliResult } from '../helpers/cli.js';
+import { jobOf, mmgridBin, runCli, type CliResult } from '../helpers/cli.js';
 import { removeDir, tempDir, writeIn } from '../helpers/files.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { writeTextPng, writeWav } from '../helpers/media.js';
@@ -183,6 +185,12 @@ describe('the mmgrid job commands, as a submitter uses them', () => {
     const pipelines = JSON.parse((await cli(['pipelines', '--json'])).stdout) as { name: string; steps: string[] }[];
     for (const p of pipelines) expect(human.stdout).toContain(`${p.name}: `);
     expect(pipelines.map((p) => p.name)).toEqual(expect.arrayContaining(['describe', 'transcribe', 'ocr', 'selftest']));
+
+    // A reader that leaves before the output comes (`mmgrid pipelines | head -1` on a long
+    // output): no stack trace for the broken pipe, exit 0.
+    const piped = await promisify(execFile)('bash', ['-c', 'node "$1" pipelines | true; echo "exit ${PIPESTATUS[0]}"', 'bash', mmgridBin()]);
+    expect(piped.stdout).toBe('exit 0\n');
+    expect(piped.stderr).toBe('');
 
     const version = await cli(['version']);
     expect(version.stdout).toMatch(/^mmgrid \d+\.\d+\.\d+ \(node v\d+/);

@@ -19,6 +19,13 @@ import { ExitCode, exitCodeFor } from './exit-codes.js';
 
 const require = createRequire(import.meta.url);
 hideTlsServerNameIpWarning();
+// `mmgrid list | head -1`: the reader has gone, and there is nobody left to tell. Stop quietly.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
 
 // Run as `pnpm mmgrid …`, file arguments are relative to where the user typed the command.
 if (process.env['npm_lifecycle_event'] === 'mmgrid' && process.env['INIT_CWD']) process.chdir(process.env['INIT_CWD']);

@@ -13,6 +13,7 @@ import {
 import { CliError } from '../errors.js';
 import { ExitCode, type ExitCodeValue } from '../exit-codes.js';
 import { configFileInUse, configInUse, configLocationInUse, effectiveSettings } from '../global-settings.js';
+import { table } from '../table.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -36,12 +37,12 @@ function note(ctx: ConfigCommandContext, text: string): void {
   if (!ctx.quiet) process.stderr.write(`${text}\n`);
 }
 
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
-}
-
-const PROFILE_FROM = { flag: '--profile', env: 'MMGRID_PROFILE', file: 'current-profile', default: 'no choice made' } as const;
+const PROFILE_FROM = {
+  flag: 'from --profile',
+  env: 'from MMGRID_PROFILE',
+  file: "from the file's current-profile",
+  default: 'none was chosen with --profile, MMGRID_PROFILE or current-profile',
+} as const;
 
 /** `mmgrid config show`: each setting in effect and where it came from (the token masked). */
 export function configShow(ctx: ConfigCommandContext): ExitCodeValue {
@@ -53,8 +54,8 @@ export function configShow(ctx: ConfigCommandContext): ExitCodeValue {
     return ExitCode.OK;
   }
   const shown = (value: SettingValue | null): string => (value === null ? '-' : String(value));
-  out(`profile: ${effective.profile.name} (from ${PROFILE_FROM[effective.profile.source]})`);
-  out(`file:    ${effective.file}${existsSync(effective.file) ? '' : ' (none)'}`);
+  out(`profile: ${effective.profile.name} (${PROFILE_FROM[effective.profile.source]})`);
+  out(`file:    ${effective.file}${existsSync(effective.file) ? '' : ' (does not exist yet; mmgrid config set makes it)'}`);
   out('');
   out(table([['SETTING', 'VALUE', 'SOURCE'], ...SETTING_NAMES.map((name) => [name, shown(settings[name]?.value ?? null), settings[name]?.source ?? 'default'])]));
   return ExitCode.OK;
