@@ -51,6 +51,8 @@ describe('texts larger than a gRPC message', () => {
     const shards = done.tasks.filter((t) => t.kind === 'text.stats' && t.shard !== null);
     expect(shards.length).toBeGreaterThan(1);
     expect(shards.every((t) => t.state === 'succeeded')).toBe(true);
+    // No lease lapsed while a thread segmented: every task ran once.
+    expect(done.tasks.map((t) => t.attempts)).toEqual(done.tasks.map(() => 1));
     const stats = done.result?.doc.inputs[0]?.outputs['text.stats'] as TextStitchOutput | undefined;
     expect(stats?.coverage).toBe(1);
     expect(stats?.gaps).toEqual([]);
@@ -79,5 +81,59 @@ describe('texts larger than a gRPC message', () => {
     expect(split?.error?.message).toMatch(/blobs/);
     // The worker did not loop: its stream to the coordinator stayed up.
     for (const name of ['worker-1', 'worker-2']) expect(await tg.log(name)).not.toMatch(/size larger than/);
+  });
+});
+
+describe('segmenting on a text thread', () => {
+  let tg: TestGrid;
+  let media: string;
+
+  beforeAll(async () => {
+    media = await mkdtemp(path.join(tmpdir(), 'mmgrid-text-thread-'));
+    // Leases of 1 s (the shortest allowed), renewed every 250 ms: a worker that segmented a
+    // long text on its own thread would miss its heartbeats for seconds and lose the task.
+    tg = await startTestGrid({
+      workers: 1,
+      workerArgs: ['--slots', 'text.stats=2'],
+      coordinatorArgs: ['--lease-ms', '1000', '--heartbeat-ms', '250', '--stalled-check-ms', '500'],
+    });
+  });
+
+  afterAll(async () => {
+    await tg?.stop();
+    await rm(media, { recursive: true, force: true });
+  });
+
+  it('keeps the lease while a 38 MB text is split, and a cancel stops the counting that follows', async () => {
+    // 400,000 sentences: segmenting them takes about 2 s of one core, in 38 chunks of 1 MB.
+    const text = Array.from({ length: 400_000 }, (_, i) => `Sentence ${i} is one of four hundred thousand, and each of them ends right here with a stop. `).join('');
+    const file = path.join(media, 'sentences.txt');
+    await writeFile(file, text);
+    const job = await tg.client.submit([{ path: file }], { params: { chunkChars: '1000000' } });
+
+    let cancelled = false;
+    const seen: string[] = [];
+    for await (const event of tg.client.watch(job.id)) {
+      if (event.type === 'task') seen.push(`${event.kind} ${event.state} #${event.attempt}`);
+      // Counting a 1 MB chunk takes its thread for a while: cancel while the first one runs.
+      if (!cancelled && event.type === 'task' && event.kind === 'text.stats' && event.state === 'running') {
+        cancelled = true;
+        await tg.client.cancel(job.id);
+      }
+      if (event.type === 'job' && ['completed', 'failed', 'cancelled'].includes(event.state)) break;
+    }
+    const done = await tg.client.getJob(job.id);
+    expect(done.state, seen.join('\n')).toBe('cancelled');
+    const split = done.tasks.find((t) => t.kind === 'text.split');
+    expect(split?.state).toBe('succeeded');
+    expect(split?.attempts, seen.join('\n')).toBe(1);
+    expect(done.tasks.filter((t) => t.kind === 'text.stats' && t.shard !== null)).toHaveLength(38);
+
+    // The worker is free again at once: the counting threads of the cancelled job were stopped,
+    // not left to run on. A new text job completes on it.
+    const small = await tg.client.submit([{ text: 'One sentence. And another one.', name: 'note.txt' }]);
+    const after = await tg.client.waitForJob(small.id);
+    expect(after.state).toBe('completed');
+    expect(after.tasks.every((t) => t.attempts === 1)).toBe(true);
   });
 });

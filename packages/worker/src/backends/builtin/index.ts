@@ -7,6 +7,7 @@ import { ImageOcrHandler } from './image-ocr.js';
 import { SelftestSleepHandler } from './selftest-sleep.js';
 import { AudioSplitHandler, TextSplitHandler, VideoSplitHandler } from './splitters.js';
 import { TextStatsHandler } from './text-stats.js';
+import { textThreads } from './text-threads.js';
 
 /** Model servers on the worker's machine that some kinds need. */
 export interface BackendOptions {
@@ -21,16 +22,18 @@ export interface BackendOptions {
  * @throws InvalidOptionError for a server URL that is not an http(s) URL.
  */
 export function builtinHandlers(backends: BackendOptions = {}): TaskHandler[] {
+  // One pool of threads for the text kinds' segmenting, so it never holds up the worker's thread.
+  const threads = textThreads();
   const handlers: TaskHandler[] = [
     new ImageOcrHandler(),
     new ImageInspectHandler(),
     new AudioAnalyzeHandler(),
-    new TextStatsHandler(),
+    new TextStatsHandler(threads),
     new FusionReportHandler(),
     new SelftestSleepHandler(),
     new AudioSplitHandler(),
     new VideoSplitHandler(),
-    new TextSplitHandler(),
+    new TextSplitHandler(threads),
   ];
   if (backends.transcribe) handlers.push(new AudioTranscribeHandler(backends.transcribe));
   return handlers;

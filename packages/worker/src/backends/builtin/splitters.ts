@@ -4,7 +4,6 @@ import path from 'node:path';
 import {
   audioWindows,
   frameTimes,
-  textChunks,
   type AudioSplitOutput,
   type BlobRef,
   type TextSplitOutput,
@@ -13,6 +12,7 @@ import {
 import { InputDecodeError, TaskFailedError } from '../../errors.js';
 import { probeMedia, runTool, type Probed, type ProbedStream } from '../../media/ffmpeg.js';
 import type { TaskContext, TaskHandler } from '../backend.js';
+import { textThreads, type TextThreads } from './text-threads.js';
 
 function numParam(ctx: TaskContext, name: string, fallback: number, min: number, max: number): number {
   const value = ctx.params[name] ?? fallback;
@@ -163,27 +163,13 @@ export class VideoSplitHandler implements TaskHandler {
   }
 }
 
-/** Code points in `text` (as `[...text].length`, without an array of millions of strings). */
-function codePoints(text: string): number {
-  let n = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    // A high surrogate followed by a low one is one code point in two code units.
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
-      const d = text.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        n -= 1;
-        i += 1;
-      }
-    }
-  }
-  return n;
-}
-
 /** `text.split`: a long text in chunks that end on sentence boundaries, as spans of the text. */
 export class TextSplitHandler implements TaskHandler {
   readonly kind = 'text.split';
   readonly description = 'cuts long texts into chunks on sentence boundaries';
+
+  /** `threads`: where the segmenting runs (it takes a thread for seconds on a long text). */
+  constructor(private readonly threads: TextThreads = textThreads()) {}
 
   async run(ctx: TaskContext): Promise<TextSplitOutput> {
     const maxChars = numParam(ctx, 'maxChars', 4000, 100, 1_000_000);
@@ -201,7 +187,12 @@ export class TextSplitHandler implements TaskHandler {
     }
     // Only the spans: the shards read their chunk from the input itself, so the output stays
     // small (a few bytes a chunk) however long the text is.
-    const chunks = textChunks(text, maxChars);
-    return { characters: codePoints(text), maxChars, chunks: chunks.map((c) => ({ index: c.index, start: c.start, end: c.end })) };
+    const { characters, ends } = await this.threads.split(text, maxChars, ctx.signal);
+    const chunks = Array.from(ends, (end, index) => ({ index, start: index === 0 ? 0 : (ends[index - 1] as number), end }));
+    return { characters, maxChars, chunks };
+  }
+
+  close(): Promise<void> {
+    return this.threads.close();
   }
 }

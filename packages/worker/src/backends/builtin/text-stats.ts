@@ -3,6 +3,7 @@ import path from 'node:path';
 import { isSha256, textStats, type JsonObject, type TextStatsOutput } from '@mmgrid/core';
 import { InputDecodeError, TaskFailedError } from '../../errors.js';
 import type { TaskContext, TaskHandler } from '../backend.js';
+import { textThreads, type TextThreads } from './text-threads.js';
 
 /** The counting itself is in core, shared with the stitching of chunked texts. */
 export { textStats };
@@ -40,6 +41,9 @@ export class TextStatsHandler implements TaskHandler {
    */
   private readonly decoded = new Map<string, Promise<string>>();
 
+  /** `threads`: where the counting runs (segmenting a long text takes a thread for seconds). */
+  constructor(private readonly threads: TextThreads = textThreads()) {}
+
   async run(ctx: TaskContext): Promise<TextStatsOutput> {
     const source = ctx.params['source'] === 'prompt' ? 'prompt' : 'input';
     const [textName, inline] = [...ctx.texts][0] ?? [];
@@ -52,7 +56,7 @@ export class TextStatsHandler implements TaskHandler {
       text = await this.decode(name, file, ctx.params['start'] !== undefined || ctx.params['end'] !== undefined);
     }
     const span = textSpan(ctx.params, text.length);
-    return textStats(span ? text.slice(span.start, span.end) : text, source);
+    return this.threads.stats(span ? text.slice(span.start, span.end) : text, source, ctx.signal);
   }
 
   private async decode(name: string, file: string, keep: boolean): Promise<string> {
@@ -76,7 +80,7 @@ export class TextStatsHandler implements TaskHandler {
 
   close(): Promise<void> {
     this.decoded.clear();
-    return Promise.resolve();
+    return this.threads.close();
   }
 }
 
