@@ -118,6 +118,9 @@ describe('the client example program', () => {
     const run = await runExample([`127.0.0.1:${port}`, png]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(new RegExp(`^UNAVAILABLE: cannot reach coordinator at 127\\.0\\.0\\.1:${port} \\(connection refused\\)`, 'm'));
+    // A program's user sets the client's options, not the CLI's flags: the hint names the option.
+    expect(run.stderr).toContain('Is it running? Set the address option.');
+    expect(run.stderr).not.toContain('--coordinator');
     expect(run.stderr).not.toMatch(/^\s+at /m);
   });
 

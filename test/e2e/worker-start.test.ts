@@ -34,6 +34,8 @@ describe('starting a worker', () => {
     while ((output.match(/retrying in/g) ?? []).length < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(child.exitCode).toBeNull();
     expect(output).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}[^"]*; retrying in \\d+\\.\\d s`));
+    // The worker's own flags and variables, which its owner would change.
+    expect(output).toContain('Set --coordinator or MMGRID_COORDINATOR.');
     expect(output).toMatch(/no model servers configured; offering image\.ocr×/);
     child.kill('SIGTERM');
     expect(await code).toBe(0);

@@ -1,4 +1,4 @@
-import { MmgridClient, resolveTransport, type ConnectionOptions } from '@mmgrid/client';
+import { FLAG_SETTING_NAMES, MmgridClient, resolveTransport, type ConnectionOptions } from '@mmgrid/client';
 import { booleanEnv, isLoopbackHost, parseCoordinatorAddress } from '@mmgrid/core';
 import { ExitCode } from './exit-codes.js';
 import { CliError } from './errors.js';
@@ -35,6 +35,8 @@ export class CommandContext {
       ...(this.options.token !== undefined ? { token: this.options.token } : {}),
       ...(this.options.tenant !== undefined ? { tenant: this.options.tenant } : {}),
       ...this.transport(),
+      // Messages about the connection name the flags and variables a person sets here.
+      settingNames: FLAG_SETTING_NAMES,
     };
     const { address, transport } = resolveTransport(options);
     if (transport === 'plaintext' && !isLoopbackHost(parseCoordinatorAddress('coordinator', address).host)) {

@@ -1,6 +1,7 @@
 import { credentials, Metadata, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import { isLoopbackHost, parseCoordinatorAddress } from '@mmgrid/core';
 import { MmgridClientError, type Transport } from './errors.js';
+import { OPTION_SETTING_NAMES, type SettingNames } from './setting-names.js';
 import { loadClientTlsFiles } from './tls-files.js';
 
 /** How to reach a coordinator. */
@@ -33,6 +34,11 @@ export interface ConnectionOptions {
   keyFile?: string;
   /** Name the coordinator's certificate must carry, when it differs from the address's host. @default the host */
   serverName?: string;
+  /**
+   * How error messages name these settings when they say what to change: a program's user
+   * sets these options (the default); a command line passes FLAG_SETTING_NAMES. @default OPTION_SETTING_NAMES
+   */
+  settingNames?: SettingNames;
 }
 
 export interface ResolvedConnection {
@@ -40,6 +46,8 @@ export interface ResolvedConnection {
   readonly address: string;
   /** Whether calls go over TLS. */
   readonly transport: Transport;
+  /** How messages name the settings (ConnectionOptions.settingNames). */
+  readonly names: SettingNames;
   readonly credentials: ChannelCredentials;
   readonly channelOptions: ChannelOptions;
   /** Fresh metadata for one call (it carries the token). */
@@ -56,14 +64,16 @@ export const DEFAULT_COORDINATOR = '127.0.0.1:7070';
  */
 export function resolveTransport(given: ConnectionOptions = {}): { address: string; transport: Transport } {
   const options = withoutEmptyFiles(given);
+  const names = options.settingNames ?? OPTION_SETTING_NAMES;
   const parsed = parseCoordinatorAddress('coordinator', options.address ?? DEFAULT_COORDINATOR);
   const material = options.caFile !== undefined || options.certFile !== undefined || options.keyFile !== undefined || options.serverName !== undefined;
+  const tlsSettings = `${names.caFile.name}, ${names.certFile.name}, ${names.keyFile.name} or ${names.serverName.name}`;
   if (options.tls === false && material) {
-    throw new MmgridClientError('INVALID_ARGUMENT', '--insecure (plaintext) does not go with --ca, --cert, --key or --tls-server-name (TLS settings); leave one or the other out');
+    throw new MmgridClientError('INVALID_ARGUMENT', `${names.insecure.name} (plaintext) does not go with ${tlsSettings} (TLS settings); leave one or the other out`);
   }
   const scheme = parsed.tls;
   if (scheme === false && material) {
-    throw new MmgridClientError('INVALID_ARGUMENT', `${options.address ?? ''} asks for plaintext (grpc://), which does not go with --ca, --cert, --key or --tls-server-name; use grpcs:// or leave them out`);
+    throw new MmgridClientError('INVALID_ARGUMENT', `${options.address ?? ''} asks for plaintext (grpc://), which does not go with ${tlsSettings}; use grpcs:// or leave them out`);
   }
   const tls = scheme ?? options.tls ?? (material || !isLoopbackHost(parsed.host));
   return { address: parsed.address, transport: tls ? 'tls' : 'plaintext' };
@@ -78,13 +88,14 @@ export function resolveTransport(given: ConnectionOptions = {}): { address: stri
 export function resolveConnection(given: ConnectionOptions = {}): ResolvedConnection {
   const options = withoutEmptyFiles(given);
   const { address, transport } = resolveTransport(options);
+  const names = options.settingNames ?? OPTION_SETTING_NAMES;
   const token = options.token ?? '';
   const tenant = options.tenant ?? '';
   const maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
   let channelCredentials = credentials.createInsecure();
   const serverName: ChannelOptions = {};
   if (transport === 'tls') {
-    const { ca, cert, key } = loadClientTlsFiles({ caFile: options.caFile, certFile: options.certFile, keyFile: options.keyFile });
+    const { ca, cert, key } = loadClientTlsFiles({ caFile: options.caFile, certFile: options.certFile, keyFile: options.keyFile }, new Date(), names);
     channelCredentials = credentials.createSsl(ca, key, cert);
     if (options.serverName !== undefined) {
       serverName['grpc.ssl_target_name_override'] = options.serverName;
@@ -94,6 +105,7 @@ export function resolveConnection(given: ConnectionOptions = {}): ResolvedConnec
   return {
     address,
     transport,
+    names,
     credentials: channelCredentials,
     channelOptions: {
       'grpc.max_receive_message_length': maxMessageBytes,

@@ -1,4 +1,5 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
+import { certAndKey, OPTION_SETTING_NAMES, withEnv, type SettingNames } from './setting-names.js';
 import type { JobView } from './views.js';
 
 /**
@@ -138,6 +139,8 @@ export type Transport = 'tls' | 'plaintext';
 export interface CallTarget {
   readonly address: string;
   readonly transport?: Transport;
+  /** How messages name the settings to change. @default OPTION_SETTING_NAMES */
+  readonly names?: SettingNames;
 }
 
 // What the TLS layer (OpenSSL, through Node) says in the details of an UNAVAILABLE status.
@@ -162,27 +165,28 @@ export function tidyDetails(details: string): string {
 }
 
 /** The sentence for a call that could not reach the coordinator, naming TLS causes it recognises. */
-function unavailableMessage(raw: string, address: string, transport: Transport | undefined): string {
+function unavailableMessage(raw: string, address: string, transport: Transport | undefined, names: SettingNames): string {
   const details = tidyDetails(raw);
   if (CLIENT_CERT_REFUSED.test(details)) {
-    return `the coordinator at ${address} refused the TLS connection because of this client's certificate (${details}). It requires mutual TLS: give a certificate signed by the CA it trusts with --cert and --key (MMGRID_CERT, MMGRID_CERT_KEY).`;
+    return `the coordinator at ${address} refused the TLS connection because of this client's certificate (${details}). It requires mutual TLS: give a certificate signed by the CA it trusts with ${certAndKey(names)}.`;
   }
   if (SERVER_CERT_UNTRUSTED.test(details)) {
-    return `cannot verify the TLS certificate of the coordinator at ${address} (${details}). Give the CA that signed it with --ca (MMGRID_CA), or --tls-server-name if its certificate names another host than the address.`;
+    return `cannot verify the TLS certificate of the coordinator at ${address} (${details}). Give the CA that signed it with ${withEnv(names.caFile)}, or ${names.serverName.name} if its certificate names another host than the address.`;
   }
   if (transport === 'tls' && NOT_TLS.test(details)) {
-    return `the coordinator at ${address} did not answer in TLS (${details}): it may serve plaintext (started with --insecure). Connect with --insecure (or a grpc:// address), or give the coordinator --tls-cert and --tls-key.`;
+    return `the coordinator at ${address} did not answer in TLS (${details}): it may serve plaintext (started with --insecure). Connect with ${names.insecure.name} (or a grpc:// address), or give the coordinator --tls-cert and --tls-key.`;
   }
   const why = /ECONNREFUSED|Connection refused/i.test(details) ? 'connection refused' : details || 'unavailable';
-  const base = `cannot reach coordinator at ${address} (${why}). Is it running? Set --coordinator or MMGRID_COORDINATOR.`;
+  const { address: setting } = names;
+  const base = `cannot reach coordinator at ${address} (${why}). Is it running? Set ${setting.name}${setting.env ? ` or ${setting.env}` : ''}.`;
   if (transport === 'plaintext' && why !== 'connection refused') {
     // A TLS listener drops a plaintext HTTP/2 preface without saying why.
-    return `${base} If it serves TLS, connect with --tls (and --ca for a private CA), or a grpcs:// address.`;
+    return `${base} If it serves TLS, connect with ${names.tls.name} (and ${names.caFile.name} for a private CA), or a grpcs:// address.`;
   }
   if (transport === 'tls' && why !== 'connection refused' && !UNRELATED_TO_TLS.test(why)) {
     // After a TLS 1.3 handshake the server checks the client's certificate, and a refusal then
     // often reaches the client as a closed connection without the reason.
-    return `${base} The TLS connection failed: if the coordinator requires mutual TLS, give a client certificate signed by its CA with --cert and --key (MMGRID_CERT, MMGRID_CERT_KEY); check --ca too.`;
+    return `${base} The TLS connection failed: if the coordinator requires mutual TLS, give a client certificate signed by its CA with ${certAndKey(names)}; check ${names.caFile.name} too.`;
   }
   return base;
 }
@@ -208,13 +212,13 @@ function limitError(err: ServiceError): MmgridClientError {
 /** The one place where gRPC statuses become typed client errors. */
 export function toClientError(err: unknown, target: string | CallTarget): MmgridClientError {
   if (err instanceof MmgridClientError) return err;
-  const { address, transport } = typeof target === 'string' ? { address: target, transport: undefined } : target;
+  const { address, transport, names = OPTION_SETTING_NAMES } = typeof target === 'string' ? { address: target } : target;
   if (!isServiceError(err)) {
     return new MmgridClientError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
   }
   const code = codes[err.code] ?? 'INTERNAL';
   if (code === 'UNAVAILABLE') {
-    return new MmgridClientError(code, unavailableMessage(err.details, address, transport), { cause: err });
+    return new MmgridClientError(code, unavailableMessage(err.details, address, transport, names), { cause: err });
   }
   if (code === 'DEADLINE_EXCEEDED') {
     return new MmgridClientError(code, `the coordinator at ${address} did not answer in time`, { cause: err });

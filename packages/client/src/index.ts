@@ -24,6 +24,8 @@ export { DEFAULT_COORDINATOR, resolveConnection, resolveTransport } from './conn
 export type { ConnectionOptions, ResolvedConnection } from './connection.js';
 export { CLIENT_ERROR_CODES, isMmgridError, MmgridClientError, toClientError } from './errors.js';
 export type { CallTarget, ClientErrorCode, MmgridClientErrorOptions, Transport } from './errors.js';
+export { certAndKey, FLAG_SETTING_NAMES, OPTION_SETTING_NAMES, withEnv } from './setting-names.js';
+export type { SettingKey, SettingName, SettingNames } from './setting-names.js';
 export { loadClientTlsFiles, TlsFileError } from './tls-files.js';
 export type { ClientTlsFiles, ClientTlsMaterial } from './tls-files.js';
 export { MmgridClient } from './mmgrid-client.js';

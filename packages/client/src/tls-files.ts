@@ -2,6 +2,7 @@ import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { unreadableFileReason } from '@mmgrid/core';
 import { MmgridClientError } from './errors.js';
+import { OPTION_SETTING_NAMES, type SettingNames } from './setting-names.js';
 
 /** A TLS file given to a client that cannot be used: names the option, the file and what is wrong. */
 export class TlsFileError extends MmgridClientError {
@@ -15,7 +16,7 @@ export class TlsFileError extends MmgridClientError {
   }
 }
 
-/** The files of a client's TLS settings, as the CLI's and the worker's options name them. */
+/** The files of a client's TLS settings. */
 export interface ClientTlsFiles {
   /** PEM CA certificates to trust instead of the system's (--ca). */
   readonly caFile?: string | undefined;
@@ -61,29 +62,31 @@ export function pemPrivateKey(option: string, file: string, pem: Buffer): KeyObj
 
 /**
  * Reads and checks a client's TLS files (each is PEM, the key matches the certificate, the
- * certificate has not expired), so a mistake is reported at start, naming the file.
+ * certificate has not expired), so a mistake is reported at start, naming the file and the
+ * setting as `names` call it.
  *
  * @throws TlsFileError
  */
-export function loadClientTlsFiles(files: ClientTlsFiles, now = new Date()): ClientTlsMaterial {
+export function loadClientTlsFiles(files: ClientTlsFiles, now = new Date(), names: SettingNames = OPTION_SETTING_NAMES): ClientTlsMaterial {
+  const [caOption, certOption, keyOption] = [names.caFile.name, names.certFile.name, names.keyFile.name];
   if ((files.certFile === undefined) !== (files.keyFile === undefined)) {
-    const [given, missing] = files.certFile !== undefined ? ['--cert', '--key'] : ['--key', '--cert'];
+    const [given, missing] = files.certFile !== undefined ? [certOption, keyOption] : [keyOption, certOption];
     throw new MmgridClientError('INVALID_ARGUMENT', `${given} needs ${missing} too: a client certificate and its private key go together`);
   }
   let ca: Buffer | null = null;
   if (files.caFile !== undefined) {
-    ca = read('--ca', files.caFile);
-    pemCertificate('--ca', files.caFile, ca);
+    ca = read(caOption, files.caFile);
+    pemCertificate(caOption, files.caFile, ca);
   }
   let cert: Buffer | null = null;
   let key: Buffer | null = null;
   if (files.certFile !== undefined && files.keyFile !== undefined) {
-    cert = read('--cert', files.certFile);
-    key = read('--key', files.keyFile);
-    const x509 = pemCertificate('--cert', files.certFile, cert);
-    const keyObject = pemPrivateKey('--key', files.keyFile, key);
-    if (!x509.checkPrivateKey(keyObject)) throw new TlsFileError('--key', files.keyFile, `is not the private key of the certificate in ${files.certFile}`);
-    if (new Date(x509.validTo).getTime() < now.getTime()) throw new TlsFileError('--cert', files.certFile, `the certificate expired on ${x509.validTo}`);
+    cert = read(certOption, files.certFile);
+    key = read(keyOption, files.keyFile);
+    const x509 = pemCertificate(certOption, files.certFile, cert);
+    const keyObject = pemPrivateKey(keyOption, files.keyFile, key);
+    if (!x509.checkPrivateKey(keyObject)) throw new TlsFileError(keyOption, files.keyFile, `is not the private key of the certificate in ${files.certFile}`);
+    if (new Date(x509.validTo).getTime() < now.getTime()) throw new TlsFileError(certOption, files.certFile, `the certificate expired on ${x509.validTo}`);
   }
   return { ca, cert, key };
 }

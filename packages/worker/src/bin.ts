@@ -2,7 +2,7 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { hideTlsServerNameIpWarning, loadClientTlsFiles, MmgridClientError, resolveTransport } from '@mmgrid/client';
+import { FLAG_SETTING_NAMES, hideTlsServerNameIpWarning, loadClientTlsFiles, MmgridClientError, resolveTransport } from '@mmgrid/client';
 import { booleanEnv, formatBytes, InvalidOptionError, isLoopbackHost, parseCoordinatorAddress } from '@mmgrid/core';
 import type { Backend, TaskHandler } from './backends/backend.js';
 import { TranscribeBackend } from './backends/builtin/audio-transcribe.js';
@@ -191,10 +191,12 @@ try {
     handlers.map((h) => h.kind),
     hostname(),
   );
+  // Messages about the connection name this command's flags.
+  options = { ...options, connection: { ...options.connection, settingNames: FLAG_SETTING_NAMES } };
   // Each address's transport, and the TLS files, checked now so a mistake stops the worker at start.
   for (const address of options.coordinators) {
     const { transport } = resolveTransport({ address, ...options.connection });
-    if (transport === 'tls') loadClientTlsFiles(options.connection);
+    if (transport === 'tls') loadClientTlsFiles(options.connection, new Date(), FLAG_SETTING_NAMES);
     else if (!isLoopbackAddress(address)) {
       logger.warn({ coordinator: address }, `connecting to ${address} in plaintext (--insecure): the token, inputs and results cross the network unencrypted`);
     }

@@ -1,6 +1,7 @@
 import { homedir, cpus } from 'node:os';
 import path from 'node:path';
 import { durationOption, intOption, InvalidOptionError, nonEmptyOption, parseCoordinatorAddress, parseHostPort, TASK_KIND_PATTERN } from '@mmgrid/core';
+import type { SettingNames } from '@mmgrid/client';
 
 /** Options of a worker daemon. Every field is optional; see each default. */
 export interface WorkerOptions {
@@ -80,6 +81,8 @@ export interface WorkerConnectionSettings {
   readonly certFile?: string;
   readonly keyFile?: string;
   readonly serverName?: string;
+  /** How messages name these settings (the worker's command line passes its flags). */
+  readonly settingNames?: SettingNames;
 }
 
 /** Where a worker serves its metrics unless told otherwise. */

@@ -2,6 +2,8 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { resolveTransport, type ConnectionOptions } from '../connection.js';
 import { MmgridClientError, tidyDetails, toClientError } from '../errors.js';
+import { FLAG_SETTING_NAMES } from '../setting-names.js';
+import { loadClientTlsFiles } from '../tls-files.js';
 
 describe('resolveTransport', () => {
   const cases: { options: ConnectionOptions; address: string; transport: 'tls' | 'plaintext' }[] = [
@@ -30,6 +32,16 @@ describe('resolveTransport', () => {
   ])('refuses plaintext with TLS settings: %j', (options) => {
     expect(() => resolveTransport(options)).toThrow(MmgridClientError);
   });
+
+  it("names the options a program sets, or a command line's flags when told to", () => {
+    expect(() => resolveTransport({ tls: false, caFile: 'ca.pem' })).toThrow('tls: false (plaintext) does not go with caFile, certFile, keyFile or serverName (TLS settings); leave one or the other out');
+    expect(() => resolveTransport({ tls: false, caFile: 'ca.pem', settingNames: FLAG_SETTING_NAMES })).toThrow(
+      '--insecure (plaintext) does not go with --ca, --cert, --key or --tls-server-name (TLS settings); leave one or the other out',
+    );
+    expect(() => loadClientTlsFiles({ certFile: 'c.pem' })).toThrow('certFile needs keyFile too');
+    expect(() => loadClientTlsFiles({ keyFile: 'k.pem' }, new Date(), FLAG_SETTING_NAMES)).toThrow('--key needs --cert too');
+    expect(() => loadClientTlsFiles({ caFile: '/nowhere/ca.pem' })).toThrow(/^caFile \/nowhere\/ca\.pem: /);
+  });
 });
 
 function unavailable(details: string): ServiceError {
@@ -46,10 +58,26 @@ describe('toClientError on UNAVAILABLE', () => {
     { details: 'SSL routines::tlsv13 alert certificate required', transport: 'tls', message: /refused the TLS connection because of this client's certificate.*--cert and --key/ },
     { details: 'ssl3_get_record:wrong version number', transport: 'tls', message: /did not answer in TLS .*--insecure/ },
   ];
-  it.each(cases)('$details ($transport)', ({ details, transport, message }) => {
-    const err = toClientError(unavailable(details), { address, transport });
+  it.each(cases)('$details ($transport), as the command line says it', ({ details, transport, message }) => {
+    const err = toClientError(unavailable(details), { address, transport, names: FLAG_SETTING_NAMES });
     expect(err.code).toBe('UNAVAILABLE');
     expect(err.message).toMatch(message);
+  });
+
+  // A program that uses the client sets options, not flags: the messages name those.
+  const forPrograms: { details: string; transport: 'tls' | 'plaintext'; message: string }[] = [
+    { details: 'connect ECONNREFUSED 10.0.0.1:7070', transport: 'tls', message: 'cannot reach coordinator at grid.example.org:7070 (connection refused). Is it running? Set the address option.' },
+    { details: 'Connection dropped', transport: 'plaintext', message: 'If it serves TLS, connect with tls: true (and caFile for a private CA), or a grpcs:// address.' },
+    { details: 'self-signed certificate in certificate chain', transport: 'tls', message: 'Give the CA that signed it with caFile, or serverName if its certificate names another host than the address.' },
+    { details: 'SSL routines::tlsv13 alert certificate required', transport: 'tls', message: 'give a certificate signed by the CA it trusts with certFile and keyFile.' },
+    { details: 'ssl3_get_record:wrong version number', transport: 'tls', message: 'Connect with tls: false (or a grpc:// address)' },
+    { details: 'Connection dropped', transport: 'tls', message: 'give a client certificate signed by its CA with certFile and keyFile; check caFile too.' },
+  ];
+  it.each(forPrograms)('$details ($transport), as a program sees it', ({ details, transport, message }) => {
+    const err = toClientError(unavailable(details), { address, transport });
+    expect(err.message).toContain(message);
+    // Only the coordinator's own flags may appear (how its operator would change it).
+    expect(err.message).not.toMatch(/MMGRID_|--(coordinator|ca|cert|key|tls|tls-server-name)(?![\w-])/);
   });
 });
 
