@@ -6,10 +6,10 @@ import type { JobRecord, JobStore, TaskRecord } from './job-store.js';
 import type { Keys } from './keys.js';
 import type { Logger } from './logger.js';
 import { collectJobOutcomes } from './outcomes.js';
-import { coordinatorStepWorkerOptions } from './task-queue.js';
+import { coordinatorStepWorkerOptions, type CoordinatorStepLease } from './task-queue.js';
 import type { TaskData } from './task-queues.js';
 
-export interface AssemblyRunnerDeps {
+export interface AssemblyRunnerDeps extends CoordinatorStepLease {
   readonly redis: Redis;
   readonly keys: Keys;
   readonly connection: ConnectionOptions;
@@ -18,7 +18,6 @@ export interface AssemblyRunnerDeps {
   readonly grants: BlobGrants;
   readonly logger: Logger;
   readonly concurrency: number;
-  readonly leaseMs: number;
   readonly now: () => number;
 }
 

@@ -147,6 +147,8 @@ export class Coordinator {
       logger: this.logger,
       concurrency: o.assemblyConcurrency,
       leaseMs: o.leaseMs,
+      stalledIntervalMs: o.stalledCheckIntervalMs,
+      maxStalledCount: o.maxStalledCount,
       now: this.now,
     });
     this.fanOut = new FanOutRunner({
@@ -162,6 +164,8 @@ export class Coordinator {
       metrics: this.metrics,
       concurrency: o.assemblyConcurrency,
       leaseMs: o.leaseMs,
+      stalledIntervalMs: o.stalledCheckIntervalMs,
+      maxStalledCount: o.maxStalledCount,
       maxShards: o.maxShards,
       now: this.now,
     });

@@ -11,10 +11,10 @@ import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { readChildOutcomes, type ChildOutcome } from './outcomes.js';
 import { putBytes, STITCHERS, type ShardSpec, type Stitcher } from './stitchers.js';
-import { coordinatorStepWorkerOptions } from './task-queue.js';
+import { coordinatorStepWorkerOptions, type CoordinatorStepLease } from './task-queue.js';
 import { taskJob, type TaskData, type TaskQueues } from './task-queues.js';
 
-export interface FanOutRunnerDeps {
+export interface FanOutRunnerDeps extends CoordinatorStepLease {
   readonly redis: Redis;
   readonly keys: Keys;
   readonly connection: ConnectionOptions;
@@ -27,7 +27,6 @@ export interface FanOutRunnerDeps {
   /** Records how many shards each step fans out to. */
   readonly metrics?: Metrics;
   readonly concurrency: number;
-  readonly leaseMs: number;
   /** Most shards one input may be cut into. */
   readonly maxShards: number;
   readonly now: () => number;

@@ -16,14 +16,25 @@ export interface TaskQueueOptions {
 /** BullMQ's custom backoff type for mmgrid tasks. */
 export const BACKOFF_TYPE = 'mmgrid';
 
+/** How the coordinator's own steps hold and lose their tasks: as the workers' tasks do. */
+export interface CoordinatorStepLease {
+  /** Lock length; a replica renews it while the step runs. */
+  readonly leaseMs: number;
+  /** How often lapsed locks are looked for (--stalled-check-ms). */
+  readonly stalledIntervalMs: number;
+  /** Lapses a step survives before it fails (a step that keeps killing replicas). */
+  readonly maxStalledCount: number;
+}
+
 /**
  * Options for a BullMQ Worker that runs one of the coordinator's own steps (assembly,
- * stitching): a lock as long as a lease, started by the caller, and the step kind's retry
- * backoff.
+ * stitching): a lock as long as a lease, looked for lapsed as often as the workers' tasks are
+ * (so a step whose replica died runs on another within a lease and a check, not BullMQ's
+ * default of two 30 s checks), started by the caller, and the step kind's retry backoff.
  */
 export function coordinatorStepWorkerOptions(
   kind: string,
-  deps: { readonly connection: ConnectionOptions; readonly prefix: string; readonly concurrency: number; readonly leaseMs: number },
+  deps: CoordinatorStepLease & { readonly connection: ConnectionOptions; readonly prefix: string; readonly concurrency: number },
 ): WorkerOptions {
   const retry = taskKindInfo(kind)?.retry ?? DEFAULT_RETRY_POLICY;
   return {
@@ -31,6 +42,8 @@ export function coordinatorStepWorkerOptions(
     prefix: deps.prefix,
     concurrency: deps.concurrency,
     lockDuration: deps.leaseMs,
+    stalledInterval: deps.stalledIntervalMs,
+    maxStalledCount: deps.maxStalledCount,
     autorun: false,
     settings: {
       backoffStrategy: (attemptsMade: number, type?: string) => (type === BACKOFF_TYPE ? retryDelayMs(retry, attemptsMade, Math.random) : 0),

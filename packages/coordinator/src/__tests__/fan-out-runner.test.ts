@@ -86,6 +86,8 @@ describe.skipIf(!HAS_REDIS_SERVER)('FanOutRunner', () => {
       logger,
       concurrency: 1,
       leaseMs: LEASE_MS,
+      stalledIntervalMs: LEASE_MS,
+      maxStalledCount: 2,
       maxShards: 20_000,
       now: () => Date.now(),
     });
