@@ -122,8 +122,13 @@ function stopFailure(stop: AbortSignal, timeout: AbortSignal, timeoutMs: number)
   return new TaskFailedError('CANCELLED', reason === 'lost' ? 'the lease was lost' : 'cancelled', false);
 }
 
-/** Settles as soon as `signal` aborts, even if the work itself cannot be interrupted. */
-function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+/**
+ * Settles as soon as `signal` aborts, even if the work itself cannot be interrupted. The work
+ * is given up then: if it fails later (a handler that honours the signal rejects because of
+ * it), that failure is dropped, not left unhandled, which would end the worker process.
+ */
+export function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  work.catch(() => undefined);
   if (signal.aborted) return Promise.reject(new Error('aborted'));
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(new Error('aborted'));
