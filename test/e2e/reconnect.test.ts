@@ -1,7 +1,10 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { firstRunningTask } from '../helpers/audit.js';
+import { mmgridBin } from '../helpers/cli.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { writeTextPng, writeWav } from '../helpers/media.js';
 import { exited, nextConnection } from '../helpers/process.js';
@@ -52,5 +55,41 @@ describe('when the coordinator goes away', () => {
     expect(done.state).toBe('completed');
     const ids = await tg.workerIds();
     for (const task of done.tasks.filter((t) => t.kind !== 'job.assemble')) expect(ids).toContain(task.worker);
+  });
+
+  it('after a graceful restart (SIGTERM), watchers resume where they were: the client and `mmgrid watch` see the job end, each event once', async () => {
+    const job = await tg.client.submit([], { pipeline: 'selftest', params: { tasks: '2', taskMs: '4000' } });
+    const seen: string[] = [];
+    const waiting = tg.client.waitForJob(job.id, (e) => seen.push(e.id));
+    const cli = spawn(process.execPath, [mmgridBin(), 'watch', job.id, '--json'], { env: { ...process.env, ...tg.cliEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let cliOut = '';
+    let cliErr = '';
+    cli.stdout.on('data', (d: Buffer) => (cliOut += d.toString()));
+    cli.stderr.on('data', (d: Buffer) => (cliErr += d.toString()));
+    const cliExit = exited(cli);
+    await firstRunningTask(tg.client, job.id);
+    // Both are following the job when its replica goes.
+    while (!cliOut.includes('"running"')) await new Promise((resolve) => setTimeout(resolve, 50));
+
+    // A rolling restart: the replica ends its watches with UNAVAILABLE (resume elsewhere)
+    // instead of waiting for them, so it stops at once and cleanly.
+    const reconnections = tg.grid.workers.map((w) => nextConnection(w));
+    tg.grid.coordinator.kill('SIGTERM');
+    expect(await exited(tg.grid.coordinator)).toBe(0);
+    await tg.grid.restartCoordinator();
+    await Promise.all(reconnections);
+
+    const done = await waiting;
+    expect(done.state).toBe('completed');
+    expect(await cliExit, cliErr).toBe(0);
+    // Every event of the job, once each and in order, for both.
+    const all: string[] = [];
+    for await (const event of tg.client.watch(job.id)) all.push(event.id);
+    expect(seen).toEqual(all);
+    const cliIds = cliOut
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { id: string }).id);
+    expect(cliIds).toEqual(all);
   });
 });

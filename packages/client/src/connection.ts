@@ -113,6 +113,9 @@ export function resolveConnection(given: ConnectionOptions = {}): ResolvedConnec
       'grpc.keepalive_time_ms': 20_000,
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
+      // A coordinator that restarts is found again within 5 s of its return (gRPC's own
+      // backoff between connection attempts grows to 2 minutes otherwise).
+      'grpc.max_reconnect_backoff_ms': 5_000,
       ...serverName,
     },
     metadata: () => {

@@ -92,7 +92,13 @@ export interface ResultOptions {
   readonly signal?: AbortSignal;
 }
 
-const WATCH_RETRIES = 5;
+/**
+ * How long a watch keeps trying to resume after its stream dropped (a replica restarting or
+ * shutting down, a network cut) before it fails with the last error; each event resets it.
+ */
+const WATCH_RESUME_MS = 60_000;
+/** Pauses between tries to resume a watch: 250 ms, doubling, at most 5 s. */
+const WATCH_PAUSE_MS = { first: 250, most: 5_000 } as const;
 const SUBMIT_TRIES = 3;
 
 /**
@@ -189,13 +195,16 @@ export class MmgridClient {
 
   /**
    * The job's events from the start (or after `afterEventId`), then live until it ends. A
-   * dropped stream is resumed where it stopped, so no event is lost or repeated. Aborting
+   * dropped stream (UNAVAILABLE: a replica shutting down or restarting, a network cut; or
+   * CANCELLED by something on the way) is resumed where it stopped, so no event is lost or
+   * repeated; after a minute without getting through, the last error is thrown. Aborting
    * `signal` ends the iteration early (breaking out of the loop does too).
    */
   async *watch(jobId: string, options: WatchOptions = {}): AsyncGenerator<JobEventView> {
     const signal = options.signal;
     let after = options.afterEventId ?? '';
     let retries = 0;
+    let droppedAt = 0;
     while (!signal?.aborted) {
       const stream = this.jobs.watchJob({ jobId, afterEventId: after }, this.conn.metadata());
       const stop = (): void => stream.cancel();
@@ -203,6 +212,7 @@ export class MmgridClient {
       try {
         for await (const event of stream as AsyncIterable<JobEvent>) {
           retries = 0;
+          droppedAt = 0;
           after = event.id;
           const view = toEventView(event);
           if (view) yield view;
@@ -212,10 +222,12 @@ export class MmgridClient {
       } catch (err) {
         if (signal?.aborted) return;
         const e = toClientError(err, this.conn);
-        if (e.code !== 'UNAVAILABLE' || retries >= WATCH_RETRIES) throw e;
+        droppedAt ||= Date.now();
+        if ((e.code !== 'UNAVAILABLE' && e.code !== 'CANCELLED') || Date.now() - droppedAt >= WATCH_RESUME_MS) throw e;
+        const pause = Math.min(WATCH_PAUSE_MS.most, WATCH_PAUSE_MS.first * 2 ** retries);
         retries += 1;
         try {
-          await delay(200 * 2 ** retries, undefined, signal ? { signal } : {});
+          await delay(pause, undefined, signal ? { signal } : {});
         } catch {
           return; // aborted while waiting to reconnect
         }

@@ -70,6 +70,7 @@ export class Coordinator {
   private readonly dispatcher: Dispatcher;
   private readonly assembly: AssemblyRunner;
   private readonly fanOut: FanOutRunner;
+  private readonly jobService: JobServiceImpl;
   private readonly hub: EventHub;
   private readonly directory: WorkerDirectory;
   private readonly blobs: BlobStore;
@@ -183,26 +184,24 @@ export class Coordinator {
       // Every call of every service is counted (and unary ones timed) here, by final status.
       interceptors: [grpcMetricsInterceptor(this.metrics)],
     });
-    this.server.addService(
-      JobServiceService,
-      new JobServiceImpl({
-        jobs: this.jobs,
-        queues: this.queues,
-        blobs: this.blobs,
-        auth,
-        hub: this.hub,
-        logger: this.logger,
-        now: this.now,
-        newJobId: () => newJobId(this.now()),
-        cancelRunning: (jobId) => this.hub.broadcast({ type: 'cancel-job', jobId }),
-        dispatcher: this.dispatcher,
-        directory: this.directory,
-        metrics: this.metrics,
-        grants: this.grants,
-        limits: { maxInputsPerJob: o.maxInputsPerJob, maxPromptChars: o.maxPromptChars, maxTextInputChars: o.maxTextInputChars },
-        submitRate: new SubmitRateLimiter(this.redis, this.keys, tenantLimits),
-      }).handlers(),
-    );
+    this.jobService = new JobServiceImpl({
+      jobs: this.jobs,
+      queues: this.queues,
+      blobs: this.blobs,
+      auth,
+      hub: this.hub,
+      logger: this.logger,
+      now: this.now,
+      newJobId: () => newJobId(this.now()),
+      cancelRunning: (jobId) => this.hub.broadcast({ type: 'cancel-job', jobId }),
+      dispatcher: this.dispatcher,
+      directory: this.directory,
+      metrics: this.metrics,
+      grants: this.grants,
+      limits: { maxInputsPerJob: o.maxInputsPerJob, maxPromptChars: o.maxPromptChars, maxTextInputChars: o.maxTextInputChars },
+      submitRate: new SubmitRateLimiter(this.redis, this.keys, tenantLimits),
+    });
+    this.server.addService(JobServiceService, this.jobService.handlers());
     this.server.addService(
       WorkerServiceService,
       new WorkerServiceImpl({
@@ -431,6 +430,8 @@ export class Coordinator {
     for (const session of this.registry.all()) {
       session.send({ msg: { $case: 'drain', drain: { reason: 'coordinator shutting down; reconnect to another replica' } } });
     }
+    // Watchers resume elsewhere at once, and the shutdown below need not wait for them.
+    this.jobService.endWatches();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.server.forceShutdown();

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { ServerUnaryCall, ServerWritableStream, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { status, type ServerUnaryCall, type ServerWritableStream, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import {
   batches,
   canRun,
@@ -92,7 +92,23 @@ const SHARD_REMOVE_BATCH = 500;
 
 /** Submitters' API: submit, get, watch, cancel and list jobs. */
 export class JobServiceImpl {
+  /** Open WatchJob streams, ended with UNAVAILABLE when this replica shuts down. */
+  private readonly watchers = new Set<ServerWritableStream<WatchJobRequest, JobEvent>>();
+
   constructor(private readonly deps: JobServiceDeps) {}
+
+  /**
+   * Ends every open watch with UNAVAILABLE, which clients take as "resume elsewhere": they
+   * reconnect (to another replica, or to this one once it is back) after the last event they
+   * saw. A watch that was simply cut would end in CANCELLED, and a graceful shutdown would
+   * wait for streams that end only with their jobs.
+   */
+  endWatches(): void {
+    for (const call of this.watchers) {
+      call.emit('error', { code: status.UNAVAILABLE, details: 'this coordinator replica is shutting down; resume the watch on another replica' });
+    }
+    this.watchers.clear();
+  }
 
   handlers(): JobServiceServer & UntypedServiceImplementation {
     const { logger } = this.deps;
@@ -446,6 +462,7 @@ export class JobServiceImpl {
       pending = true;
       wake?.();
     });
+    this.watchers.add(call);
     try {
       while (!stopped) {
         if (!pending) {
@@ -479,6 +496,7 @@ export class JobServiceImpl {
       }
       if (!stopped) call.end();
     } finally {
+      this.watchers.delete(call);
       unlisten();
     }
   }
