@@ -32,7 +32,8 @@ const byClientCode: Record<ClientErrorCode, ExitCodeValue> = {
   UNAVAILABLE: ExitCode.UNAVAILABLE,
   DEADLINE_EXCEEDED: ExitCode.UNAVAILABLE,
   RESOURCE_EXHAUSTED: ExitCode.LIMIT,
-  CANCELLED: ExitCode.INTERNAL,
+  // The connection closed under the call: like UNAVAILABLE, worth trying again.
+  CANCELLED: ExitCode.UNAVAILABLE,
   NOT_READY: ExitCode.NOT_READY,
   JOB_FAILED: ExitCode.JOB_FAILED,
   // Stopped following a job (Ctrl-C): the job goes on, unfinished as far as this command knows.
