@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '@mmgrid/cli';
 import { isMmgridError, type JobEventView } from '@mmgrid/client';
-import { mmgridBin, runCli } from '../helpers/cli.js';
+import { mmgridBin, runCli, runNode, type CliResult } from '../helpers/cli.js';
 import { removeDir, tempDir } from '../helpers/files.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { writeTextPng, writeWav } from '../helpers/media.js';
@@ -17,23 +17,11 @@ import { refusal } from '../helpers/refusal.js';
 const testDir = path.resolve(import.meta.dirname, '..');
 const example = path.join(testDir, 'examples', 'submit-and-watch.ts');
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Run = CliResult;
 
 /** Runs the example program with tsx (a dependency of the test package), as its README says. */
 function runExample(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', example, ...args], { cwd: testDir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runNode(['--import', 'tsx', example, ...args], { cwd: testDir });
 }
 
 /** Runs `mmgrid watch JOB`, presses Ctrl-C once it has printed an event, and collects the rest. */

@@ -2,7 +2,7 @@
 // @mmgrid/proto, which it depends on), unpacked into a project outside the repository, a
 // TypeScript program compiled against the shipped .d.ts files under strict settings without
 // skipLibCheck, then run with node against a real grid and against an address where nothing listens.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, realpath, stat, symlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '@mmgrid/cli';
+import { runNode, type CliResult } from '../helpers/cli.js';
 import { removeDir, tempDir, writeIn } from '../helpers/files.js';
 import { startTestGrid, type TestGrid } from '../helpers/grid.js';
 import { writeTextPng } from '../helpers/media.js';
@@ -18,11 +19,7 @@ const run = promisify(execFile);
 const repoRoot = path.resolve(import.meta.dirname, '..', '..');
 const packed = ['proto', 'core', 'client'] as const;
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Run = CliResult;
 
 interface PackedManifest {
   readonly name: string;
@@ -147,18 +144,6 @@ async function link(project: string, name: string, target: string): Promise<void
   await symlink(target, at, 'dir');
 }
 
-function runNode(args: readonly string[], cwd: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
 describe('the packed @mmgrid/client in another project', () => {
   let tg: TestGrid;
   let packs: string;
@@ -225,7 +210,7 @@ describe('the packed @mmgrid/client in another project', () => {
     await writeIn(path.join(project, 'src'), 'main.ts', program);
     await writeIn(project, 'tsconfig.json', JSON.stringify(tsconfig, null, 2));
     // --listFiles: the files the compiler read, to check where the types came from.
-    compiled = await runNode([path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project, '--listFiles'], project);
+    compiled = await runNode([path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', project, '--listFiles'], { cwd: project });
   }
 
   afterAll(async () => {
@@ -265,7 +250,7 @@ describe('the packed @mmgrid/client in another project', () => {
 
     const png = await writeTextPng(media, 'label.png', ['PART 7731']);
     const out = path.join(media, 'out');
-    const ran = await runNode([path.join('dist', 'main.js'), tg.grid.address, png, 'label.png', out], project);
+    const ran = await runNode([path.join('dist', 'main.js'), tg.grid.address, png, 'label.png', out], { cwd: project });
     expect(ran.stderr).toBe('');
     expect(ran.code).toBe(0);
     const summary = JSON.parse(ran.stdout.trim().split('\n').at(-1) ?? '') as Summary;
@@ -287,7 +272,7 @@ describe('the packed @mmgrid/client in another project', () => {
   it('exits non-zero with UNAVAILABLE when no coordinator listens at the address', async () => {
     const port = await freePort();
     const png = path.join(media, 'label.png');
-    const ran = await runNode([path.join('dist', 'main.js'), `127.0.0.1:${port}`, png, 'label.png', path.join(media, 'never')], project);
+    const ran = await runNode([path.join('dist', 'main.js'), `127.0.0.1:${port}`, png, 'label.png', path.join(media, 'never')], { cwd: project });
     expect(ran.code).not.toBe(0);
     expect(ran.stderr).toMatch(new RegExp(`^UNAVAILABLE: cannot reach coordinator at 127\\.0\\.0\\.1:${port}`, 'm'));
     expect(ran.stdout).toBe('');

@@ -22,10 +22,15 @@ export interface CliResult {
  * added to this process's environment; a variable set to undefined there is left out.
  */
 export function runCli(args: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): Promise<CliResult> {
+  const merged: NodeJS.ProcessEnv = { ...process.env, ...env };
+  for (const [name, value] of Object.entries(env)) if (value === undefined) delete merged[name];
+  return runNode([mmgridBin(), ...args], { env: merged });
+}
+
+/** Runs `node ARGS…` (this Node) in a subprocess until it exits, and collects what it prints. */
+export function runNode(args: readonly string[], options: { readonly cwd?: string; readonly env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const merged: NodeJS.ProcessEnv = { ...process.env, ...env };
-    for (const [name, value] of Object.entries(env)) if (value === undefined) delete merged[name];
-    const child = spawn(process.execPath, [mmgridBin(), ...args], { env: merged, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

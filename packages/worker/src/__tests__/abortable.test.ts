@@ -11,35 +11,49 @@ describe('abortable', () => {
   });
   afterEach(() => void process.off('unhandledRejection', record));
 
-  /** Work that fails a moment later because of `signal`, as a handler that honours it does. */
-  function honouring(signal: AbortSignal): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => resolve('done'), 10_000);
-      const stop = (): void => {
-        clearTimeout(timer);
-        setTimeout(() => reject(new Error('stopped by its signal')), 5);
-      };
+  /**
+   * Work that fails once `signal` aborts, as a handler that honours it does, a step later
+   * than the abort; `failed` settles when it has.
+   */
+  function honouring(signal: AbortSignal): { work: Promise<string>; failed: Promise<void> } {
+    let failed!: () => void;
+    const done = new Promise<void>((resolve) => (failed = resolve));
+    const work = new Promise<string>((_resolve, reject) => {
+      const stop = (): void =>
+        void tick().then(() => {
+          reject(new Error('stopped by its signal'));
+          failed();
+        });
       if (signal.aborted) stop();
       else signal.addEventListener('abort', stop, { once: true });
     });
+    return { work, failed: done };
+  }
+
+  /** Past the turn in which Node reports a rejection nobody handled. */
+  async function afterRejectionsAreReported(failed: Promise<void>): Promise<void> {
+    await failed;
+    await tick();
+    await tick();
   }
 
   it('gives up work whose task was stopped before it began, and drops its later failure', async () => {
     // A cancel that arrives while the inputs download: the handler starts with the signal aborted.
     const controller = new AbortController();
     controller.abort('cancelled');
-    await expect(abortable(honouring(controller.signal), controller.signal)).rejects.toThrow('aborted');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    await tick();
+    const { work, failed } = honouring(controller.signal);
+    await expect(abortable(work, controller.signal)).rejects.toThrow('aborted');
+    await afterRejectionsAreReported(failed);
     expect(unhandled).toEqual([]);
   });
 
   it('gives up work stopped while it runs, and drops its later failure', async () => {
     const controller = new AbortController();
-    const running = abortable(honouring(controller.signal), controller.signal);
+    const { work, failed } = honouring(controller.signal);
+    const running = abortable(work, controller.signal);
     controller.abort('cancelled');
     await expect(running).rejects.toThrow('aborted');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await afterRejectionsAreReported(failed);
     expect(unhandled).toEqual([]);
   });
 
