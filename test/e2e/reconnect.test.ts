@@ -64,12 +64,17 @@ describe('when the coordinator goes away', () => {
     const cli = spawn(process.execPath, [mmgridBin(), 'watch', job.id, '--json'], { env: { ...process.env, ...tg.cliEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
     let cliOut = '';
     let cliErr = '';
-    cli.stdout.on('data', (d: Buffer) => (cliOut += d.toString()));
+    let cliFollows: () => void = () => undefined;
+    const cliFollowing = new Promise<void>((resolve) => (cliFollows = resolve));
+    cli.stdout.on('data', (d: Buffer) => {
+      cliOut += d.toString();
+      if (cliOut.includes('"running"')) cliFollows();
+    });
     cli.stderr.on('data', (d: Buffer) => (cliErr += d.toString()));
     const cliExit = exited(cli);
+    // Both are following the job when its replica goes (a CLI that ended early fails below).
     await firstRunningTask(tg.client, job.id);
-    // Both are following the job when its replica goes.
-    while (!cliOut.includes('"running"')) await new Promise((resolve) => setTimeout(resolve, 50));
+    await Promise.race([cliFollowing, cliExit]);
 
     // A rolling restart: the replica ends its watches with UNAVAILABLE (resume elsewhere)
     // instead of waiting for them, so it stops at once and cleanly.

@@ -17,8 +17,6 @@ export interface SplitSpans {
   readonly ends: Uint32Array;
 }
 
-export type TextJobResult<J extends TextJob> = J extends { op: 'split' } ? SplitSpans : TextStatsOutput;
-
 /** Code points in `text` (as `[...text].length`, without an array of millions of strings). */
 export function codePoints(text: string): number {
   let n = text.length;
